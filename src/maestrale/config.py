@@ -1,0 +1,136 @@
+"""Settings from `MAESTRALE_*` environment variables: every backend is a URL.
+
+>>> from maestrale.config import Settings
+>>> Settings(home="/tmp/m").database_url
+'sqlite:////tmp/m/registry.db'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from maestrale.errors import ConfigError
+
+_DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql+pymysql")
+_STORAGE_SCHEMES = ("file", "abfs", "abfss", "az", "s3", "gs", "gcs", "memory")
+_BROKER_SCHEMES = ("memory", "amqp", "amqps")
+
+EXAMPLES = {
+    "database_url": "sqlite:///./.maestrale/registry.db or postgresql+psycopg://user@host:5432/maestrale",
+    "storage_url": "file:///var/lib/maestrale/artifacts, abfs://models/prod or s3://bucket/prefix",
+    "broker_url": "memory:// or amqp://user:pass@rabbitmq:5672/vhost",
+    "registry_url": "http://maestrale:8080",
+    "storage_options": '{"connection_string": "DefaultEndpointsProtocol=https;..."}',
+}
+
+
+def _check_scheme(setting: str, url: str, allowed: tuple[str, ...]) -> str:
+    scheme = urlsplit(url).scheme
+    if scheme not in allowed:
+        raise ValueError(
+            f"unsupported scheme {scheme!r} in {url!r}; supported: {', '.join(allowed)} "
+            f"(e.g. {EXAMPLES[setting]})"
+        )
+    return url
+
+
+class Settings(BaseSettings):
+    """Validated configuration; build with `Settings()` (environment) or keyword overrides."""
+
+    model_config = SettingsConfigDict(env_prefix="MAESTRALE_", extra="ignore", validate_default=True)
+
+    home: Path = Field(default=Path(".maestrale"), description="Folder for embedded defaults.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the metadata store.")
+    storage_url: str | None = Field(default=None, description="fsspec URL of the artifact store.")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="JSON object of extra fsspec options (credentials, endpoints)."
+    )
+    broker_url: str = Field(default="memory://", description="Event bus URL.")
+    registry_url: str | None = Field(default=None, description="Remote Maestrale server for the CLI.")
+    token: str | None = Field(default=None, description="Bearer token for a remote server.")
+    max_upload_mb: int = Field(default=2048, ge=1, description="Largest artifact the server accepts.")
+    auth: bool = Field(default=True, description="Require bearer tokens on the REST API.")
+    auto_upgrade: bool = Field(
+        default=True, description="Let embedded mode create/upgrade its schema on first use."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, v: str | None) -> str | None:
+        return v if v is None else _check_scheme("database_url", v, _DB_SCHEMES)
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if "://" not in v:  # a plain path is a local folder: accept it, as users will type one
+            return Path(v).expanduser().resolve().as_uri()
+        return _check_scheme("storage_url", v, _STORAGE_SCHEMES)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, v: str) -> str:
+        return _check_scheme("broker_url", v, _BROKER_SCHEMES)
+
+    @field_validator("registry_url")
+    @classmethod
+    def _registry(cls, v: str | None) -> str | None:
+        return v if v is None else _check_scheme("registry_url", v, ("http", "https"))
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        home = self.home.expanduser().resolve()
+        self.home = home
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{home / 'registry.db'}"
+        if self.storage_url is None:
+            self.storage_url = (home / "artifacts").as_uri()
+        return self
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build `Settings`, turning validation errors into a `ConfigError` that names the variable.
+
+    >>> load_settings(database_url="sqlite:///r.db").database_url
+    'sqlite:///r.db'
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            env = f"MAESTRALE_{field.upper()}"
+            example = EXAMPLES.get(field)
+            hint = f"; e.g. {env}={example}" if example and "e.g." not in err["msg"] else ""
+            lines.append(f"{env}: {err['msg']}{hint}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def parse_storage_options(raw: str | None) -> dict[str, Any]:
+    """Parse a JSON object of fsspec options (used by the CLI's --storage-options flag)."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"MAESTRALE_STORAGE_OPTIONS is not valid JSON ({exc.msg}); e.g. {EXAMPLES['storage_options']}"
+        ) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"MAESTRALE_STORAGE_OPTIONS must be a JSON object; e.g. {EXAMPLES['storage_options']}")
+    return value
+
+
+def env_flag(name: str) -> bool:
+    """True when an environment variable is set to a truthy value."""
+    return os.environ.get(name, "").lower() in {"1", "true", "yes", "on"}

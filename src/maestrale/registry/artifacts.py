@@ -1,0 +1,199 @@
+"""Content-addressed artifact storage over fsspec: `file://`, `abfs://` (Azure Blob), `s3://`, `gs://`.
+
+Objects live at `<storage_url>/objects/sha256/<aa>/<digest>`: identical bytes are stored once, a
+key never changes meaning, and a half-finished upload can never be mistaken for a version.
+
+>>> store = ArtifactStore("file:///tmp/doc-artifacts")
+>>> store.put_bytes(b"model").sha256[:8]
+'e2b9c5d1'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from maestrale.errors import ArtifactMissing, BackendUnavailable, ConfigError, IntegrityError, PayloadTooLarge
+
+CHUNK = 1 << 20
+_PROTOCOL_EXTRAS = {"abfs": "azure", "abfss": "azure", "az": "azure", "s3": "s3", "gs": "gcs", "gcs": "gcs"}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """An object written to the store."""
+
+    key: str
+    sha256: str
+    size: int
+
+
+def object_key(sha256: str) -> str:
+    """The key of the object holding bytes whose digest is `sha256`."""
+    return f"objects/sha256/{sha256[:2]}/{sha256}"
+
+
+class ArtifactStore:
+    """Reads and writes immutable, content-addressed objects under one storage URL."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        except ImportError as exc:
+            proto = self.url.split("://", 1)[0]
+            extra = _PROTOCOL_EXTRAS.get(proto, proto)
+            raise ConfigError(
+                f"MAESTRALE_STORAGE_URL={self.url!r} needs an optional package ({exc}): "
+                f"pip install 'maestrale[{extra}]'"
+            ) from None
+        except ValueError as exc:
+            raise ConfigError(f"MAESTRALE_STORAGE_URL={self.url!r} is not usable: {exc}") from None
+        self.root = self.root.rstrip("/")
+        self._local = self.fs.protocol in ("file", "local") or "file" in tuple(self.fs.protocol)
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def check(self) -> None:
+        """Raise `BackendUnavailable` unless the store answers (used at start and by /readyz)."""
+        try:
+            if self._local:
+                os.makedirs(self.root, exist_ok=True)
+            elif not self.fs.exists(self.root):
+                # buckets/containers are created on first write by most backends; probe by listing
+                self.fs.ls(self.root.split("/", 1)[0])
+        except FileNotFoundError:
+            raise BackendUnavailable(
+                f"storage {self.url!r}: the container or bucket does not exist; create it first"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - each backend raises its own network errors
+            raise BackendUnavailable(f"cannot reach storage {self.url!r}: {type(exc).__name__}: {exc}") from None
+
+    def put_bytes(self, data: bytes) -> StoredObject:
+        """Store `data` under its digest; a no-op when the same bytes are already stored."""
+        digest = hashlib.sha256(data).hexdigest()
+        key = object_key(digest)
+        path = self._path(key)
+        try:
+            if self._local:
+                if not os.path.exists(path):
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    # write-then-rename: readers never see a partial object
+                    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(data)
+                    os.replace(tmp, path)
+            elif not self.fs.exists(path):
+                self.fs.pipe_file(path, data)  # blob PUTs are atomic on every object store
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot write {key} to {self.url!r}: {exc}") from None
+        return StoredObject(key, digest, len(data))
+
+    def put_stream(self, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredObject:
+        """Store a stream (e.g. an HTTP upload) without holding it in memory; enforces `max_bytes`."""
+        sha = hashlib.sha256()
+        size = 0
+        with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK) as spool:
+            for chunk in chunks:
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise PayloadTooLarge(
+                        f"upload exceeds the limit of {max_bytes // (1 << 20)} MiB "
+                        "(raise MAESTRALE_MAX_UPLOAD_MB on the server)"
+                    )
+                sha.update(chunk)
+                spool.write(chunk)
+            digest = sha.hexdigest()
+            key = object_key(digest)
+            path = self._path(key)
+            spool.seek(0)
+            if not self.fs.exists(path):
+                if self._local:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+                    with os.fdopen(fd, "wb") as fh:
+                        while block := spool.read(CHUNK):
+                            fh.write(block)
+                    os.replace(tmp, path)
+                else:
+                    with self.fs.open(path, "wb") as fh:
+                        while block := spool.read(CHUNK):
+                            fh.write(block)
+        return StoredObject(key, digest, size)
+
+    def get_bytes(self, key: str, sha256: str, what: str) -> bytes:
+        """Read an object and check its digest; `what` names the version in error messages."""
+        path = self._path(key)
+        try:
+            if self._local:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            else:
+                data = self.fs.cat_file(path)
+        except FileNotFoundError:
+            raise ArtifactMissing(
+                f"artifact of {what} is missing: object {key} not found in {self.url}; "
+                "restore it from backup or archive the version"
+            ) from None
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot read {key} from {self.url!r}: {exc}") from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise IntegrityError(
+                f"artifact of {what} is corrupted: object {key} has sha256 {actual}, "
+                f"registered {sha256}; refusing to load it"
+            )
+        return data
+
+    def open(self, key: str) -> IO[bytes]:
+        """Open an object for streaming reads (the caller verifies the digest as it reads)."""
+        try:
+            return self.fs.open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise ArtifactMissing(f"object {key} not found in {self.url}") from None
+
+    def exists(self, key: str) -> bool:
+        """True when the object is present."""
+        return bool(self.fs.exists(self._path(key)))
+
+    def delete(self, key: str) -> None:
+        """Remove an object (only `gc` does this, for unreferenced objects)."""
+        self.fs.rm_file(self._path(key))
+
+    def iter_objects(self) -> Iterator[tuple[str, datetime | None]]:
+        """Yield `(key, modified_at)` for every stored object."""
+        base = self._path("objects")
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return
+        for path, info in found.items():
+            # leftover ".tmp-" files of a crashed local write are listed too, so gc removes them
+            yield path[len(self.root) + 1 :], _mtime(info)
+
+
+def _mtime(info: dict[str, Any]) -> datetime | None:
+    # each fsspec backend names the modification time differently
+    for field in ("mtime", "last_modified", "LastModified", "updated", "created"):
+        value = info.get(field)
+        if value is None:
+            continue
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, tz=UTC)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None

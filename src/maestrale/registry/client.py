@@ -1,0 +1,299 @@
+"""`Registry`: the one Python API for model versions, the same embedded and against a server.
+
+>>> from maestrale import Registry
+>>> reg = Registry(database_url="sqlite:////tmp/r.db", storage_url="file:///tmp/artifacts")
+>>> mv = reg.register("pv-forecast", model, metrics={"nmae": 0.061}, input_example=X.head())  # doctest: +SKIP
+>>> reg.set_alias("pv-forecast", "champion", mv.version)  # doctest: +SKIP
+>>> reg.load("pv-forecast").predict(X)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from maestrale.config import Settings, load_settings
+from maestrale.errors import ArtifactMissing, IntegrityError
+from maestrale.refs import ModelRef, validate_name
+from maestrale.registry.formats import deserialize, serialize
+from maestrale.registry.metadata import code_version as current_code_version
+from maestrale.registry.metadata import fingerprint, input_schema, package_versions
+from maestrale.registry.types import (
+    AliasChange,
+    ModelVersion,
+    Page,
+    ParamValue,
+    RegisteredModel,
+    VerifyResult,
+    VersionCreate,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A loaded model with the exact version it came from (what servers log with predictions)."""
+
+    model: Any
+    name: str
+    version: int
+    sha256: str
+
+
+def _default_actor() -> str:
+    if actor := os.environ.get("MAESTRALE_ACTOR"):
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class Registry:
+    """Versioned, immutable models with aliases; embedded (SQL + blob) or remote (REST).
+
+    `Registry()` reads the `MAESTRALE_*` settings (remote when `MAESTRALE_REGISTRY_URL` is set);
+    `Registry(database_url=…, storage_url=…)` is embedded; `Registry("http://host:8080", token=…)`
+    talks to `maestrale server`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        database_url: str | None = None,
+        storage_url: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+        settings: Settings | None = None,
+        actor: str | None = None,
+    ) -> None:
+        if settings is None:
+            settings = load_settings(
+                database_url=database_url,
+                storage_url=storage_url,
+                storage_options=storage_options,
+                registry_url=url,
+                token=token,
+            )
+        self.settings = settings
+        self.actor = actor or _default_actor()
+        remote = settings.registry_url if (url or not (database_url or storage_url)) else None
+        if remote:
+            from maestrale.registry.remote import RemoteArtifacts, RemoteStore, RemoteSession
+
+            session = RemoteSession(remote, token=settings.token)
+            self._meta: Any = RemoteStore(session)
+            self._blobs: Any = RemoteArtifacts(session)
+            self.location = remote
+        else:
+            from maestrale.registry.artifacts import ArtifactStore
+            from maestrale.registry.store import SqlStore
+
+            assert settings.database_url and settings.storage_url  # filled by Settings defaults
+            self._meta = SqlStore(settings.database_url, settings.auto_upgrade)
+            self._blobs = ArtifactStore(settings.storage_url, settings.storage_options)
+            self._blobs.check()
+            self.location = f"{settings.database_url} + {settings.storage_url}"
+
+    def __repr__(self) -> str:
+        return f"Registry({self.location!r})"
+
+    @property
+    def is_remote(self) -> bool:
+        """True when this registry talks to a server over REST."""
+        return type(self._meta).__name__ == "RemoteStore"
+
+    # -- write ------------------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        model: Any,
+        *,
+        params: dict[str, ParamValue] | None = None,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+        input_example: Any = None,
+        description: str = "",
+        training_data: Any = None,
+        data_fingerprint: str | None = None,
+        data_version: str | None = None,
+        duration_s: float | None = None,
+        parent_version: int | None = None,
+        reason: str | None = None,
+        spec: dict[str, Any] | None = None,
+        profile: dict[str, Any] | None = None,
+        lineage: list[dict[str, Any]] | None = None,
+        format: str | None = None,
+        trusted_types: list[str] | None = None,
+        code_version: str | None = None,
+    ) -> ModelVersion:
+        """Store `model` in a safe format and record version N+1 of `name`.
+
+        The artifact is uploaded first and the metadata committed last, so a crash in between
+        leaves an unreferenced blob (removed by `gc`) and never a visible half-version.
+
+        >>> mv = reg.register("pv-forecast", model, params={"alpha": 1.0}, metrics={"nmae": 0.061},
+        ...                   input_example=X.head(), tags={"site": "p50"})  # doctest: +SKIP
+        >>> mv.version  # doctest: +SKIP
+        1
+        """
+        validate_name(name)
+        ser = serialize(model, format, trusted_types)
+        if training_data is not None and data_fingerprint is None:
+            data_fingerprint = fingerprint(training_data)
+        new = VersionCreate(
+            artifact={"key": "", "sha256": "", "size": 0, "format": ser.format, "flavor": ser.flavor},
+            params=params or {},
+            metrics=metrics or {},
+            tags=tags or {},
+            description=description,
+            input_schema=input_schema(input_example),
+            data_fingerprint=data_fingerprint,
+            data_version=data_version,
+            code_version=code_version or current_code_version(),
+            package_versions=package_versions(model),
+            duration_s=duration_s,
+            parent_version=parent_version,
+            reason=reason,
+            spec=spec,
+            profile=profile,
+            lineage=lineage or [],
+            created_by=self.actor,
+        )  # validated before the upload, so bad metadata never leaves an orphan blob
+        obj = self._blobs.put_bytes(ser.data)
+        new.artifact.key, new.artifact.sha256, new.artifact.size = obj.key, obj.sha256, obj.size
+        return self._meta.create_version(name, new)
+
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> AliasChange:
+        """Point `NAME@ALIAS` at a version (audited; `champion` moves emit `model.promoted`)."""
+        return self._meta.set_alias(name, alias, int(version), actor=self.actor, reason=reason)
+
+    def delete_alias(self, name: str, alias: str) -> AliasChange:
+        """Remove an alias."""
+        return self._meta.delete_alias(name, alias, actor=self.actor)
+
+    def set_tag(self, ref: str, key: str, value: str | None) -> None:
+        """Set or (value None) remove a tag on a version (`NAME:VERSION`) or a model (`NAME`)."""
+        if ":" in ref or "@" in ref:
+            self._meta.set_version_tag(ref, key, value)
+        else:
+            self._meta.set_model_tag(ref, key, value)
+
+    def archive(self, ref: str) -> ModelVersion | None:
+        """Archive a version (`NAME:VERSION`) or a whole model (`NAME`); nothing is deleted."""
+        if ":" in ref:
+            return self._meta.archive_version(ref, actor=self.actor)
+        self._meta.archive_model(validate_name(ref), actor=self.actor)
+        return None
+
+    # -- read -------------------------------------------------------------------------------
+    def load(self, ref: str, *, trusted: bool = False, trusted_types: list[str] | None = None) -> Any:
+        """Load the model a reference points at, after checking its sha256.
+
+        >>> reg.load("pv-forecast@champion").predict(X)  # doctest: +SKIP
+        """
+        return self.load_version(ref, trusted=trusted, trusted_types=trusted_types).model
+
+    def load_version(
+        self, ref: str, *, trusted: bool = False, trusted_types: list[str] | None = None
+    ) -> LoadedModel:
+        """Like `load`, but also says which version was loaded."""
+        name, version, info = self._meta.artifact_of(ref)
+        data = self._blobs.get_bytes(info.key, info.sha256, f"{name}:{version}")
+        model = deserialize(data, info.format, info.flavor, trusted=trusted, trusted_types=trusted_types)
+        return LoadedModel(model=model, name=name, version=version, sha256=info.sha256)
+
+    def get_version(self, ref: str) -> ModelVersion:
+        """Metadata of a version (no artifact download)."""
+        return self._meta.get_version(ref)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        """A model with its tags and aliases."""
+        return self._meta.get_model(name)
+
+    def list_models(
+        self,
+        *,
+        limit: int = 100,
+        page_token: str | None = None,
+        name_like: str | None = None,
+        include_archived: bool = False,
+    ) -> Page[RegisteredModel]:
+        """Models by name, a page at a time."""
+        return self._meta.list_models(
+            limit=limit, page_token=page_token, name_like=name_like, include_archived=include_archived
+        )
+
+    def list_versions(
+        self, name: str, *, limit: int = 100, page_token: str | None = None, include_archived: bool = True
+    ) -> Page[ModelVersion]:
+        """A model's versions, newest first."""
+        return self._meta.list_versions(
+            name, limit=limit, page_token=page_token, include_archived=include_archived
+        )
+
+    def search_versions(
+        self,
+        filter: str | None = None,
+        *,
+        order_by: str | None = None,
+        limit: int = 100,
+        page_token: str | None = None,
+        include_archived: bool = False,
+    ) -> Page[ModelVersion]:
+        """Versions matching a filter on metrics, params, tags and fields.
+
+        >>> reg.search_versions("name = 'pv-forecast' and metrics.nmae < 0.07", order_by="metrics.nmae")
+        ... # doctest: +SKIP
+        """
+        return self._meta.search_versions(
+            filter, order_by=order_by, limit=limit, page_token=page_token, include_archived=include_archived
+        )
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
+        """Audit trail of alias moves (who, when, from which version)."""
+        return self._meta.alias_history(name, alias)
+
+    def verify(self, ref: str) -> VerifyResult:
+        """Re-read a version's artifact and compare its sha256 with the registered one."""
+        name, version, info = self._meta.artifact_of(ref)
+        what = f"{name}:{version}"
+        try:
+            self._blobs.get_bytes(info.key, info.sha256, what)
+        except ArtifactMissing as exc:
+            return VerifyResult(
+                ref=what, ok=False, sha256_expected=info.sha256, sha256_actual=None, detail=str(exc)
+            )
+        except IntegrityError as exc:
+            actual = str(exc).split("has sha256 ", 1)[-1].split(",", 1)[0]
+            return VerifyResult(
+                ref=what, ok=False, sha256_expected=info.sha256, sha256_actual=actual, detail=str(exc)
+            )
+        return VerifyResult(ref=what, ok=True, sha256_expected=info.sha256, sha256_actual=info.sha256)
+
+    # -- housekeeping -----------------------------------------------------------------------
+    def gc(self, *, grace: timedelta = timedelta(hours=1), dry_run: bool = False) -> list[str]:
+        """Delete stored objects no version references, older than `grace` (in-flight uploads are younger).
+
+        >>> reg.gc(dry_run=True)  # doctest: +SKIP
+        ['objects/sha256/3f/3f…']
+        """
+        if self.is_remote:
+            raise NotImplementedError("gc runs next to the storage: use `maestrale gc` on the server side")
+        referenced = self._meta.referenced_keys()
+        cutoff = datetime.now(UTC) - grace
+        removed = []
+        for key, mtime in self._blobs.iter_objects():
+            if key in referenced or (mtime is not None and mtime > cutoff):
+                continue
+            if not dry_run:
+                self._blobs.delete(key)
+            removed.append(key)
+        return removed
+
+    def parse(self, ref: str) -> ModelRef:
+        """Parse and validate a reference without touching storage."""
+        return ModelRef.parse(ref)

@@ -1,0 +1,166 @@
+"""SQL schema of the registry, tokens and the event outbox (SQLAlchemy Core tables).
+
+Alembic migrations under `maestrale/migrations` create these; this module is what the code
+queries. Params, metrics and tags live in key/value tables so search can filter on any key.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("latest_version", Integer, nullable=False, default=0),
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column("model_id", ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # ready | archived
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("artifact_key", String(512), nullable=False),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("artifact_size", BigInteger, nullable=False),
+    Column("artifact_format", String(32), nullable=False),
+    Column("flavor", String(256), nullable=False),
+    Column("input_schema", JSON, nullable=True),
+    Column("data_fingerprint", String(128), nullable=True),
+    Column("data_version", String(256), nullable=True),
+    Column("code_version", String(128), nullable=True),
+    Column("package_versions", JSON, nullable=True),
+    Column("duration_s", Float, nullable=True),
+    Column("parent_version", Integer, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("spec", JSON, nullable=True),
+    Column("profile", JSON, nullable=True),
+    UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
+    Index("ix_versions_sha256", "artifact_sha256"),
+)
+
+version_params = Table(
+    "version_params",
+    metadata,
+    Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),  # JSON text, so 1 and "1" stay distinct
+    Column("value_num", Float, nullable=True),  # numeric view for range filters
+    Index("ix_version_params_key_num", "key", "value_num"),
+)
+
+version_metrics = Table(
+    "version_metrics",
+    metadata,
+    Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Float, nullable=False),
+    Index("ix_version_metrics_key_value", "key", "value"),
+)
+
+version_tags = Table(
+    "version_tags",
+    metadata,
+    Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_version_tags_key_value", "key", "value"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("model_id", ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    Column("alias", String(128), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(128), nullable=True),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("alias", String(128), nullable=False),
+    Column("version", Integer, nullable=True),  # NULL: the alias was removed
+    Column("previous_version", Integer, nullable=True),
+    Column("actor", String(128), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_alias_history_model_alias", "model_id", "alias"),
+)
+
+lineage = Table(
+    "lineage",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("relation", String(32), nullable=False),  # parent | dataset | ...
+    Column("target", Text, nullable=False),
+    Column("detail", JSON, nullable=True),
+    Index("ix_lineage_version", "version_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("type", String(128), nullable=False),
+    Column("source", String(256), nullable=False),
+    Column("subject", String(128), nullable=True),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Index("ix_outbox_unsent", "sent_at", "id"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scopes", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)

@@ -1,0 +1,654 @@
+"""The registry's metadata in SQL: versions allocated without gaps, aliases with an audit trail,
+and an outbox of events written in the same transaction as the change they announce.
+
+>>> store = SqlStore("sqlite:////tmp/doc-registry.db")
+>>> store.get_model("pv-forecast")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
+
+from maestrale.db import ensure_schema, writer
+from maestrale.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from maestrale.refs import ModelRef, validate_key, validate_name
+from maestrale.registry import schema as s
+from maestrale.registry.search import compile_filter, compile_order, decode_token, encode_token
+from maestrale.registry.types import (
+    AliasChange,
+    ArtifactInfo,
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    VersionCreate,
+)
+
+EVENT_SOURCE = "maestrale/registry"
+
+# Built once: SQLAlchemy then reuses their compiled form, which matters on the register hot path.
+_ALLOCATE = (
+    update(s.models)
+    .where(s.models.c.name == bindparam("m_name"))
+    .values(latest_version=s.models.c.latest_version + 1, updated_at=bindparam("m_now"), archived=False)
+    .returning(s.models.c.id, s.models.c.latest_version)
+)
+_INSERT_VERSION = insert(s.versions).returning(s.versions.c.id)
+_INSERT_PARAM = insert(s.version_params)
+_INSERT_METRIC = insert(s.version_metrics)
+_INSERT_TAG = insert(s.version_tags)
+_INSERT_EVENT = insert(s.outbox)
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the store uses."""
+    return datetime.now(UTC)
+
+
+def _aware(dt: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything is stored in UTC
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _param_num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def add_event(conn: Connection, type_: str, subject: str | None, data: dict[str, Any]) -> str:
+    """Write a CloudEvent into the outbox inside the caller's transaction; returns its id."""
+    event_id = str(uuid.uuid4())
+    conn.execute(
+        _INSERT_EVENT,
+        {
+            "event_id": event_id,
+            "type": type_,
+            "source": EVENT_SOURCE,
+            "subject": subject,
+            "time": utcnow(),
+            "data": data,
+            "attempts": 0,
+        },
+    )
+    return event_id
+
+
+class SqlStore:
+    """Registry metadata on SQLite or PostgreSQL (any SQLAlchemy 2 URL that has RETURNING)."""
+
+    def __init__(self, database_url: str, auto_upgrade: bool = True) -> None:
+        try:
+            self.engine = ensure_schema(database_url, auto_upgrade)
+        except DBAPIError as exc:
+            raise BackendUnavailable(f"cannot reach the database {database_url!r}: {exc.orig}") from None
+        self.write_engine = writer(self.engine)
+        self.dialect = self.engine.dialect.name
+        self._upsert_stmt = self._build_upsert()
+
+    # -- models -----------------------------------------------------------------------------
+    def _model_row(self, conn: Connection, name: str) -> Row[Any]:
+        row = conn.execute(select(s.models).where(s.models.c.name == validate_name(name))).first()
+        if row is None:
+            raise NotFound(f"model {name!r} not found; list models with `maestrale models list`")
+        return row
+
+    def _build_upsert(self) -> Any:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+        else:
+            raise ConfigError(f"database dialect {self.dialect!r} is not supported; use SQLite or PostgreSQL")
+        return (
+            dialect_insert(s.models)
+            .values(
+                name=bindparam("m_name"),
+                description="",
+                latest_version=0,
+                archived=False,
+                created_at=bindparam("m_now"),
+                updated_at=bindparam("m_now"),
+            )
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+
+    def get_model(self, name: str) -> RegisteredModel:
+        """A model with its tags and current aliases."""
+        with self.engine.connect() as conn:
+            row = self._model_row(conn, name)
+            return self._hydrate_models(conn, [row])[0]
+
+    def list_models(
+        self,
+        limit: int = 100,
+        page_token: str | None = None,
+        name_like: str | None = None,
+        include_archived: bool = False,
+    ) -> Page[RegisteredModel]:
+        """Models by name, a page at a time."""
+        offset = decode_token(page_token)
+        q = select(s.models).order_by(s.models.c.name).limit(limit + 1).offset(offset)
+        if name_like:
+            q = q.where(s.models.c.name.like(name_like))
+        if not include_archived:
+            q = q.where(s.models.c.archived.is_(False))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+            items = self._hydrate_models(conn, rows[:limit])
+        return Page(items=items, next_page_token=encode_token(offset + limit) if len(rows) > limit else None)
+
+    def _hydrate_models(self, conn: Connection, rows: Sequence[Row[Any]]) -> list[RegisteredModel]:
+        ids = [r.id for r in rows]
+        tags: dict[int, dict[str, str]] = defaultdict(dict)
+        als: dict[int, dict[str, int]] = defaultdict(dict)
+        if ids:
+            for t in conn.execute(select(s.model_tags).where(s.model_tags.c.model_id.in_(ids))):
+                tags[t.model_id][t.key] = t.value
+            for a in conn.execute(select(s.aliases).where(s.aliases.c.model_id.in_(ids))):
+                als[a.model_id][a.alias] = a.version
+        return [
+            RegisteredModel(
+                name=r.name,
+                description=r.description,
+                latest_version=r.latest_version,
+                archived=r.archived,
+                created_at=_aware(r.created_at),
+                updated_at=_aware(r.updated_at),
+                tags=tags[r.id],
+                aliases=als[r.id],
+            )
+            for r in rows
+        ]
+
+    def set_model_tag(self, name: str, key: str, value: str | None) -> None:
+        """Set (or, with None, remove) a tag on the model itself."""
+        validate_key(key)
+        with self.write_engine.begin() as conn:
+            mid = self._model_row(conn, name).id
+            conn.execute(
+                delete(s.model_tags).where(s.model_tags.c.model_id == mid, s.model_tags.c.key == key)
+            )
+            if value is not None:
+                conn.execute(insert(s.model_tags).values(model_id=mid, key=key, value=str(value)))
+
+    def archive_model(self, name: str, actor: str | None = None) -> None:
+        """Hide a model from listings; its versions stay loadable by exact reference."""
+        with self.write_engine.begin() as conn:
+            row = self._model_row(conn, name)
+            conn.execute(
+                update(s.models).where(s.models.c.id == row.id).values(archived=True, updated_at=utcnow())
+            )
+            add_event(conn, "maestrale.model.archived", name, {"name": name, "actor": actor})
+
+    # -- versions ---------------------------------------------------------------------------
+    def create_version(self, name: str, new: VersionCreate) -> ModelVersion:
+        """Record a version whose artifact is already stored; allocates the next number atomically."""
+        validate_name(name)
+        for key in (*new.params, *new.metrics, *new.tags):
+            validate_key(key, "key")
+        now = utcnow()
+        a = new.artifact
+        with self.write_engine.begin() as conn:
+            conn.execute(self._upsert_stmt, {"m_name": name, "m_now": now})
+            # the row lock (PostgreSQL) or the write lock (SQLite) serialises allocation: no gaps, no twins
+            mid, number = conn.execute(_ALLOCATE, {"m_name": name, "m_now": now}).one()
+            if new.parent_version is not None and not (0 < new.parent_version < number):
+                raise InvalidInput(
+                    f"parent_version {new.parent_version} of {name!r} does not exist (latest is {number - 1})"
+                )
+            row = {
+                "model_id": mid,
+                "version": number,
+                "status": "ready",
+                "created_at": now,
+                "created_by": new.created_by,
+                "description": new.description,
+                "artifact_key": a.key,
+                "artifact_sha256": a.sha256,
+                "artifact_size": a.size,
+                "artifact_format": a.format,
+                "flavor": a.flavor,
+                "data_fingerprint": new.data_fingerprint,
+                "data_version": new.data_version,
+                "input_schema": [c.model_dump() for c in new.input_schema] if new.input_schema else None,
+                "code_version": new.code_version,
+                "package_versions": new.package_versions,
+                "duration_s": new.duration_s,
+                "parent_version": new.parent_version,
+                "reason": new.reason,
+                "spec": new.spec,
+                "profile": new.profile,
+            }
+            vid = conn.execute(_INSERT_VERSION, row).scalar_one()
+            if new.params:
+                conn.execute(
+                    _INSERT_PARAM,
+                    [
+                        {"version_id": vid, "key": k, "value": json.dumps(v), "value_num": _param_num(v)}
+                        for k, v in new.params.items()
+                    ],
+                )
+            if new.metrics:
+                conn.execute(
+                    _INSERT_METRIC,
+                    [{"version_id": vid, "key": k, "value": float(v)} for k, v in new.metrics.items()],
+                )
+            if new.tags:
+                conn.execute(
+                    _INSERT_TAG, [{"version_id": vid, "key": k, "value": str(v)} for k, v in new.tags.items()]
+                )
+            lineage = list(new.lineage)
+            if new.parent_version is not None:
+                lineage.append(
+                    {
+                        "relation": "parent",
+                        "target": f"{name}:{new.parent_version}",
+                        "detail": {"reason": new.reason},
+                    }
+                )
+            if lineage:
+                conn.execute(
+                    insert(s.lineage),
+                    [
+                        {
+                            "version_id": vid,
+                            "relation": x["relation"],
+                            "target": x["target"],
+                            "detail": x.get("detail"),
+                        }
+                        for x in lineage
+                    ],
+                )
+            add_event(
+                conn,
+                "maestrale.model.registered",
+                name,
+                {
+                    "name": name,
+                    "version": number,
+                    "sha256": a.sha256,
+                    "format": a.format,
+                    "flavor": a.flavor,
+                    "metrics": new.metrics,
+                    "tags": new.tags,
+                    "parent_version": new.parent_version,
+                    "reason": new.reason,
+                    "created_by": new.created_by,
+                },
+            )
+        return ModelVersion(
+            name=name,
+            version=number,
+            status="ready",
+            created_at=now,
+            aliases=[],
+            **new.model_dump(exclude={"artifact", "input_schema"}),
+            artifact=a,
+            input_schema=new.input_schema,
+        )
+
+    def resolve(self, ref: str | ModelRef, conn: Connection | None = None) -> tuple[int, int]:
+        """(model_id, version number) for a reference; NotFound names what is missing."""
+        r = ModelRef.parse(ref)
+        if conn is None:
+            with self.engine.connect() as c:
+                return self.resolve(r, c)
+        if r.version is not None:
+            row = conn.execute(
+                select(s.models.c.id)
+                .select_from(s.versions.join(s.models))
+                .where(s.models.c.name == r.name, s.versions.c.version == r.version)
+            ).first()
+            if row is None:
+                self._model_row(conn, r.name)
+                raise NotFound(f"version {r.version} of model {r.name!r} not found")
+            return row.id, r.version
+        row = conn.execute(
+            select(s.aliases.c.model_id, s.aliases.c.version)
+            .select_from(s.aliases.join(s.models))
+            .where(s.models.c.name == r.name, s.aliases.c.alias == r.alias)
+        ).first()
+        if row is None:
+            self._model_row(conn, r.name)
+            raise NotFound(
+                f"model {r.name!r} has no alias {r.alias!r}; set one with "
+                f"`maestrale models alias {r.name} {r.alias} VERSION`"
+            )
+        return row.model_id, row.version
+
+    def get_version(self, ref: str | ModelRef) -> ModelVersion:
+        """Full metadata of the version a reference points at."""
+        with self.engine.connect() as conn:
+            mid, number = self.resolve(ref, conn)
+            rows = conn.execute(
+                self._version_query().where(s.versions.c.model_id == mid, s.versions.c.version == number)
+            ).all()
+            return self._hydrate(conn, rows)[0]
+
+    def _version_query(self) -> Any:
+        return select(s.versions, s.models.c.name).select_from(s.versions.join(s.models))
+
+    def list_versions(
+        self, name: str, limit: int = 100, page_token: str | None = None, include_archived: bool = True
+    ) -> Page[ModelVersion]:
+        """A model's versions, newest first."""
+        offset = decode_token(page_token)
+        with self.engine.connect() as conn:
+            mid = self._model_row(conn, name).id
+            q = self._version_query().where(s.versions.c.model_id == mid)
+            if not include_archived:
+                q = q.where(s.versions.c.status == "ready")
+            rows = conn.execute(q.order_by(s.versions.c.version.desc()).limit(limit + 1).offset(offset)).all()
+            items = self._hydrate(conn, rows[:limit])
+        return Page(items=items, next_page_token=encode_token(offset + limit) if len(rows) > limit else None)
+
+    def search_versions(
+        self,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int = 100,
+        page_token: str | None = None,
+        include_archived: bool = False,
+    ) -> Page[ModelVersion]:
+        """Versions matching a filter (see `maestrale.registry.search`), a page at a time."""
+        if not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
+        offset = decode_token(page_token)
+        q = self._version_query()
+        cond = compile_filter(filter)
+        if cond is not None:
+            q = q.where(cond)
+        if not include_archived:
+            q = q.where(s.versions.c.status == "ready")
+        q = q.order_by(*compile_order(order_by)).limit(limit + 1).offset(offset)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+            items = self._hydrate(conn, rows[:limit])
+        return Page(items=items, next_page_token=encode_token(offset + limit) if len(rows) > limit else None)
+
+    def _hydrate(self, conn: Connection, rows: Sequence[Row[Any]]) -> list[ModelVersion]:
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        params: dict[int, dict[str, Any]] = defaultdict(dict)
+        metrics: dict[int, dict[str, float]] = defaultdict(dict)
+        tags: dict[int, dict[str, str]] = defaultdict(dict)
+        lineage: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        als: dict[tuple[int, int], list[str]] = defaultdict(list)
+        for p in conn.execute(select(s.version_params).where(s.version_params.c.version_id.in_(ids))):
+            params[p.version_id][p.key] = json.loads(p.value)
+        for m in conn.execute(select(s.version_metrics).where(s.version_metrics.c.version_id.in_(ids))):
+            metrics[m.version_id][m.key] = m.value
+        for t in conn.execute(select(s.version_tags).where(s.version_tags.c.version_id.in_(ids))):
+            tags[t.version_id][t.key] = t.value
+        for li in conn.execute(
+            select(s.lineage).where(s.lineage.c.version_id.in_(ids)).order_by(s.lineage.c.id)
+        ):
+            lineage[li.version_id].append({"relation": li.relation, "target": li.target, "detail": li.detail})
+        mids = {r.model_id for r in rows}
+        for a in conn.execute(
+            select(s.aliases).where(s.aliases.c.model_id.in_(mids)).order_by(s.aliases.c.alias)
+        ):
+            als[(a.model_id, a.version)].append(a.alias)
+        return [
+            ModelVersion(
+                name=r.name,
+                version=r.version,
+                status=r.status,
+                created_at=_aware(r.created_at),
+                created_by=r.created_by,
+                description=r.description,
+                artifact=ArtifactInfo(
+                    key=r.artifact_key,
+                    sha256=r.artifact_sha256,
+                    size=r.artifact_size,
+                    format=r.artifact_format,
+                    flavor=r.flavor,
+                ),
+                params=params[r.id],
+                metrics=metrics[r.id],
+                tags=tags[r.id],
+                aliases=als[(r.model_id, r.version)],
+                input_schema=r.input_schema,
+                data_fingerprint=r.data_fingerprint,
+                data_version=r.data_version,
+                code_version=r.code_version,
+                package_versions=r.package_versions or {},
+                duration_s=r.duration_s,
+                parent_version=r.parent_version,
+                reason=r.reason,
+                spec=r.spec,
+                profile=r.profile,
+                lineage=lineage[r.id],
+            )
+            for r in rows
+        ]
+
+    def set_version_tag(self, ref: str, key: str, value: str | None) -> None:
+        """Set (or, with None, remove) a tag on a version; tags are the one mutable part of a version."""
+        validate_key(key)
+        with self.write_engine.begin() as conn:
+            mid, number = self.resolve(ref, conn)
+            vid = conn.execute(
+                select(s.versions.c.id).where(s.versions.c.model_id == mid, s.versions.c.version == number)
+            ).scalar_one()
+            conn.execute(
+                delete(s.version_tags).where(s.version_tags.c.version_id == vid, s.version_tags.c.key == key)
+            )
+            if value is not None:
+                conn.execute(insert(s.version_tags).values(version_id=vid, key=key, value=str(value)))
+
+    def archive_version(self, ref: str, actor: str | None = None) -> ModelVersion:
+        """Mark a version archived (never deleted); refused while an alias points at it."""
+        with self.write_engine.begin() as conn:
+            mid, number = self.resolve(ref, conn)
+            held = (
+                conn.execute(
+                    select(s.aliases.c.alias).where(
+                        s.aliases.c.model_id == mid, s.aliases.c.version == number
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if held:
+                raise Conflict(
+                    f"version {number} is still aliased as {', '.join(held)}: move or delete "
+                    "those aliases before archiving it"
+                )
+            conn.execute(
+                update(s.versions)
+                .where(s.versions.c.model_id == mid, s.versions.c.version == number)
+                .values(status="archived")
+            )
+            name = ModelRef.parse(ref).name
+            add_event(
+                conn,
+                "maestrale.model.version_archived",
+                name,
+                {"name": name, "version": number, "actor": actor},
+            )
+        return self.get_version(f"{name}:{number}")
+
+    # -- aliases ----------------------------------------------------------------------------
+    def set_alias(
+        self, name: str, alias: str, version: int, actor: str | None = None, reason: str | None = None
+    ) -> AliasChange:
+        """Point `alias` at `version`, recording who moved it from where; emits alias_set (and promoted)."""
+        validate_name(alias, "alias")
+        now = utcnow()
+        with self.write_engine.begin() as conn:
+            model = self._model_row(conn, name)
+            status = conn.execute(
+                select(s.versions.c.status).where(
+                    s.versions.c.model_id == model.id, s.versions.c.version == version
+                )
+            ).scalar()
+            if status is None:
+                raise NotFound(
+                    f"version {version} of model {name!r} not found (latest is {model.latest_version})"
+                )
+            if status != "ready":
+                raise Conflict(f"version {version} of {name!r} is archived and cannot take alias {alias!r}")
+            prev = conn.execute(
+                select(s.aliases.c.version).where(
+                    s.aliases.c.model_id == model.id, s.aliases.c.alias == alias
+                )
+            ).scalar()
+            if prev is None:
+                conn.execute(
+                    insert(s.aliases).values(
+                        model_id=model.id, alias=alias, version=version, updated_at=now, updated_by=actor
+                    )
+                )
+            else:
+                conn.execute(
+                    update(s.aliases)
+                    .where(s.aliases.c.model_id == model.id, s.aliases.c.alias == alias)
+                    .values(version=version, updated_at=now, updated_by=actor)
+                )
+            conn.execute(
+                insert(s.alias_history).values(
+                    model_id=model.id,
+                    alias=alias,
+                    version=version,
+                    previous_version=prev,
+                    actor=actor,
+                    reason=reason,
+                    at=now,
+                )
+            )
+            data = {
+                "name": name,
+                "alias": alias,
+                "version": version,
+                "previous_version": prev,
+                "actor": actor,
+                "reason": reason,
+            }
+            add_event(conn, "maestrale.model.alias_set", name, data)
+            if alias == "champion" and prev != version:
+                add_event(conn, "maestrale.model.promoted", name, data)
+        return AliasChange(
+            name=name, alias=alias, version=version, previous_version=prev, actor=actor, reason=reason, at=now
+        )
+
+    def delete_alias(self, name: str, alias: str, actor: str | None = None) -> AliasChange:
+        """Remove an alias (recorded in its history with version None)."""
+        now = utcnow()
+        with self.write_engine.begin() as conn:
+            model = self._model_row(conn, name)
+            prev = conn.execute(
+                select(s.aliases.c.version).where(
+                    s.aliases.c.model_id == model.id, s.aliases.c.alias == alias
+                )
+            ).scalar()
+            if prev is None:
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
+            conn.execute(
+                delete(s.aliases).where(s.aliases.c.model_id == model.id, s.aliases.c.alias == alias)
+            )
+            conn.execute(
+                insert(s.alias_history).values(
+                    model_id=model.id, alias=alias, version=None, previous_version=prev, actor=actor, at=now
+                )
+            )
+            add_event(
+                conn,
+                "maestrale.model.alias_deleted",
+                name,
+                {"name": name, "alias": alias, "previous_version": prev, "actor": actor},
+            )
+        return AliasChange(name=name, alias=alias, version=None, previous_version=prev, actor=actor, at=now)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
+        """Every move of the model's aliases (or of one alias), oldest first."""
+        with self.engine.connect() as conn:
+            mid = self._model_row(conn, name).id
+            q = (
+                select(s.alias_history)
+                .where(s.alias_history.c.model_id == mid)
+                .order_by(s.alias_history.c.id)
+            )
+            if alias:
+                q = q.where(s.alias_history.c.alias == alias)
+            return [
+                AliasChange(
+                    name=name,
+                    alias=h.alias,
+                    version=h.version,
+                    previous_version=h.previous_version,
+                    actor=h.actor,
+                    reason=h.reason,
+                    at=_aware(h.at),
+                )
+                for h in conn.execute(q)
+            ]
+
+    # -- housekeeping -----------------------------------------------------------------------
+    def referenced_keys(self) -> set[str]:
+        """Artifact keys some version (archived included) still points at."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(s.versions.c.artifact_key).distinct()).scalars())
+
+    def pending_events(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Unsent outbox events, oldest first, as CloudEvents dicts (the bus relay publishes them)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(s.outbox).where(s.outbox.c.sent_at.is_(None)).order_by(s.outbox.c.id).limit(limit)
+            ).all()
+        return [
+            {
+                "specversion": "1.0",
+                "id": r.event_id,
+                "source": r.source,
+                "type": r.type,
+                "subject": r.subject,
+                "time": _aware(r.time).isoformat(),
+                "datacontenttype": "application/json",
+                "data": r.data,
+            }
+            for r in rows
+        ]
+
+    def mark_sent(self, event_ids: Iterable[str]) -> None:
+        """Mark outbox events as published (called only after the broker confirmed them)."""
+        ids = list(event_ids)
+        if ids:
+            with self.write_engine.begin() as conn:
+                conn.execute(update(s.outbox).where(s.outbox.c.event_id.in_(ids)).values(sent_at=utcnow()))
+
+    def count_versions(self) -> int:
+        """Total versions in the store (for /metrics)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(s.versions)).scalar_one())
+
+    def artifact_of(self, ref: str | ModelRef) -> tuple[str, int, ArtifactInfo]:
+        """(name, version, artifact) in one query: the hot path of `Registry.load`."""
+        r = ModelRef.parse(ref)
+        with self.engine.connect() as conn:
+            mid, number = self.resolve(r, conn)
+            v = conn.execute(
+                select(s.versions).where(s.versions.c.model_id == mid, s.versions.c.version == number)
+            ).one()
+        info = ArtifactInfo(
+            key=v.artifact_key,
+            sha256=v.artifact_sha256,
+            size=v.artifact_size,
+            format=v.artifact_format,
+            flavor=v.flavor,
+        )
+        return r.name, number, info
