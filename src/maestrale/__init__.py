@@ -28,7 +28,22 @@ _LAZY = {
     "UnsupportedModel": "maestrale.errors",
     "UntrustedArtifact": "maestrale.errors",
 }
-__all__ = [*sorted(_LAZY), "__version__"]
+__all__ = [
+    "IntegrityError",
+    "InvalidInput",
+    "InvalidName",
+    "LoadedModel",
+    "MaestraleError",
+    "ModelRef",
+    "ModelVersion",
+    "NotFound",
+    "RegisteredModel",
+    "Registry",
+    "Settings",
+    "UnsupportedModel",
+    "UntrustedArtifact",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from maestrale.config import Settings

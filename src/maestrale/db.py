@@ -64,7 +64,7 @@ def get_engine(url: str) -> Engine:
                 f"MAESTRALE_DATABASE_URL={url!r} needs the driver {exc.name!r}: "
                 "pip install 'maestrale[postgres]' for PostgreSQL"
             ) from None
-        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
+        except Exception as exc:
             raise ConfigError(
                 f"MAESTRALE_DATABASE_URL={url!r} is not a usable SQLAlchemy URL ({exc}); "
                 "e.g. postgresql+psycopg://user@host:5432/maestrale"

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from maestrale.errors import ArtifactMissing, BackendUnavailable, ConfigError, IntegrityError, PayloadTooLarge
+from maestrale.errors import ArtifactMissing, BackendUnavailable, ConfigError, IntegrityError
 
 CHUNK = 1 << 20
 _PROTOCOL_EXTRAS = {"abfs": "azure", "abfss": "azure", "az": "azure", "s3": "s3", "gs": "gcs", "gcs": "gcs"}
@@ -74,7 +74,7 @@ class ArtifactStore:
             raise BackendUnavailable(
                 f"storage {self.url!r}: the container or bucket does not exist; create it first"
             ) from None
-        except Exception as exc:  # noqa: BLE001 - each backend raises its own network errors
+        except Exception as exc:
             raise BackendUnavailable(f"cannot reach storage {self.url!r}: {type(exc).__name__}: {exc}") from None
 
     def put_bytes(self, data: bytes) -> StoredObject:
@@ -97,37 +97,44 @@ class ArtifactStore:
             raise BackendUnavailable(f"cannot write {key} to {self.url!r}: {exc}") from None
         return StoredObject(key, digest, len(data))
 
-    def put_stream(self, chunks: Iterable[bytes], max_bytes: int | None = None) -> StoredObject:
-        """Store a stream (e.g. an HTTP upload) without holding it in memory; enforces `max_bytes`."""
+    def put_file(self, fh: IO[bytes]) -> StoredObject:
+        """Store a seekable file (e.g. a spooled HTTP upload) without holding it in memory."""
         sha = hashlib.sha256()
         size = 0
-        with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK) as spool:
-            for chunk in chunks:
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise PayloadTooLarge(
-                        f"upload exceeds the limit of {max_bytes // (1 << 20)} MiB "
-                        "(raise MAESTRALE_MAX_UPLOAD_MB on the server)"
-                    )
-                sha.update(chunk)
-                spool.write(chunk)
-            digest = sha.hexdigest()
-            key = object_key(digest)
-            path = self._path(key)
-            spool.seek(0)
-            if not self.fs.exists(path):
-                if self._local:
+        fh.seek(0)
+        while block := fh.read(CHUNK):
+            sha.update(block)
+            size += len(block)
+        digest = sha.hexdigest()
+        key = object_key(digest)
+        path = self._path(key)
+        fh.seek(0)
+        try:
+            if self._local:
+                if not os.path.exists(path):
                     os.makedirs(os.path.dirname(path), exist_ok=True)
                     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-                    with os.fdopen(fd, "wb") as fh:
-                        while block := spool.read(CHUNK):
-                            fh.write(block)
+                    with os.fdopen(fd, "wb") as out:
+                        while block := fh.read(CHUNK):
+                            out.write(block)
                     os.replace(tmp, path)
-                else:
-                    with self.fs.open(path, "wb") as fh:
-                        while block := spool.read(CHUNK):
-                            fh.write(block)
+            elif not self.fs.exists(path):
+                with self.fs.open(path, "wb") as out:
+                    while block := fh.read(CHUNK):
+                        out.write(block)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot write {key} to {self.url!r}: {exc}") from None
         return StoredObject(key, digest, size)
+
+    def iter_chunks(self, key: str, what: str) -> Iterator[bytes]:
+        """Stream an object in 1 MiB chunks (the reader checks the digest at the end)."""
+        try:
+            fh = self.fs.open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise ArtifactMissing(f"artifact of {what} is missing: object {key} not found in {self.url}") from None
+        with fh:
+            while block := fh.read(CHUNK):
+                yield block
 
     def get_bytes(self, key: str, sha256: str, what: str) -> bytes:
         """Read an object and check its digest; `what` names the version in error messages."""
@@ -152,13 +159,6 @@ class ArtifactStore:
                 f"registered {sha256}; refusing to load it"
             )
         return data
-
-    def open(self, key: str) -> IO[bytes]:
-        """Open an object for streaming reads (the caller verifies the digest as it reads)."""
-        try:
-            return self.fs.open(self._path(key), "rb")
-        except FileNotFoundError:
-            raise ArtifactMissing(f"object {key} not found in {self.url}") from None
 
     def exists(self, key: str) -> bool:
         """True when the object is present."""

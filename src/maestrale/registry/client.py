@@ -82,7 +82,7 @@ class Registry:
         self.actor = actor or _default_actor()
         remote = settings.registry_url if (url or not (database_url or storage_url)) else None
         if remote:
-            from maestrale.registry.remote import RemoteArtifacts, RemoteStore, RemoteSession
+            from maestrale.registry.remote import RemoteArtifacts, RemoteSession, RemoteStore
 
             session = RemoteSession(remote, token=settings.token)
             self._meta: Any = RemoteStore(session)

@@ -106,7 +106,7 @@ def deserialize(
                 f"this {flavor} artifact is a pickle, and loading a pickle can run arbitrary code: "
                 "pass trusted=True only if you trust everyone who can write to this registry"
             )
-        return pickle.loads(data)  # noqa: S301 - explicitly trusted by the caller
+        return pickle.loads(data)
     raise InvalidInput(f"unknown artifact format {format!r}; this Maestrale reads {', '.join(FORMATS)}")
 
 

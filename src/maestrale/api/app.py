@@ -1,0 +1,111 @@
+"""The Maestrale REST API application.
+
+>>> from maestrale.api.app import create_app
+>>> app = create_app()  # MAESTRALE_* settings; serve with `maestrale server`  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from sqlalchemy import text
+
+from maestrale import __version__
+from maestrale.api import registry as registry_routes
+from maestrale.api import tokens as token_routes
+from maestrale.api.auth import TokenCache
+from maestrale.api.telemetry import REGISTRY, MetricsMiddleware
+from maestrale.config import Settings, load_settings
+from maestrale.errors import BackendUnavailable, MaestraleError
+from maestrale.registry.artifacts import ArtifactStore
+from maestrale.registry.store import SqlStore
+from maestrale.tokens import create_token, list_tokens
+
+log = logging.getLogger("maestrale.api")
+VERSIONS = Gauge("maestrale_registry_versions", "Model versions in the registry", registry=REGISTRY)
+
+
+def bootstrap_admin_token(settings: Settings) -> Path | None:
+    """On a server's first start, create an admin token and store it (mode 0600) under MAESTRALE_HOME."""
+    assert settings.database_url
+    path = settings.home / "admin.token"
+    if not settings.auth or list_tokens(settings.database_url):
+        return None
+    token = create_token(settings.database_url, "admin", "admin", created_by="bootstrap")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.chmod(path, 0o600)  # in case the file existed with looser bits
+    return path
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API on the configured database and storage; raises at once if either is unreachable."""
+    settings = settings or load_settings()
+    assert settings.database_url and settings.storage_url
+    store = SqlStore(settings.database_url, settings.auto_upgrade)
+    artifacts = ArtifactStore(settings.storage_url, settings.storage_options)
+    artifacts.check()
+    token_file = bootstrap_admin_token(settings)
+    if token_file:
+        log.warning("created an admin token in %s (mode 0600)", token_file)
+
+    app = FastAPI(
+        title="Maestrale",
+        version=__version__,
+        description="Model registry, training, monitoring and serving for energy-forecasting fleets.",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.artifacts = artifacts
+    app.state.tokens = TokenCache(settings.database_url)
+    app.state.admin_token_file = token_file
+    app.add_middleware(MetricsMiddleware)
+
+    @app.exception_handler(MaestraleError)
+    async def _maestrale_error(_: Request, exc: MaestraleError) -> JSONResponse:
+        return _error(exc.status_code, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return _error(400, "invalid", "invalid request: " + "; ".join(parts))
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> Any:
+        """Readiness: the database and the storage answer."""
+        try:
+            with store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            artifacts.check()
+        except (BackendUnavailable, Exception) as exc:  # noqa: BLE001 - any failure means not ready
+            return _error(503, "unavailable", f"not ready: {exc}")
+        return {"status": "ready"}
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        """Prometheus metrics."""
+        VERSIONS.set(store.count_versions())
+        return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(registry_routes.router)
+    app.include_router(token_routes.router)
+    return app

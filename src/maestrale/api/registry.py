@@ -1,0 +1,256 @@
+"""Registry endpoints: models, versions, aliases, tags, search and artifact transfer."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from maestrale.api.auth import Read, Write
+from maestrale.errors import InvalidInput, PayloadTooLarge
+from maestrale.refs import validate_name
+from maestrale.registry.artifacts import CHUNK, object_key
+from maestrale.registry.types import AliasChange, ModelVersion, Page, RegisteredModel, VersionCreate
+
+router = APIRouter(prefix="/api/v1", tags=["registry"])
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+class AliasBody(BaseModel):
+    """Where to point an alias, and why (kept in the audit trail)."""
+
+    version: int = Field(ge=1)
+    reason: str | None = None
+
+
+class TagBody(BaseModel):
+    """A tag value."""
+
+    value: str
+
+
+class StoredArtifact(BaseModel):
+    """An uploaded object: register a version with these fields."""
+
+    key: str
+    sha256: str
+    size: int
+
+
+def _store(request: Request) -> Any:
+    return request.app.state.store
+
+
+def _actor(request: Request) -> str | None:
+    return getattr(request.state, "actor", None)
+
+
+@router.get("/models", response_model=Page[RegisteredModel], dependencies=[Read])
+def list_models(
+    request: Request,
+    limit: Limit = 100,
+    page_token: str | None = None,
+    name_like: str | None = None,
+    include_archived: bool = False,
+) -> Page[RegisteredModel]:
+    """Models by name, a page at a time."""
+    return _store(request).list_models(
+        limit=limit, page_token=page_token, name_like=name_like, include_archived=include_archived
+    )
+
+
+@router.get("/models/{name}", response_model=RegisteredModel, dependencies=[Read])
+def get_model(request: Request, name: str) -> RegisteredModel:
+    """One model with its tags and aliases."""
+    return _store(request).get_model(name)
+
+
+@router.post("/models/{name}/archive", status_code=204, dependencies=[Write])
+def archive_model(request: Request, name: str) -> Response:
+    """Hide a model from listings (versions stay loadable by exact reference)."""
+    _store(request).archive_model(name, actor=_actor(request))
+    return Response(status_code=204)
+
+
+@router.put("/models/{name}/tags/{key}", status_code=204, dependencies=[Write])
+def set_model_tag(request: Request, name: str, key: str, body: TagBody) -> Response:
+    """Set a tag on a model."""
+    _store(request).set_model_tag(name, key, body.value)
+    return Response(status_code=204)
+
+
+@router.delete("/models/{name}/tags/{key}", status_code=204, dependencies=[Write])
+def delete_model_tag(request: Request, name: str, key: str) -> Response:
+    """Remove a tag from a model."""
+    _store(request).set_model_tag(name, key, None)
+    return Response(status_code=204)
+
+
+@router.get("/models/{name}/versions", response_model=Page[ModelVersion], dependencies=[Read])
+def list_versions(
+    request: Request,
+    name: str,
+    limit: Limit = 100,
+    page_token: str | None = None,
+    include_archived: bool = True,
+) -> Page[ModelVersion]:
+    """A model's versions, newest first."""
+    return _store(request).list_versions(
+        name, limit=limit, page_token=page_token, include_archived=include_archived
+    )
+
+
+@router.post("/models/{name}/versions", response_model=ModelVersion, status_code=201, dependencies=[Write])
+def create_version(request: Request, name: str, body: VersionCreate) -> ModelVersion:
+    """Register a version whose artifact was uploaded with `POST /api/v1/artifacts`."""
+    validate_name(name)
+    a = body.artifact
+    if a.key != object_key(a.sha256):
+        raise InvalidInput(f"artifact key {a.key!r} does not match sha256 {a.sha256!r}; upload it first")
+    if not request.app.state.artifacts.exists(a.key):
+        raise InvalidInput(f"artifact {a.sha256} was not uploaded; POST it to /api/v1/artifacts first")
+    if body.created_by is None or request.app.state.settings.auth:
+        body.created_by = _actor(request) or body.created_by  # the token, not the body, says who
+    return _store(request).create_version(name, body)
+
+
+@router.get("/models/{name}/versions/{version}", response_model=ModelVersion, dependencies=[Read])
+def get_version(request: Request, name: str, version: int) -> ModelVersion:
+    """Metadata of one version."""
+    return _store(request).get_version(f"{name}:{version}")
+
+
+@router.post("/models/{name}/versions/{version}/archive", response_model=ModelVersion, dependencies=[Write])
+def archive_version(request: Request, name: str, version: int) -> ModelVersion:
+    """Archive a version (refused while an alias points at it)."""
+    return _store(request).archive_version(f"{name}:{version}", actor=_actor(request))
+
+
+@router.put("/models/{name}/versions/{version}/tags/{key}", status_code=204, dependencies=[Write])
+def set_version_tag(request: Request, name: str, version: int, key: str, body: TagBody) -> Response:
+    """Set a tag on a version."""
+    _store(request).set_version_tag(f"{name}:{version}", key, body.value)
+    return Response(status_code=204)
+
+
+@router.delete("/models/{name}/versions/{version}/tags/{key}", status_code=204, dependencies=[Write])
+def delete_version_tag(request: Request, name: str, version: int, key: str) -> Response:
+    """Remove a tag from a version."""
+    _store(request).set_version_tag(f"{name}:{version}", key, None)
+    return Response(status_code=204)
+
+
+@router.get("/models/{name}/versions/{version}/artifact", dependencies=[Read])
+def download_version(request: Request, name: str, version: int) -> Response:
+    """Stream a version's artifact (`X-Content-Sha256` carries the registered digest)."""
+    _, number, info = _store(request).artifact_of(f"{name}:{version}")
+    return _send_object(request, info.key, info.sha256, info.size, f"{name}:{number}")
+
+
+@router.get("/models/{name}/aliases/{alias}", response_model=ModelVersion, dependencies=[Read])
+def resolve_alias(request: Request, name: str, alias: str) -> ModelVersion:
+    """The version an alias points at."""
+    return _store(request).get_version(f"{name}@{alias}")
+
+
+@router.put("/models/{name}/aliases/{alias}", response_model=AliasChange, dependencies=[Write])
+def set_alias(request: Request, name: str, alias: str, body: AliasBody) -> AliasChange:
+    """Point an alias at a version (audited; moving `champion` emits `maestrale.model.promoted`)."""
+    return _store(request).set_alias(name, alias, body.version, actor=_actor(request), reason=body.reason)
+
+
+@router.delete("/models/{name}/aliases/{alias}", response_model=AliasChange, dependencies=[Write])
+def delete_alias(request: Request, name: str, alias: str) -> AliasChange:
+    """Remove an alias."""
+    return _store(request).delete_alias(name, alias, actor=_actor(request))
+
+
+@router.get("/models/{name}/alias-history", response_model=list[AliasChange], dependencies=[Read])
+def alias_history(request: Request, name: str, alias: str | None = None) -> list[AliasChange]:
+    """Audit trail of alias moves."""
+    return _store(request).alias_history(name, alias)
+
+
+@router.get("/versions", response_model=Page[ModelVersion], dependencies=[Read])
+def search_versions(
+    request: Request,
+    filter: str | None = None,
+    order_by: str | None = None,
+    limit: Limit = 100,
+    page_token: str | None = None,
+    include_archived: bool = False,
+) -> Page[ModelVersion]:
+    """Search versions, e.g. `filter=metrics.nmae < 0.08 and tags.site = 'p50'`."""
+    return _store(request).search_versions(
+        filter, order_by=order_by, limit=limit, page_token=page_token, include_archived=include_archived
+    )
+
+
+@router.post("/artifacts", response_model=StoredArtifact, status_code=201, dependencies=[Write])
+async def upload_artifact(request: Request) -> StoredArtifact:
+    """Upload an artifact as the raw request body; send `X-Content-Sha256` to detect corruption in transit."""
+    limit = request.app.state.settings.max_upload_mb * (1 << 20)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"upload of {int(declared)} bytes exceeds the limit of "
+            f"{limit >> 20} MiB (raise MAESTRALE_MAX_UPLOAD_MB on the server)"
+        )
+    sha = hashlib.sha256()
+    size = 0
+    with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK) as spool:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"upload exceeds the limit of {limit >> 20} MiB "
+                    "(raise MAESTRALE_MAX_UPLOAD_MB on the server)"
+                )
+            sha.update(chunk)
+            spool.write(chunk)
+        expected = request.headers.get("x-content-sha256")
+        if expected and expected != sha.hexdigest():
+            raise InvalidInput(
+                f"upload corrupted in transit: sha256 {sha.hexdigest()} != declared {expected}"
+            )
+        obj = await run_in_threadpool(request.app.state.artifacts.put_file, spool)
+    return StoredArtifact(key=obj.key, sha256=obj.sha256, size=obj.size)
+
+
+@router.get("/artifacts/{sha256}", dependencies=[Read])
+def download_artifact(request: Request, sha256: str) -> Response:
+    """Stream an object by digest."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise InvalidInput(f"{sha256!r} is not a sha256 hex digest")
+    key = object_key(sha256)
+    artifacts = request.app.state.artifacts
+    try:
+        size = int(artifacts.fs.size(f"{artifacts.root}/{key}"))
+    except FileNotFoundError:
+        size = None  # _send_object raises ArtifactMissing with the details
+    return _send_object(request, key, sha256, size, f"object {sha256}")
+
+
+def _send_object(request: Request, key: str, sha256: str, size: int | None, what: str) -> Response:
+    artifacts = request.app.state.artifacts
+    headers = {"X-Content-Sha256": sha256}
+    if size is not None and size <= CHUNK:
+        # small models: one read, and a corrupted object fails here with a clear 500 instead of mid-stream
+        return Response(
+            artifacts.get_bytes(key, sha256, what), media_type="application/octet-stream", headers=headers
+        )
+    chunks = artifacts.iter_chunks(key, what)
+    first = next(chunks, b"")  # raises ArtifactMissing before the response starts
+
+    def body() -> Any:
+        yield first
+        yield from chunks
+
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    return StreamingResponse(body(), media_type="application/octet-stream", headers=headers)

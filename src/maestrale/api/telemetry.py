@@ -1,0 +1,50 @@
+"""Prometheus metrics for the API: request counts by route and status, and a latency histogram."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+REQUESTS = Counter(
+    "maestrale_http_requests_total", "HTTP requests served", ["method", "route", "status"], registry=REGISTRY
+)
+LATENCY = Histogram(
+    "maestrale_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
+    registry=REGISTRY,
+)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (BaseHTTPMiddleware would cost a task per request)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            # the route template, not the raw path, keeps label cardinality bounded
+            path = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            REQUESTS.labels(method, path, str(status)).inc()
+            LATENCY.labels(method, path).observe(time.perf_counter() - start)

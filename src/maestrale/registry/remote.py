@@ -1,0 +1,220 @@
+"""The registry over REST: the same methods as `SqlStore` and `ArtifactStore`, spoken to `maestrale server`."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from maestrale.errors import (
+    ArtifactMissing,
+    BackendUnavailable,
+    IntegrityError,
+    MaestraleError,
+    error_from_code,
+)
+from maestrale.refs import ModelRef, validate_name
+from maestrale.registry.artifacts import StoredObject
+from maestrale.registry.types import (
+    AliasChange,
+    ArtifactInfo,
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    VersionCreate,
+)
+
+
+class RemoteSession:
+    """An HTTP session that turns server errors back into Maestrale's typed errors."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 60.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url.rstrip("/")
+        self.client = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=httpx.HTTPTransport(retries=2)
+        )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; raise the typed error the server reported, or BackendUnavailable."""
+        try:
+            resp = self.client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(
+                f"cannot reach the Maestrale server at {self.base_url} ({type(exc).__name__}: {exc}); "
+                "is `maestrale server` running and MAESTRALE_REGISTRY_URL right?"
+            ) from None
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()["error"]
+                raise error_from_code(err["code"], err["message"])
+            except (ValueError, KeyError, TypeError):
+                raise MaestraleError(
+                    f"server answered {resp.status_code} to {method} {path}: {resp.text[:300]}"
+                )
+        return resp
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request and decode its JSON body."""
+        return self.request(method, path, **kwargs).json()
+
+
+def _q(part: str) -> str:
+    return quote(part, safe="")
+
+
+class RemoteStore:
+    """Registry metadata through the REST API (mirrors `SqlStore`)."""
+
+    def __init__(self, session: RemoteSession) -> None:
+        self.s = session
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return RegisteredModel.model_validate(self.s.json("GET", f"/api/v1/models/{_q(validate_name(name))}"))
+
+    def list_models(
+        self,
+        limit: int = 100,
+        page_token: str | None = None,
+        name_like: str | None = None,
+        include_archived: bool = False,
+    ) -> Page[RegisteredModel]:
+        params = {
+            "limit": limit,
+            "page_token": page_token,
+            "name_like": name_like,
+            "include_archived": include_archived,
+        }
+        data = self.s.json("GET", "/api/v1/models", params={k: v for k, v in params.items() if v is not None})
+        return Page[RegisteredModel].model_validate(data)
+
+    def set_model_tag(self, name: str, key: str, value: str | None) -> None:
+        path = f"/api/v1/models/{_q(name)}/tags/{_q(key)}"
+        if value is None:
+            self.s.request("DELETE", path)
+        else:
+            self.s.request("PUT", path, json={"value": value})
+
+    def archive_model(self, name: str, actor: str | None = None) -> None:
+        self.s.request("POST", f"/api/v1/models/{_q(name)}/archive")
+
+    def create_version(self, name: str, new: VersionCreate) -> ModelVersion:
+        data = self.s.json(
+            "POST",
+            f"/api/v1/models/{_q(validate_name(name))}/versions",
+            content=new.model_dump_json(),
+            headers={"content-type": "application/json"},
+        )
+        return ModelVersion.model_validate(data)
+
+    def get_version(self, ref: str | ModelRef) -> ModelVersion:
+        r = ModelRef.parse(ref)
+        if r.version is not None:
+            path = f"/api/v1/models/{_q(r.name)}/versions/{r.version}"
+        else:
+            path = f"/api/v1/models/{_q(r.name)}/aliases/{_q(r.alias or '')}"
+        return ModelVersion.model_validate(self.s.json("GET", path))
+
+    def artifact_of(self, ref: str | ModelRef) -> tuple[str, int, ArtifactInfo]:
+        mv = self.get_version(ref)
+        return mv.name, mv.version, mv.artifact
+
+    def list_versions(
+        self, name: str, limit: int = 100, page_token: str | None = None, include_archived: bool = True
+    ) -> Page[ModelVersion]:
+        params: dict[str, Any] = {"limit": limit, "include_archived": include_archived}
+        if page_token:
+            params["page_token"] = page_token
+        data = self.s.json("GET", f"/api/v1/models/{_q(validate_name(name))}/versions", params=params)
+        return Page[ModelVersion].model_validate(data)
+
+    def search_versions(
+        self,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int = 100,
+        page_token: str | None = None,
+        include_archived: bool = False,
+    ) -> Page[ModelVersion]:
+        params = {
+            "filter": filter,
+            "order_by": order_by,
+            "limit": limit,
+            "page_token": page_token,
+            "include_archived": include_archived,
+        }
+        data = self.s.json(
+            "GET", "/api/v1/versions", params={k: v for k, v in params.items() if v is not None}
+        )
+        return Page[ModelVersion].model_validate(data)
+
+    def set_version_tag(self, ref: str, key: str, value: str | None) -> None:
+        r = ModelRef.parse(ref)
+        number = r.version if r.version is not None else self.get_version(r).version
+        path = f"/api/v1/models/{_q(r.name)}/versions/{number}/tags/{_q(key)}"
+        if value is None:
+            self.s.request("DELETE", path)
+        else:
+            self.s.request("PUT", path, json={"value": value})
+
+    def archive_version(self, ref: str, actor: str | None = None) -> ModelVersion:
+        r = ModelRef.parse(ref)
+        number = r.version if r.version is not None else self.get_version(r).version
+        return ModelVersion.model_validate(
+            self.s.json("POST", f"/api/v1/models/{_q(r.name)}/versions/{number}/archive")
+        )
+
+    def set_alias(
+        self, name: str, alias: str, version: int, actor: str | None = None, reason: str | None = None
+    ) -> AliasChange:
+        data = self.s.json(
+            "PUT",
+            f"/api/v1/models/{_q(validate_name(name))}/aliases/{_q(alias)}",
+            json={"version": version, "reason": reason},
+        )
+        return AliasChange.model_validate(data)
+
+    def delete_alias(self, name: str, alias: str, actor: str | None = None) -> AliasChange:
+        return AliasChange.model_validate(
+            self.s.json("DELETE", f"/api/v1/models/{_q(validate_name(name))}/aliases/{_q(alias)}")
+        )
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
+        params = {"alias": alias} if alias else {}
+        data = self.s.json("GET", f"/api/v1/models/{_q(validate_name(name))}/alias-history", params=params)
+        return [AliasChange.model_validate(x) for x in data]
+
+
+class RemoteArtifacts:
+    """Artifact upload and verified download through the REST API (mirrors `ArtifactStore`)."""
+
+    def __init__(self, session: RemoteSession) -> None:
+        self.s = session
+
+    def check(self) -> None:
+        self.s.request("GET", "/readyz")
+
+    def put_bytes(self, data: bytes) -> StoredObject:
+        digest = hashlib.sha256(data).hexdigest()
+        out = self.s.json(
+            "POST",
+            "/api/v1/artifacts",
+            content=data,
+            headers={"content-type": "application/octet-stream", "x-content-sha256": digest},
+        )
+        return StoredObject(out["key"], out["sha256"], out["size"])
+
+    def get_bytes(self, key: str, sha256: str, what: str) -> bytes:
+        try:
+            data = self.s.request("GET", f"/api/v1/artifacts/{sha256}").content
+        except ArtifactMissing:
+            raise ArtifactMissing(f"artifact of {what} is missing on the server: object {key}") from None
+        actual = hashlib.sha256(data).hexdigest()  # checked here too: end to end, not only at the server
+        if actual != sha256:
+            raise IntegrityError(
+                f"artifact of {what} is corrupted: object {key} has sha256 {actual}, "
+                f"registered {sha256}; refusing to load it"
+            )
+        return data

@@ -1,0 +1,97 @@
+"""Bearer tokens for the REST API: random secrets stored only as sha256, with scopes.
+
+Scopes nest: `admin` ⊃ `write` ⊃ `read`.
+
+>>> token = create_token("sqlite:////tmp/doc-registry.db", "ci", "write")  # doctest: +SKIP
+>>> token[:4]  # doctest: +SKIP
+'mst_'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, update
+
+from maestrale.db import ensure_schema, writer
+from maestrale.errors import InvalidInput, NotFound
+from maestrale.registry import schema as s
+
+SCOPES = ("read", "write", "admin")
+PREFIX = "mst_"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What a token may do, without its secret."""
+
+    id: int
+    name: str
+    scope: str
+    prefix: str
+    created_at: datetime
+    revoked: bool
+
+    def allows(self, needed: str) -> bool:
+        """True if this token's scope includes `needed`."""
+        return SCOPES.index(self.scope) >= SCOPES.index(needed)
+
+
+def hash_token(token: str) -> str:
+    """sha256 hex of a token: tokens are 256-bit random, so a fast hash is enough (no salt needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _check_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise InvalidInput(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
+    return scope
+
+
+def create_token(database_url: str, name: str, scope: str = "read", created_by: str | None = None) -> str:
+    """Create a token and return its secret (shown once; only its hash is stored)."""
+    _check_scope(scope)
+    if not name or len(name) > 128:
+        raise InvalidInput("token name must be 1-128 characters, e.g. 'training-worker'")
+    token = PREFIX + secrets.token_urlsafe(32)
+    engine = writer(ensure_schema(database_url))
+    with engine.begin() as conn:
+        conn.execute(
+            insert(s.tokens).values(
+                name=name, token_hash=hash_token(token), prefix=token[:10], scopes=scope,
+                created_at=datetime.now(UTC), created_by=created_by,
+            )
+        )
+    return token
+
+
+def lookup_token(database_url: str, token: str) -> TokenInfo | None:
+    """The token's info if it exists and is not revoked, else None."""
+    engine = ensure_schema(database_url)
+    with engine.connect() as conn:
+        row = conn.execute(select(s.tokens).where(s.tokens.c.token_hash == hash_token(token))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return TokenInfo(row.id, row.name, row.scopes, row.prefix, row.created_at, False)
+
+
+def list_tokens(database_url: str) -> list[TokenInfo]:
+    """Every token (secrets are never stored, so never listed)."""
+    engine = ensure_schema(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(s.tokens).order_by(s.tokens.c.id)).all()
+    return [TokenInfo(r.id, r.name, r.scopes, r.prefix, r.created_at, r.revoked_at is not None) for r in rows]
+
+
+def revoke_token(database_url: str, token_id: int) -> None:
+    """Revoke a token by id; servers stop accepting it within their cache TTL (5 s)."""
+    engine = writer(ensure_schema(database_url))
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(s.tokens).where(s.tokens.c.id == token_id).values(revoked_at=datetime.now(UTC))
+        ).rowcount
+    if not done:
+        raise NotFound(f"token {token_id} not found; list them with `maestrale token list`")
