@@ -126,26 +126,93 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[Any] | None = N
     while time.perf_counter() - t0 < timeout_s:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited early with code {proc.returncode}")
-        with contextlib.suppress(OSError, urllib.error.URLError):
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return time.perf_counter() - t0
+        with contextlib.suppress(OSError, urllib.error.URLError), urllib.request.urlopen(url, timeout=2) as r:
+            if r.status == 200:
+                return time.perf_counter() - t0
         time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout_s}s")
+
+
+def _group_pids(pgid: int) -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields[0] is field 3 (state); pgrp is field 5
+            pids.append(int(d.name))
+    return pids
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of group ``pgid``."""
+    total = 0
+    for pid in _group_pids(pgid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def group_rss_mb(pgid: int) -> tuple[float, int]:
+    """Resident memory (MiB) summed over group ``pgid``, and its process count."""
+    kb, n = 0, 0
+    for pid in _group_pids(pgid):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        n += 1
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                kb += int(line.split()[1])
+    return round(kb / 1024, 1), n
+
+
+def wait_quiet(pgid: int, max_cores: float = 0.05, window_s: float = 1.0, timeout_s: float = 90.0) -> float:
+    """Wait until the server's process group uses < ``max_cores`` CPU over ``window_s``.
+
+    Servers that fork helper processes (MLflow 3 starts a job runner and several huey
+    consumers) are still importing when the health check first answers; measuring then
+    would charge their start-up to the first requests.  Returns the seconds waited.
+    """
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        c0 = group_cpu_s(pgid)
+        time.sleep(window_s)
+        if (group_cpu_s(pgid) - c0) / window_s < max_cores:
+            break
+    return time.perf_counter() - t0
 
 
 @contextlib.contextmanager
 def server(
     cmd: list[str], env: dict[str, str], log_path: Path, health_url: str, timeout_s: float = 120.0
 ) -> Iterator[dict[str, float]]:
-    """Start ``cmd`` in its own session, wait for ``health_url``, stop it (by pid) on exit."""
+    """Start ``cmd`` in its own session, wait for ``health_url`` and CPU quiescence, stop it on exit.
+
+    Yields a dict with ``startup_s`` (to first healthy answer), ``settle_s`` (further wait
+    for quiescence), ``rss_mb``/``processes`` (idle footprint of the server's process group).
+    """
     info: dict[str, float] = {}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            cmd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             info["startup_s"] = round(wait_http(health_url, timeout_s, proc), 3)
+            info["settle_s"] = round(wait_quiet(proc.pid), 3)
+            info["rss_mb"], info["processes"] = group_rss_mb(proc.pid)
             yield info
         finally:
             stop(proc)

@@ -38,18 +38,14 @@ a SQLite backend and proxied artifacts (``--artifacts-destination``, ``--workers
 from __future__ import annotations
 
 import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-
-import platform  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-from _bench_common import (  # noqa: E402
+import numpy as np
+from _bench_common import (
     ALIAS,
     MODEL_NAME,
     N_SITES,
@@ -66,6 +62,10 @@ from _bench_common import (  # noqa: E402
     summary,
     timed,
 )
+
+# mlflow itself is imported lazily (see _mlflow), after these are set
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 FAST_CALL = (
     "with mlflow.start_run(): mlflow.log_params(..); mlflow.log_metrics(..); "
@@ -144,7 +144,8 @@ def run_mode(mode: str, tracking_uri: str, artifact_location: str | None, args: 
                 for i, m in enumerate(models[: args.n_default])
             ]
             out[f"register_{variant}"] = summary(vt)
-            log(f"[mlflow/{mode}] register ({variant}) x{len(vt)}: median {out[f'register_{variant}']['median']:.1f} ms")
+            med = out[f"register_{variant}"]["median"]
+            log(f"[mlflow/{mode}] register ({variant}) x{len(vt)}: median {med:.1f} ms")
 
     champion = versions[-1]
     t_alias, _ = timed(lambda: client.set_registered_model_alias(MODEL_NAME, ALIAS, str(champion)))
@@ -155,7 +156,10 @@ def run_mode(mode: str, tracking_uri: str, artifact_location: str | None, args: 
     def load_predict(loader: Any) -> np.ndarray:
         return np.asarray(loader(uri).predict(X[:1]))
 
-    for key, loader in (("load_predict", mlflow.sklearn.load_model), ("load_predict_pyfunc", mlflow.pyfunc.load_model)):
+    for key, loader in (
+        ("load_predict", mlflow.sklearn.load_model),
+        ("load_predict_pyfunc", mlflow.pyfunc.load_model),
+    ):
         load_predict(loader)  # warm-up (imports)
         lt: list[float] = []
         for _ in range(args.n_load):
@@ -172,7 +176,13 @@ def run_mode(mode: str, tracking_uri: str, artifact_location: str | None, args: 
     n_extra = max(0, args.n_versions - len(versions))
     t0 = time.perf_counter()
     for i in range(len(versions), len(versions) + n_extra):
-        client.create_model_version(MODEL_NAME, source=first.source, run_id=first.run_id, tags={"site": site_tag(i)}, model_id=model_id)
+        client.create_model_version(
+            MODEL_NAME,
+            source=first.source,
+            run_id=first.run_id,
+            tags={"site": site_tag(i)},
+            model_id=model_id,
+        )
     populate_s = time.perf_counter() - t0
     out["populate"] = {
         "versions_total": len(versions) + n_extra,
@@ -199,7 +209,10 @@ def run_mode(mode: str, tracking_uri: str, artifact_location: str | None, args: 
     out["search"] = summary(st)
     out["search_hits"] = hits
     out["search_filter"] = flt
-    log(f"[mlflow/{mode}] search ({hits} hits of {len(versions) + n_extra}) x{len(st)}: median {out['search']['median']:.2f} ms")
+    n_all = len(versions) + n_extra
+    log(
+        f"[mlflow/{mode}] search ({hits} hits of {n_all}) x{len(st)}: median {out['search']['median']:.2f} ms"
+    )
     out["open_ms"] = round(t_open * 1000, 2)
     return out
 
@@ -243,16 +256,27 @@ def main() -> None:
         port = free_port()
         exe = Path(sys.executable).parent / "mlflow"
         cmd = [
-            str(exe), "server",
-            "--backend-store-uri", f"sqlite:///{rest / 'mlflow.db'}",
-            "--artifacts-destination", str(rest / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        ]  # fmt: skip
+            str(exe),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{rest / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(rest / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ]
         url = f"http://127.0.0.1:{port}"
         with server(cmd, dict(os.environ), rest / "server.log", f"{url}/health") as info:
-            log(f"[mlflow/rest] server up on {url} in {info['startup_s']:.1f} s")
+            log(
+                f"[mlflow/rest] server up on {url} in {info['startup_s']:.1f} s, quiet after "
+                f"{info['settle_s']:.1f} s more; {info['processes']} processes, {info['rss_mb']:.0f} MiB RSS"
+            )
             result["rest"] = run_mode("rest", url, None, args)
-            result["rest"]["server_startup_s"] = info["startup_s"]
+            result["rest"]["server"] = info
         result["calls"]["server_cmd"] = " ".join(cmd)
     else:
         result["rest"] = None

@@ -1,0 +1,111 @@
+"""`maestrale models alias|tag|archive`: the audited changes a registered model can still undergo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import click
+import typer
+
+from maestrale.cli.models import RegistryUrl, Token, open_registry
+from maestrale.cli.output import JsonFlag, print_json, say
+
+
+def alias(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. champion or challenger.")],
+    version: Annotated[
+        int | None, typer.Argument(min=1, help="Version to point at (omit with --delete).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, kept in the audit trail.")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the alias instead.")] = False,
+    json_output: JsonFlag = False,
+    registry: RegistryUrl = None,
+    token: Token = None,
+) -> None:
+    """Point NAME@ALIAS at a version, or remove the alias with --delete (every move is audited).
+
+    Model servers that load NAME@champion hot-reload when champion moves.
+
+    Examples: maestrale models alias pv-forecast champion 3 --reason 'best backtest'
+              maestrale models alias pv-forecast challenger --delete
+    """
+    if delete == (version is not None):
+        raise click.UsageError("give either VERSION or --delete", ctx=click.get_current_context())
+    reg = open_registry(registry, token)
+    if delete:
+        change = reg.delete_alias(name, alias_name)
+    else:
+        assert version is not None
+        change = reg.set_alias(name, alias_name, version, reason=reason)
+    if json_output:
+        print_json(change)
+    elif change.version is None:
+        say(f"removed {name}@{alias_name} (was version {change.previous_version})")
+    else:
+        was = f" (was {change.previous_version})" if change.previous_version else ""
+        say(f"{name}@{alias_name} → version {change.version}{was}")
+
+
+def tag(
+    ref: Annotated[str, typer.Argument(help="NAME (model tag), NAME:VERSION or NAME@ALIAS (version tag).")],
+    key: Annotated[str, typer.Argument(help="Tag key, e.g. site.")],
+    value: Annotated[str | None, typer.Argument(help="Tag value (omit with --delete).")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the tag instead.")] = False,
+    json_output: JsonFlag = False,
+    registry: RegistryUrl = None,
+    token: Token = None,
+) -> None:
+    """Set or remove a tag on a model (NAME) or on a version (NAME:VERSION, NAME@ALIAS).
+
+    Tags are the one mutable part of a version. An alias is resolved first, so the tag lands on
+    the version the alias points at now.
+
+    Examples: maestrale models tag pv-forecast:3 validated yes
+              maestrale models tag pv-forecast owner --delete
+    """
+    if delete == (value is not None):
+        raise click.UsageError("give either VALUE or --delete", ctx=click.get_current_context())
+    reg = open_registry(registry, token)
+    target = reg.get_version(ref).ref if "@" in ref else ref
+    reg.set_tag(target, key, value)
+    if json_output:
+        print_json({"target": target, "key": key, "value": value})
+    elif value is None:
+        say(f"removed tag {key!r} from {target}")
+    else:
+        say(f"tagged {target} {key}={value}")
+
+
+def archive(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION (one version) or NAME (the whole model).")],
+    json_output: JsonFlag = False,
+    registry: RegistryUrl = None,
+    token: Token = None,
+) -> None:
+    """Archive a version or a whole model; nothing is deleted and exact references still load.
+
+    A version an alias points at cannot be archived: move or delete the alias first.
+
+    Examples: maestrale models archive pv-forecast:2
+              maestrale models archive old-pv-model
+    """
+    if "@" in ref:
+        raise click.UsageError(
+            "archive takes NAME:VERSION or NAME, not an alias (an aliased version cannot be archived)",
+            ctx=click.get_current_context(),
+        )
+    mv = open_registry(registry, token).archive(ref)
+    if json_output:
+        print_json(mv if mv is not None else {"name": ref, "archived": True})
+    elif mv is not None:
+        say(f"archived {mv.ref}")
+    else:
+        say(f"archived model {ref} (hidden from `models list`; its versions still load by NAME:VERSION)")
+
+
+def register(models_app: typer.Typer) -> None:
+    """Attach `alias`, `tag` and `archive` to the `models` group."""
+    models_app.command("alias")(alias)
+    models_app.command("tag")(tag)
+    models_app.command("archive")(archive)
