@@ -24,6 +24,7 @@ nothing for tests that do not use them.
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import socket
 import subprocess
@@ -51,6 +52,7 @@ __all__ = [
     "azure_container",
     "azurite",
     "azurite_binary",
+    "azurite_connection_string",
     "free_port",
     "low_retry_azure_filesystem",
     "run_azurite",
@@ -64,7 +66,9 @@ LOOPBACK = "127.0.0.1"
 
 #: The well-known development account of the Azure Storage emulators (public, documented by Microsoft).
 AZURITE_ACCOUNT_NAME = "devstoreaccount1"
-AZURITE_ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURITE_ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
 
 S3_REGION = "eu-west-1"
 S3_KEY = "testing"
@@ -105,7 +109,7 @@ def wait_for_port(
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with code {process.returncode} before {host}:{port} answered")
         time.sleep(0.1)
-    raise TimeoutError(f"{host}:{port} did not answer within {timeout:.0f} s")
+    raise TimeoutError(f"{host}:{port} did not answer within {timeout:g} s")
 
 
 def _stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -149,6 +153,16 @@ class BlobLocation:
 # --------------------------------------------------------------------------------------------- Azurite
 
 
+def azurite_connection_string(host: str, port: int) -> str:
+    """The connection string of the well-known emulator account at ``http://host:port``."""
+    return (
+        "DefaultEndpointsProtocol=http;"
+        f"AccountName={AZURITE_ACCOUNT_NAME};"
+        f"AccountKey={AZURITE_ACCOUNT_KEY};"
+        f"BlobEndpoint=http://{host}:{port}/{AZURITE_ACCOUNT_NAME};"
+    )
+
+
 @dataclass(frozen=True)
 class AzuriteService:
     """A running Azurite blob service."""
@@ -168,12 +182,7 @@ class AzuriteService:
     @property
     def connection_string(self) -> str:
         """A connection string whose ``BlobEndpoint`` points at this Azurite."""
-        return (
-            "DefaultEndpointsProtocol=http;"
-            f"AccountName={self.account_name};"
-            f"AccountKey={self.account_key};"
-            f"BlobEndpoint={self.blob_endpoint};"
-        )
+        return azurite_connection_string(self.host, self.port)
 
     def storage_options(self) -> dict[str, Any]:
         """The adlfs kwargs for this Azurite (a new dict each call).
@@ -205,12 +214,43 @@ def azurite_binary(root: Path = REPO_ROOT) -> Path:
     return binary
 
 
+def _is_azurite(host: str, port: int) -> bool:
+    """True if an Azurite blob service answers HTTP on `host:port` (not just anything listening)."""
+    conn = http.client.HTTPConnection(host, port, timeout=1)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().getheader("Server", "").startswith("Azurite-Blob")
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def _wait_for_azurite(host: str, port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    """Block until `process` serves Azurite on `host:port`; raise if it exits or `timeout` passes.
+
+    An HTTP probe, not a TCP connect: if another program grabbed the port first, the connect would
+    succeed while our Azurite dies of EADDRINUSE.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"azurite exited with code {process.returncode} before serving {host}:{port}")
+        if _is_azurite(host, port):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"azurite did not serve {host}:{port} within {timeout:g} s")
+        time.sleep(0.1)
+
+
 @contextmanager
 def run_azurite(workdir: Path, startup_timeout: float = 30.0, attempts: int = 3) -> Iterator[AzuriteService]:
     """Start an in-memory Azurite blob service on a free loopback port; stop it on exit.
 
-    `workdir` receives Azurite's ``--location`` and its stdout/stderr log. A port grabbed between
-    our probe and Azurite's bind (EADDRINUSE) is retried with another port, up to `attempts` times.
+    `workdir` is Azurite's working directory and receives its stdout/stderr log (with
+    ``--inMemoryPersistence`` Azurite writes no data files, and it refuses ``--location``).
+    A port grabbed between our probe and Azurite's bind (EADDRINUSE) is retried with another
+    port, up to `attempts` times.
     """
     binary = azurite_binary()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -222,9 +262,10 @@ def run_azurite(workdir: Path, startup_timeout: float = 30.0, attempts: int = 3)
             process = subprocess.Popen(
                 [
                     str(binary),
-                    "--blobHost", LOOPBACK,
-                    "--blobPort", str(port),
-                    "--location", str(workdir),
+                    "--blobHost",
+                    LOOPBACK,
+                    "--blobPort",
+                    str(port),
                     "--inMemoryPersistence",
                     "--skipApiVersionCheck",
                     "--disableTelemetry",
@@ -236,7 +277,7 @@ def run_azurite(workdir: Path, startup_timeout: float = 30.0, attempts: int = 3)
                 cwd=workdir,
             )
         try:
-            wait_for_port(LOOPBACK, port, startup_timeout, process)
+            _wait_for_azurite(LOOPBACK, port, startup_timeout, process)
         except (RuntimeError, TimeoutError) as exc:
             _stop_process(process)
             output = _tail(log_path)
@@ -250,7 +291,7 @@ def run_azurite(workdir: Path, startup_timeout: float = 30.0, attempts: int = 3)
         finally:
             service.stop()
         return
-    pytest.fail(f"Azurite did not start: {last_error}\nIf it is not installed: {_INSTALL_HINT}", pytrace=False)
+    pytest.fail(f"Azurite did not start: {last_error}", pytrace=False)
 
 
 def low_retry_azure_filesystem(
@@ -269,7 +310,9 @@ def low_retry_azure_filesystem(
     upload/download calls, not ``ls``/``info``/``exists``. So we build the filesystem (outside the
     fsspec instance cache, to not leak into other users of the same options) and swap in a client
     configured with the Azure SDK's public kwargs. All adlfs operations, including file objects from
-    ``fs.open``, go through ``fs.service_client``. Jitter is disabled so the bound is deterministic.
+    ``fs.open``, go through ``fs.service_client``. Jitter is disabled so the bound is deterministic:
+    a call makes ``retry_total + 1`` attempts, sleeping ``initial_backoff + increment_base ** n``
+    between them; each attempt is capped by the connect/read timeouts.
     """
     from adlfs import AzureBlobFileSystem
     from azure.storage.blob.aio import BlobServiceClient

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from maestrale.errors import ConfigError
 
@@ -105,6 +105,13 @@ def load_settings(**overrides: Any) -> Settings:
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**clean)
+    except SettingsError as exc:  # raised for unparseable JSON in complex fields
+        field = str(exc).split('field "', 1)[-1].split('"', 1)[0]
+        example = EXAMPLES.get(field, "")
+        raise ConfigError(
+            f"MAESTRALE_{field.upper()} is not valid JSON"
+            + (f"; e.g. MAESTRALE_{field.upper()}={example}" if example else "")
+        ) from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -127,7 +134,9 @@ def parse_storage_options(raw: str | None) -> dict[str, Any]:
             f"MAESTRALE_STORAGE_OPTIONS is not valid JSON ({exc.msg}); e.g. {EXAMPLES['storage_options']}"
         ) from None
     if not isinstance(value, dict):
-        raise ConfigError(f"MAESTRALE_STORAGE_OPTIONS must be a JSON object; e.g. {EXAMPLES['storage_options']}")
+        raise ConfigError(
+            f"MAESTRALE_STORAGE_OPTIONS must be a JSON object; e.g. {EXAMPLES['storage_options']}"
+        )
     return value
 
 

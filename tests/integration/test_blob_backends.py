@@ -17,7 +17,7 @@ from typing import Any
 import fsspec
 import pytest
 
-from tests.services import AzuriteService, BlobLocation, low_retry_azure_filesystem, run_azurite
+from tests.services import BlobLocation, azurite_connection_string, low_retry_azure_filesystem, run_azurite
 
 SMALL = b"maestrale artifact \x00\x01\x02"
 #: Larger than adlfs' 4 MiB block and s3fs' 5 MiB part: exercises staged-block / multipart uploads.
@@ -83,7 +83,9 @@ def test_azurite_low_retry_filesystem_works_when_up(azure_container: BlobLocatio
     assert fs.cat_file(f"{azure_container.name}/x.bin") == SMALL
     with fs.open(f"{azure_container.name}/y.bin", "wb") as f:
         f.write(SMALL)
-    assert fs.ls(azure_container.name, detail=False) == [f"{azure_container.name}/{n}" for n in ("x.bin", "y.bin")]
+    assert fs.ls(azure_container.name, detail=False) == [
+        f"{azure_container.name}/{n}" for n in ("x.bin", "y.bin")
+    ]
 
 
 def _failing_ops(fs: Any, container: str) -> dict[str, Callable[[], object]]:
@@ -122,7 +124,6 @@ def _assert_each_fails_fast(ops: dict[str, Callable[[], object]], bound: float) 
 def test_stopped_azurite_fails_fast(tmp_path: Path) -> None:
     """Connection refused: the default adlfs client needs ~80 s per call here; ours < 15 s."""
     with run_azurite(tmp_path / "azurite") as service:
-        service: AzuriteService
         fs = low_retry_azure_filesystem(service.storage_options())
         fs.mkdir("doomed")
         fs.pipe_file("doomed/alive.bin", SMALL)
@@ -146,8 +147,8 @@ def blackhole_port() -> Iterator[int]:
 @pytest.mark.timeout(120)
 def test_unresponsive_azure_endpoint_fails_fast(blackhole_port: int) -> None:
     """A hung server (accepts, never replies): bounded by read_timeout x attempts, not the SDK's 60 s x 4."""
-    service = AzuriteService(process=None, host="127.0.0.1", port=blackhole_port, log_path=Path())  # type: ignore[arg-type]
-    fs = low_retry_azure_filesystem(service.storage_options(), read_timeout=2)
+    options = {"connection_string": azurite_connection_string("127.0.0.1", blackhole_port)}
+    fs = low_retry_azure_filesystem(options, read_timeout=2)
     ops = _failing_ops(fs, "hung")
     timings = _assert_each_fails_fast({k: ops[k] for k in ("pipe_file", "ls", "exists")}, FAIL_FAST_S)
     print(f"unresponsive endpoint, seconds per operation: {timings}")

@@ -144,7 +144,7 @@ def db_current(json_output: JsonFlag = False) -> None:
 
 @token_app.command("create")
 def token_create(
-    name: Annotated[str, typer.Argument(help="What the token is for, e.g. training-worker.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="What the token is for, e.g. training-worker.")],
     scope: Annotated[str, typer.Option("--scope", help="read, write or admin.")] = "read",
     json_output: JsonFlag = False,
 ) -> None:

@@ -7,18 +7,20 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from maestrale.cli.models import RegistryUrl, Token, open_registry
-from maestrale.cli.output import JsonFlag, error, fmt_size, note, print_json, say, table
+from maestrale.cli.output import JsonFlag, error, fmt_size, note, print_json, say, table, usage_error
 from maestrale.errors import Conflict
 
 _EXTENSIONS = {"skops": ".skops", "lightgbm": ".txt", "xgboost": ".ubj", "onnx": ".onnx", "pickle": ".pkl"}
 
 
 def download(
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@ALIAS or NAME:VERSION (NAME means NAME@champion).")],
+    ref: Annotated[
+        str,
+        typer.Argument(metavar="REF", help="NAME, NAME@ALIAS or NAME:VERSION (NAME means NAME@champion)."),
+    ],
     output: Annotated[
         Path | None,
         typer.Option(
@@ -41,7 +43,7 @@ def download(
     data: bytes = reg._blobs.get_bytes(info.key, info.sha256, f"{name}:{version}")
     report = {"ref": f"{name}:{version}", "size": len(data), "sha256": info.sha256, "format": info.format}
     if output is not None and str(output) == "-":
-        click.get_binary_stream("stdout").write(data)
+        typer.get_binary_stream("stdout").write(data)
         note(f"{name}:{version}: {fmt_size(len(data))}, sha256 {info.sha256}")
         return
     filename = f"{name}-{version}{_EXTENSIONS.get(info.format, '.bin')}"
@@ -67,7 +69,7 @@ def download(
 
 def verify(
     ref: Annotated[
-        str | None, typer.Argument(help="NAME:VERSION, NAME@ALIAS or NAME (= NAME@champion).")
+        str | None, typer.Argument(metavar="REF", help="NAME:VERSION, NAME@ALIAS or NAME (= NAME@champion).")
     ] = None,
     all_of: Annotated[
         str | None, typer.Option("--all", metavar="NAME", help="Every version of NAME.")
@@ -82,7 +84,7 @@ def verify(
               maestrale models verify --all pv-forecast --json
     """
     if (ref is None) == (all_of is None):
-        raise click.UsageError("give a REF or --all NAME", ctx=click.get_current_context())
+        raise usage_error("give a REF or --all NAME")
     reg = open_registry(registry, token)
     if ref is not None:
         refs = [ref]

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import click
 import typer
 
 from maestrale.cli.models import RegistryUrl, Token, open_registry
-from maestrale.cli.output import JsonFlag, print_json, say
+from maestrale.cli.output import JsonFlag, print_json, say, usage_error
 
 
 def alias(
-    name: Annotated[str, typer.Argument(help="Model name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
     alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. champion or challenger.")],
     version: Annotated[
-        int | None, typer.Argument(min=1, help="Version to point at (omit with --delete).")
+        int | None, typer.Argument(metavar="VERSION", min=1, help="Version to point at (omit with --delete).")
     ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why, kept in the audit trail.")] = None,
     delete: Annotated[bool, typer.Option("--delete", help="Remove the alias instead.")] = False,
@@ -31,7 +30,7 @@ def alias(
               maestrale models alias pv-forecast challenger --delete
     """
     if delete == (version is not None):
-        raise click.UsageError("give either VERSION or --delete", ctx=click.get_current_context())
+        raise usage_error("give either VERSION or --delete")
     reg = open_registry(registry, token)
     if delete:
         change = reg.delete_alias(name, alias_name)
@@ -48,9 +47,13 @@ def alias(
 
 
 def tag(
-    ref: Annotated[str, typer.Argument(help="NAME (model tag), NAME:VERSION or NAME@ALIAS (version tag).")],
-    key: Annotated[str, typer.Argument(help="Tag key, e.g. site.")],
-    value: Annotated[str | None, typer.Argument(help="Tag value (omit with --delete).")] = None,
+    ref: Annotated[
+        str, typer.Argument(metavar="REF", help="NAME (model tag), NAME:VERSION or NAME@ALIAS (version tag).")
+    ],
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Tag key, e.g. site.")],
+    value: Annotated[
+        str | None, typer.Argument(metavar="VALUE", help="Tag value (omit with --delete).")
+    ] = None,
     delete: Annotated[bool, typer.Option("--delete", help="Remove the tag instead.")] = False,
     json_output: JsonFlag = False,
     registry: RegistryUrl = None,
@@ -65,7 +68,7 @@ def tag(
               maestrale models tag pv-forecast owner --delete
     """
     if delete == (value is not None):
-        raise click.UsageError("give either VALUE or --delete", ctx=click.get_current_context())
+        raise usage_error("give either VALUE or --delete")
     reg = open_registry(registry, token)
     target = reg.get_version(ref).ref if "@" in ref else ref
     reg.set_tag(target, key, value)
@@ -78,7 +81,9 @@ def tag(
 
 
 def archive(
-    ref: Annotated[str, typer.Argument(help="NAME:VERSION (one version) or NAME (the whole model).")],
+    ref: Annotated[
+        str, typer.Argument(metavar="REF", help="NAME:VERSION (one version) or NAME (the whole model).")
+    ],
     json_output: JsonFlag = False,
     registry: RegistryUrl = None,
     token: Token = None,
@@ -91,9 +96,8 @@ def archive(
               maestrale models archive old-pv-model
     """
     if "@" in ref:
-        raise click.UsageError(
-            "archive takes NAME:VERSION or NAME, not an alias (an aliased version cannot be archived)",
-            ctx=click.get_current_context(),
+        raise usage_error(
+            "archive takes NAME:VERSION or NAME, not an alias (an aliased version cannot be archived)"
         )
     mv = open_registry(registry, token).archive(ref)
     if json_output:

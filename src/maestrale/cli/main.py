@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -30,7 +29,7 @@ class ErrorHandlingGroup(TyperGroup):
     Handling it here (not only in `main()`) means `CliRunner` tests see exactly what users see.
     """
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MaestraleError as exc:

@@ -118,7 +118,7 @@ def list_models(
 
 @app.command("show")
 def show(
-    name: Annotated[str, typer.Argument(help="Model name, e.g. pv-forecast.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name, e.g. pv-forecast.")],
     json_output: JsonFlag = False,
     registry: RegistryUrl = None,
     token: Token = None,
@@ -154,7 +154,7 @@ def show(
 
 @app.command("versions")
 def versions(
-    name: Annotated[str, typer.Argument(help="Model name, e.g. pv-forecast.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name, e.g. pv-forecast.")],
     limit: Limit = 20,
     json_output: JsonFlag = False,
     registry: RegistryUrl = None,
@@ -178,7 +178,7 @@ def versions(
 
 @app.command("history")
 def history(
-    name: Annotated[str, typer.Argument(help="Model name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
     alias_name: Annotated[str | None, typer.Option("--alias", help="Only this alias.")] = None,
     json_output: JsonFlag = False,
     registry: RegistryUrl = None,
@@ -212,7 +212,8 @@ def history(
 @app.command("search")
 def search(
     filter: Annotated[
-        str | None, typer.Argument(help="e.g. \"name = 'pv-forecast' and metrics.nmae < 0.07\"")
+        str | None,
+        typer.Argument(metavar="FILTER", help="e.g. \"name = 'pv-forecast' and metrics.nmae < 0.07\""),
     ] = None,
     order_by: Annotated[
         str | None, typer.Option("--order-by", help="e.g. 'metrics.nmae' or 'created_at desc'.")

@@ -113,14 +113,22 @@ def fields(title: str | None, pairs: Iterable[tuple[str, Any]]) -> None:
 
 def say(message: str) -> None:
     """A one-line result for humans on stdout (rich markup allowed)."""
-    console().print(message)
+    console().print(message, soft_wrap=True)
 
 
 def note(message: str) -> None:
     """A hint or warning on stderr, so it never pollutes piped output."""
-    err_console().print(message, style="dim")
+    err_console().print(message, style="dim", soft_wrap=True)
+
+
+def usage_error(message: str) -> typer.BadParameter:
+    """A misuse of the command line (exit code 2): `raise usage_error("give either VERSION or --delete")`.
+
+    Built from `typer`, not `click`: recent Typer vendors its own Click and only catches its own errors.
+    """
+    return typer.BadParameter(message)
 
 
 def error(message: str) -> None:
     """Print `error: <message>` in red on stderr."""
-    err_console().print(f"error: {message}", style="red", markup=False)
+    err_console().print(f"error: {message}", style="red", markup=False, soft_wrap=True)
