@@ -186,7 +186,7 @@ def main() -> None:
             "search": "Registry.search_versions(\"name = 'NAME' and tags.site = 's7'\", limit=100)"
             " (all pages)",
             "import": "import maestrale",
-            "server": "MAESTRALE_HOME=<dir> maestrale server --host 127.0.0.1 --port P",
+            "server": "MAESTRALE_HOME=<dir> maestrale server --host 127.0.0.1 --port P --workers 1",
         },
     }
 
@@ -206,7 +206,7 @@ def main() -> None:
         home.mkdir(parents=True, exist_ok=True)
         port = free_port()
         exe = Path(sys.executable).parent / "maestrale"
-        cmd = [str(exe), "server", "--host", "127.0.0.1", "--port", str(port)]
+        cmd = [str(exe), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
         env = {**os.environ, "MAESTRALE_HOME": str(home)}
         for k in (
             "MAESTRALE_DATABASE_URL",

@@ -258,6 +258,11 @@ def main() -> int:
     if args.n_versions:
         counts["n_versions"] = args.n_versions
 
+    load_start = os.getloadavg()
+    if load_start[0] > 1.0:
+        log(
+            f"warning: 1-min load average {load_start[0]:.2f} on {os.cpu_count()} CPUs: timings will be noisy"
+        )
     tmp = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="maestrale-bench-")) if tmp else args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -313,6 +318,11 @@ def main() -> int:
     rep["counts"] = counts
     rep["mlflow_venv"] = anchor
     rep["mlflow_calls"] = ml and ml.get("calls")
+    rep["machine"] = {
+        "cpus": os.cpu_count(),
+        "loadavg_start": [round(x, 2) for x in load_start],
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+    }
     rep["runtime_s"] = round(time.perf_counter() - t_start, 1)
     if errors:
         rep["errors"] = errors
