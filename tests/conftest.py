@@ -7,7 +7,6 @@ remote registry is a real `maestrale server` app behind uvicorn on a free loopba
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import uuid
@@ -19,14 +18,9 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
+pytest_plugins = ["tests.services"]
+
 PG_ADMIN_URL = os.environ.get("MAESTRALE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +34,10 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({exc.orig}); start it with "
-                    "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`")
+        pytest.fail(
+            f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({exc.orig}); start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+        )
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     yield url
     from maestrale.db import _engines
@@ -59,7 +55,9 @@ def sqlite_registry(tmp_path: Path):
     """An embedded registry on SQLite and a local folder."""
     from maestrale import Registry
 
-    return Registry(database_url=f"sqlite:///{tmp_path}/registry.db", storage_url=f"file://{tmp_path}/artifacts")
+    return Registry(
+        database_url=f"sqlite:///{tmp_path}/registry.db", storage_url=f"file://{tmp_path}/artifacts"
+    )
 
 
 @pytest.fixture
@@ -92,6 +90,7 @@ def start_server(home: Path, **settings: object) -> ServerHandle:
 
     from maestrale.api.app import create_app
     from maestrale.config import load_settings
+    from tests.services import free_port
 
     app = create_app(load_settings(home=home, **settings))
     port = free_port()
@@ -129,8 +128,9 @@ def remote_registry(server: ServerHandle):
 @pytest.fixture(params=["sqlite", "postgres", "remote"])
 def registry(request: pytest.FixtureRequest):
     """The same registry API on each deployment: embedded SQLite, embedded PostgreSQL, remote REST."""
-    return request.getfixturevalue({"sqlite": "sqlite_registry", "postgres": "pg_registry",
-                                    "remote": "remote_registry"}[request.param])
+    return request.getfixturevalue(
+        {"sqlite": "sqlite_registry", "postgres": "pg_registry", "remote": "remote_registry"}[request.param]
+    )
 
 
 @pytest.fixture(scope="session")

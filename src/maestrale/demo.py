@@ -140,7 +140,9 @@ def run_demo(home: Path, console: Console | None = None, plot: bool = True) -> d
 
     remote_equal = _remote_check(home, settings, day, forecast, console)
     day_metrics = energy_metrics(actual, forecast, capacity=CAPACITY)
-    day_table = Table(title=f"forecast from measured weather, {FORECAST_DAY} ({SITE_TZ}), version {loaded.version}")
+    day_table = Table(
+        title=f"forecast from measured weather, {FORECAST_DAY} ({SITE_TZ}), version {loaded.version}"
+    )
     day_table.add_column("local hour")
     day_table.add_column("forecast kW", justify="right")
     day_table.add_column("actual kW", justify="right")

@@ -61,8 +61,12 @@ def create_token(database_url: str, name: str, scope: str = "read", created_by: 
     with engine.begin() as conn:
         conn.execute(
             insert(s.tokens).values(
-                name=name, token_hash=hash_token(token), prefix=token[:10], scopes=scope,
-                created_at=datetime.now(UTC), created_by=created_by,
+                name=name,
+                token_hash=hash_token(token),
+                prefix=token[:10],
+                scopes=scope,
+                created_at=datetime.now(UTC),
+                created_by=created_by,
             )
         )
     return token

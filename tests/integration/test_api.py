@@ -49,8 +49,11 @@ def test_missing_unknown_and_underscoped_tokens(server, regression_data):
     writer.set_alias("scoped", "champion", 1)
     assert writer.alias_history("scoped")[0].actor == "trainer"
     np.testing.assert_allclose(reader.load("scoped").predict(X), Ridge().fit(X, y).predict(X))
-    r = httpx.post(f"{server.url}/api/v1/tokens", json={"name": "x", "scope": "read"},
-                   headers={"Authorization": f"Bearer {write_token}"})
+    r = httpx.post(
+        f"{server.url}/api/v1/tokens",
+        json={"name": "x", "scope": "read"},
+        headers={"Authorization": f"Bearer {write_token}"},
+    )
     assert r.status_code == 403
     with pytest.raises(Unauthorized):
         Registry(server.url, token="mst_wrong").list_models()
@@ -89,8 +92,9 @@ def test_upload_limit_and_transit_corruption(tmp_path):
         r = httpx.post(f"{handle.url}/api/v1/artifacts", content=chunks(), headers=headers)
         assert r.status_code == 413
         small = b"abc" * 100
-        r = httpx.post(f"{handle.url}/api/v1/artifacts", content=small,
-                       headers={**headers, "x-content-sha256": "0" * 64})
+        r = httpx.post(
+            f"{handle.url}/api/v1/artifacts", content=small, headers={**headers, "x-content-sha256": "0" * 64}
+        )
         assert r.status_code == 400 and "corrupted in transit" in r.json()["error"]["message"]
         assert not list((tmp_path / "home" / "artifacts").rglob("*.npy"))
         reg = Registry(handle.url, token=handle.admin_token)
@@ -105,8 +109,15 @@ def test_upload_limit_and_transit_corruption(tmp_path):
 def test_registering_an_unuploaded_artifact_is_refused(server):
     headers = {"Authorization": f"Bearer {server.admin_token}"}
     digest = hashlib.sha256(b"never uploaded").hexdigest()
-    body = {"artifact": {"key": f"objects/sha256/{digest[:2]}/{digest}", "sha256": digest, "size": 14,
-                         "format": "skops", "flavor": "sklearn.linear_model.Ridge"}}
+    body = {
+        "artifact": {
+            "key": f"objects/sha256/{digest[:2]}/{digest}",
+            "sha256": digest,
+            "size": 14,
+            "format": "skops",
+            "flavor": "sklearn.linear_model.Ridge",
+        }
+    }
     r = httpx.post(f"{server.url}/api/v1/models/ghost/versions", json=body, headers=headers)
     assert r.status_code == 400 and "POST it to /api/v1/artifacts first" in r.json()["error"]["message"]
     body["artifact"]["key"] = "../../etc/passwd"
@@ -137,19 +148,29 @@ def test_health_metrics_openapi_and_errors(server, regression_data):
     reg.register("metered", Ridge().fit(X, y))
     reg.list_models()
     text = httpx.get(f"{server.url}/metrics").text
-    assert 'maestrale_http_requests_total{method="POST",route="/api/v1/models/{name}/versions",status="201"}' \
+    assert (
+        'maestrale_http_requests_total{method="POST",route="/api/v1/models/{name}/versions",status="201"}'
         in text
+    )
     assert "maestrale_registry_versions 1.0" in text
     spec = httpx.get(f"{server.url}/openapi.json").json()
-    for path in ("/api/v1/models", "/api/v1/models/{name}/versions", "/api/v1/versions",
-                 "/api/v1/models/{name}/aliases/{alias}", "/api/v1/artifacts", "/api/v1/tokens"):
+    for path in (
+        "/api/v1/models",
+        "/api/v1/models/{name}/versions",
+        "/api/v1/versions",
+        "/api/v1/models/{name}/aliases/{alias}",
+        "/api/v1/artifacts",
+        "/api/v1/tokens",
+    ):
         assert path in spec["paths"], path
     headers = {"Authorization": f"Bearer {server.admin_token}"}
     r = httpx.get(f"{server.url}/api/v1/models/metered/versions/99", headers=headers)
     assert r.status_code == 404 and "version 99" in r.json()["error"]["message"]
     r = httpx.get(f"{server.url}/api/v1/models/metered/versions/abc", headers=headers)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid"
-    r = httpx.put(f"{server.url}/api/v1/models/metered/aliases/champion", json={"version": 0}, headers=headers)
+    r = httpx.put(
+        f"{server.url}/api/v1/models/metered/aliases/champion", json={"version": 0}, headers=headers
+    )
     assert r.status_code == 400
     r = httpx.get(f"{server.url}/api/v1/versions", params={"filter": "bogus ~ 1"}, headers=headers)
     assert r.status_code == 400 and "cannot parse filter" in r.json()["error"]["message"]

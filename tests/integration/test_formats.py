@@ -59,4 +59,6 @@ def test_custom_transformer_needs_trusted_types(sqlite_registry, regression_data
     mv = sqlite_registry.register("custom", pipe, trusted_types=trusted)
     with pytest.raises(UntrustedArtifact, match="trusted_types"):
         sqlite_registry.load(mv.ref)
-    np.testing.assert_allclose(sqlite_registry.load(mv.ref, trusted_types=trusted).predict(X), pipe.predict(X))
+    np.testing.assert_allclose(
+        sqlite_registry.load(mv.ref, trusted_types=trusted).predict(X), pipe.predict(X)
+    )

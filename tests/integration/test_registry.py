@@ -11,7 +11,14 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from maestrale.errors import Conflict, InvalidInput, InvalidName, NotFound, UnsupportedModel, UntrustedArtifact
+from maestrale.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidName,
+    NotFound,
+    UnsupportedModel,
+    UntrustedArtifact,
+)
 
 
 def _name(request: pytest.FixtureRequest) -> str:
@@ -23,9 +30,18 @@ def test_register_load_roundtrip_with_metadata(registry, regression_data, reques
     X, y = regression_data
     name = _name(request)
     model = Ridge(alpha=0.5).fit(X, y)
-    mv = registry.register(name, model, params={"alpha": 0.5, "solver": "auto"}, metrics={"nmae": 0.061},
-                           tags={"site": "p50"}, input_example=X.head(), training_data=X,
-                           data_version="dvc:abc123", duration_s=1.25, reason="first fit")
+    mv = registry.register(
+        name,
+        model,
+        params={"alpha": 0.5, "solver": "auto"},
+        metrics={"nmae": 0.061},
+        tags={"site": "p50"},
+        input_example=X.head(),
+        training_data=X,
+        data_version="dvc:abc123",
+        duration_s=1.25,
+        reason="first fit",
+    )
     assert mv.version == 1
     got = registry.get_version(f"{name}:1")
     assert got.params == {"alpha": 0.5, "solver": "auto"}
@@ -84,18 +100,33 @@ def test_parent_version_and_lineage(registry, regression_data, request):
 
 def test_pipeline_with_column_transformer_roundtrip(registry, request):
     rng = np.random.default_rng(0)
-    X = pd.DataFrame({"ghi": rng.uniform(0, 1000, 300), "temp": rng.normal(15, 8, 300),
-                      "site": rng.choice(["p50", "p51", "p52"], 300)})
+    X = pd.DataFrame(
+        {
+            "ghi": rng.uniform(0, 1000, 300),
+            "temp": rng.normal(15, 8, 300),
+            "site": rng.choice(["p50", "p51", "p52"], 300),
+        }
+    )
     y = X["ghi"] * 0.003 + (X["site"] == "p51") * 0.2
-    pipe = Pipeline([
-        ("prep", ColumnTransformer([("num", StandardScaler(), ["ghi", "temp"]),
-                                    ("cat", OneHotEncoder(handle_unknown="ignore"), ["site"])])),
-        ("gbm", HistGradientBoostingRegressor(max_iter=20, random_state=0)),
-    ]).fit(X, y)
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", StandardScaler(), ["ghi", "temp"]),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["site"]),
+                    ]
+                ),
+            ),
+            ("gbm", HistGradientBoostingRegressor(max_iter=20, random_state=0)),
+        ]
+    ).fit(X, y)
     mv = registry.register(_name(request), pipe, input_example=X.head())
     assert mv.artifact.flavor == "sklearn.pipeline.Pipeline"
-    assert [c.dtype for c in mv.input_schema] == ["float64", "float64", "object"] or \
-        mv.input_schema[2].dtype in ("str", "string")
+    assert [c.dtype for c in mv.input_schema] == ["float64", "float64", "object"] or mv.input_schema[
+        2
+    ].dtype in ("str", "string")
     np.testing.assert_allclose(registry.load(mv.ref).predict(X), pipe.predict(X))
 
 
@@ -172,8 +203,13 @@ def test_search_filters_order_and_pages(registry, regression_data, request):
     name = _name(request)
     model = Ridge().fit(X, y)
     for i in range(12):
-        registry.register(name, model, params={"alpha": i / 2, "solver": "svd" if i % 2 else "auto"},
-                          metrics={"nmae": 0.1 - i * 0.005}, tags={"site": f"p{i % 3}"})
+        registry.register(
+            name,
+            model,
+            params={"alpha": i / 2, "solver": "svd" if i % 2 else "auto"},
+            metrics={"nmae": 0.1 - i * 0.005},
+            tags={"site": f"p{i % 3}"},
+        )
     page = registry.search_versions(f"name = '{name}' and metrics.nmae < 0.072", order_by="metrics.nmae asc")
     assert [v.version for v in page.items] == [12, 11, 10, 9, 8, 7]
     page = registry.search_versions(f"name = '{name}' and tags.site = 'p1' and params.solver = 'svd'")

@@ -30,8 +30,10 @@ def _concurrent(db_url: str, storage_url: str, name: str, procs: int, each: int)
     with ctx.Manager() as manager:
         start = manager.Event()
         with ctx.Pool(procs) as pool:
-            results = [pool.apply_async(_register_many, (db_url, storage_url, name, each, start))
-                       for _ in range(procs)]
+            results = [
+                pool.apply_async(_register_many, (db_url, storage_url, name, each, start))
+                for _ in range(procs)
+            ]
             start.set()
             return [v for r in results for v in r.get(timeout=300)]
 
@@ -47,12 +49,15 @@ def test_concurrent_registration_postgres_has_no_gaps_or_duplicates(pg_url, tmp_
 
 @pytest.mark.slow
 def test_concurrent_registration_sqlite_has_no_gaps_or_duplicates(tmp_path):
-    got = _concurrent(f"sqlite:///{tmp_path}/r.db", f"file://{tmp_path}/a", "concurrent-lite", procs=4, each=25)
+    got = _concurrent(
+        f"sqlite:///{tmp_path}/r.db", f"file://{tmp_path}/a", "concurrent-lite", procs=4, each=25
+    )
     assert sorted(got) == list(range(1, 101))
 
 
-def test_crash_after_upload_leaves_no_version_and_gc_removes_the_orphan(sqlite_registry, regression_data,
-                                                                       monkeypatch):
+def test_crash_after_upload_leaves_no_version_and_gc_removes_the_orphan(
+    sqlite_registry, regression_data, monkeypatch
+):
     X, y = regression_data
     reg = sqlite_registry
     reg.register("crashy", Ridge().fit(X, y))
@@ -104,13 +109,23 @@ def test_outbox_records_events_in_the_same_transaction(sqlite_registry, regressi
     reg.set_alias("evented", "champion", mv.version, reason="initial")
     events = reg._meta.pending_events()
     types = [e["type"] for e in events]
-    assert types == ["maestrale.model.registered", "maestrale.model.alias_set", "maestrale.model.alias_set",
-                     "maestrale.model.promoted"]
+    assert types == [
+        "maestrale.model.registered",
+        "maestrale.model.alias_set",
+        "maestrale.model.alias_set",
+        "maestrale.model.promoted",
+    ]
     first = events[0]
     assert first["specversion"] == "1.0" and first["subject"] == "evented" and len(first["id"]) == 36
     assert first["data"]["version"] == 1 and first["data"]["sha256"] == mv.artifact.sha256
-    assert events[-1]["data"] == {"name": "evented", "alias": "champion", "version": 1,
-                                  "previous_version": None, "actor": reg.actor, "reason": "initial"}
+    assert events[-1]["data"] == {
+        "name": "evented",
+        "alias": "champion",
+        "version": 1,
+        "previous_version": None,
+        "actor": reg.actor,
+        "reason": "initial",
+    }
     reg._meta.mark_sent([e["id"] for e in events[:2]])
     assert [e["type"] for e in reg._meta.pending_events()] == types[2:]
     with reg._meta.engine.connect() as conn:

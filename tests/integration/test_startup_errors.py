@@ -19,8 +19,10 @@ def test_unreachable_postgres_fails_fast_and_names_the_url(tmp_path):
 
 def test_unknown_postgres_database_is_reported(tmp_path):
     with pytest.raises(BackendUnavailable, match="does_not_exist_xyz"):
-        Registry(database_url="postgresql+psycopg://postgres@127.0.0.1:5432/does_not_exist_xyz",
-                 storage_url=f"file://{tmp_path}")
+        Registry(
+            database_url="postgresql+psycopg://postgres@127.0.0.1:5432/does_not_exist_xyz",
+            storage_url=f"file://{tmp_path}",
+        )
 
 
 def test_missing_storage_extra_names_the_pip_extra(tmp_path, monkeypatch):

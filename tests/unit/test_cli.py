@@ -152,6 +152,14 @@ def test_models_alias_set_delete_and_history(cli, populated):
     assert "fresher data" in human and "removed" in human and _TIMESTAMP.search(human)
 
 
+def test_user_text_is_printed_as_typed_not_as_rich_markup(cli, populated):
+    populated.set_alias("pv-forecast", "champion", 1, reason="rollback [/bold] [red]now")
+    result = cli("models", "history", "pv-forecast")
+    assert result.exit_code == 0 and "[/bold]" in result.stdout and "[red]now" in result.stdout
+    tagged = cli("models", "tag", "pv-forecast:1", "note", "[/x]")
+    assert tagged.exit_code == 0 and "note=[/x]" in tagged.stdout
+
+
 def test_models_alias_needs_exactly_one_of_version_and_delete(cli, populated):
     assert cli("models", "alias", "pv-forecast", "champion").exit_code == 2
     assert cli("models", "alias", "pv-forecast", "champion", "1", "--delete").exit_code == 2

@@ -24,15 +24,26 @@ def test_environment_is_read(monkeypatch, tmp_path):
     monkeypatch.setenv("MAESTRALE_BROKER_URL", "amqp://u:p@rabbit:5672/prod")
     s = load_settings()
     assert (s.database_url, s.storage_url, s.broker_url) == (
-        "postgresql+psycopg://u@db:5432/m", "abfs://models/prod", "amqp://u:p@rabbit:5672/prod")
+        "postgresql+psycopg://u@db:5432/m",
+        "abfs://models/prod",
+        "amqp://u:p@rabbit:5672/prod",
+    )
     assert s.storage_options == {"account_name": "acme"}
 
 
 @pytest.mark.parametrize(
     ("var", "value", "expected"),
     [
-        ("MAESTRALE_DATABASE_URL", "mongodb://x", "MAESTRALE_DATABASE_URL: .*unsupported scheme 'mongodb'.*postgresql"),
-        ("MAESTRALE_STORAGE_URL", "ftp://host/x", "MAESTRALE_STORAGE_URL: .*unsupported scheme 'ftp'.*abfs://"),
+        (
+            "MAESTRALE_DATABASE_URL",
+            "mongodb://x",
+            "MAESTRALE_DATABASE_URL: .*unsupported scheme 'mongodb'.*postgresql",
+        ),
+        (
+            "MAESTRALE_STORAGE_URL",
+            "ftp://host/x",
+            "MAESTRALE_STORAGE_URL: .*unsupported scheme 'ftp'.*abfs://",
+        ),
         ("MAESTRALE_BROKER_URL", "kafka://k", "MAESTRALE_BROKER_URL: .*unsupported scheme 'kafka'.*amqp://"),
         ("MAESTRALE_MAX_UPLOAD_MB", "lots", "MAESTRALE_MAX_UPLOAD_MB: .*integer"),
         ("MAESTRALE_STORAGE_OPTIONS", "{not json", "MAESTRALE_STORAGE_OPTIONS"),
@@ -73,11 +84,19 @@ def test_bad_name_error_says_the_rule():
 
 
 def test_filter_compiles_each_field_kind():
-    cond = compile_filter("name like 'pv-%' and metrics.nmae <= 0.1 and params.alpha > 1 and "
-                          "tags.site = 'p50' and version >= 2 and status = 'ready'")
+    cond = compile_filter(
+        "name like 'pv-%' and metrics.nmae <= 0.1 and params.alpha > 1 and "
+        "tags.site = 'p50' and version >= 2 and status = 'ready'"
+    )
     sql = str(cond.compile(compile_kwargs={"literal_binds": True}))
-    for fragment in ("models.name LIKE 'pv-%'", "version_metrics.value <= 0.1", "version_params.value_num > 1",
-                     "version_tags.value = 'p50'", "versions.version >= 2", "versions.status = 'ready'"):
+    for fragment in (
+        "models.name LIKE 'pv-%'",
+        "version_metrics.value <= 0.1",
+        "version_params.value_num > 1",
+        "version_tags.value = 'p50'",
+        "versions.version >= 2",
+        "versions.status = 'ready'",
+    ):
         assert fragment in sql
     assert compile_filter("  ") is None
 

@@ -22,7 +22,7 @@ def download(
         typer.Argument(metavar="REF", help="NAME, NAME@ALIAS or NAME:VERSION (NAME means NAME@champion)."),
     ],
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--output", "-o", help="File or folder to write to; '-' for stdout. Default: ./NAME-VERSION.EXT"
         ),
@@ -42,13 +42,13 @@ def download(
     name, version, info = reg._meta.artifact_of(ref)
     data: bytes = reg._blobs.get_bytes(info.key, info.sha256, f"{name}:{version}")
     report = {"ref": f"{name}:{version}", "size": len(data), "sha256": info.sha256, "format": info.format}
-    if output is not None and str(output) == "-":
+    if output == "-":
         typer.get_binary_stream("stdout").write(data)
         note(f"{name}:{version}: {fmt_size(len(data))}, sha256 {info.sha256}")
         return
     filename = f"{name}-{version}{_EXTENSIONS.get(info.format, '.bin')}"
-    path = (output or Path(filename)).expanduser()
-    if path.is_dir():
+    path = Path(output or filename).expanduser()
+    if path.is_dir() or (output or "").endswith(("/", os.sep)):  # "models/" names a folder, even a new one
         path = path / filename
     if path.exists() and not force:
         raise Conflict(f"{path} already exists; pass --force to overwrite it")

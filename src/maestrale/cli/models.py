@@ -63,8 +63,7 @@ def _sha(mv: ModelVersion) -> str:
 def _version_rows(items: list[ModelVersion], with_name: bool) -> list[list[object]]:
     return [
         [
-            *([mv.name] if with_name else []),
-            mv.version,
+            mv.ref if with_name else mv.version,
             mv.status,
             fmt_time(mv.created_at),
             fmt_metrics(mv.metrics),
@@ -241,6 +240,6 @@ def search(
     if not page.items:
         note("no versions match")
         return
-    cols = ["name", "version", "status", "created", "metrics", "aliases", "sha256"]
-    table(None, cols, _version_rows(page.items, True), no_wrap=["name", "version", "created", "sha256"])
+    cols = ["ref", "status", "created", "metrics", "aliases", "sha256"]
+    table(None, cols, _version_rows(page.items, True), no_wrap=["ref", "created", "sha256"])
     _more(page.next_page_token, limit)

@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
@@ -16,14 +18,21 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+PIPED_WIDTH = 240
 # Every command that prints something takes `--json`; the option is declared once here.
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print plain JSON to stdout (for scripts).")]
 
 
 def console() -> Console:
-    """A console on stdout, built per call so it follows the current terminal (and test runners)."""
-    return Console(highlight=False, soft_wrap=False)
+    """A console on stdout, built per call so it follows the current terminal (and test runners).
+
+    Piped or redirected output gets a wide page instead of rich's 80 columns, so `| grep` and
+    `> file` never see cropped or folded tables.
+    """
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(highlight=False, width=PIPED_WIDTH if piped else None)
 
 
 def err_console() -> Console:
@@ -92,12 +101,21 @@ def fmt_size(size: int) -> str:
 def table(
     title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, no_wrap: Sequence[str] = ()
 ) -> None:
-    """Print a rich table; columns named in `no_wrap` are never broken across lines."""
+    """Print a rich table; columns named in `no_wrap` are never broken across lines.
+
+    Cells are plain text, never rich markup: tag values and reasons are user input, and a stray
+    `[/x]` in them must print as typed, not crash the command.
+    """
+    cells = [["-" if cell is None else str(cell) for cell in row] for row in rows]
     tbl = Table(title=title, title_justify="left", header_style="bold")
-    for col in columns:
-        tbl.add_column(col, no_wrap=col in no_wrap, overflow="fold")
-    for row in rows:
-        tbl.add_row(*("-" if cell is None else str(cell) for cell in row))
+    for i, col in enumerate(columns):
+        # a column of `a=1 b=2` lists gets its longest pair as minimum width, so narrow terminals
+        # wrap between pairs instead of cutting a number in two
+        pairs = [w for row in cells if " " in row[i] for w in row[i].split()]
+        min_width = min(max(map(len, pairs)), 24) if pairs else None
+        tbl.add_column(col, no_wrap=col in no_wrap, overflow="fold", min_width=min_width)
+    for row in cells:
+        tbl.add_row(*(Text(cell) for cell in row))
     console().print(tbl)
 
 
@@ -107,18 +125,18 @@ def fields(title: str | None, pairs: Iterable[tuple[str, Any]]) -> None:
     tbl.add_column(style="bold", no_wrap=True)
     tbl.add_column(overflow="fold")
     for key, value in pairs:
-        tbl.add_row(key, "-" if value is None or value == "" else str(value))
+        tbl.add_row(Text(key), Text("-" if value is None or value == "" else str(value)))
     console().print(tbl)
 
 
 def say(message: str) -> None:
-    """A one-line result for humans on stdout (rich markup allowed)."""
-    console().print(message, soft_wrap=True)
+    """A one-line result for humans on stdout (printed as is: no rich markup)."""
+    console().print(message, soft_wrap=True, markup=False)
 
 
 def note(message: str) -> None:
     """A hint or warning on stderr, so it never pollutes piped output."""
-    err_console().print(message, style="dim", soft_wrap=True)
+    err_console().print(message, style="dim", soft_wrap=True, markup=False)
 
 
 def usage_error(message: str) -> typer.BadParameter:

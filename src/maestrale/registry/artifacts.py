@@ -45,10 +45,16 @@ class ArtifactStore:
         import fsspec
 
         self.url = url.rstrip("/")
+        proto = self.url.split("://", 1)[0]
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+            if proto in ("abfs", "abfss", "az"):
+                from maestrale.registry.azure import azure_filesystem
+
+                self.fs = azure_filesystem(storage_options or {})
+                self.root = self.fs._strip_protocol(self.url)
+            else:
+                self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
         except ImportError as exc:
-            proto = self.url.split("://", 1)[0]
             extra = _PROTOCOL_EXTRAS.get(proto, proto)
             raise ConfigError(
                 f"MAESTRALE_STORAGE_URL={self.url!r} needs an optional package ({exc}): "
@@ -67,15 +73,23 @@ class ArtifactStore:
         try:
             if self._local:
                 os.makedirs(self.root, exist_ok=True)
-            elif not self.fs.exists(self.root):
-                # buckets/containers are created on first write by most backends; probe by listing
-                self.fs.ls(self.root.split("/", 1)[0])
+                return
+            bucket = self.root.split("/", 1)[0]
+            # a listing, not exists(): adlfs' exists() swallows connection errors and answers False
+            try:
+                self.fs.ls(bucket, refresh=True)
+            except FileNotFoundError:
+                self.fs.mkdir(bucket)  # the container/bucket: Maestrale owns its prefix, so it may create it
+                self.fs.ls(bucket, refresh=True)
         except FileNotFoundError:
             raise BackendUnavailable(
-                f"storage {self.url!r}: the container or bucket does not exist; create it first"
+                f"storage {self.url!r}: the container or bucket does not exist and could not be created; "
+                "create it, or check the credentials in MAESTRALE_STORAGE_OPTIONS"
             ) from None
         except Exception as exc:
-            raise BackendUnavailable(f"cannot reach storage {self.url!r}: {type(exc).__name__}: {exc}") from None
+            raise BackendUnavailable(
+                f"cannot reach storage {self.url!r}: {type(exc).__name__}: {exc}"
+            ) from None
 
     def put_bytes(self, data: bytes) -> StoredObject:
         """Store `data` under its digest; a no-op when the same bytes are already stored."""
@@ -131,7 +145,9 @@ class ArtifactStore:
         try:
             fh = self.fs.open(self._path(key), "rb")
         except FileNotFoundError:
-            raise ArtifactMissing(f"artifact of {what} is missing: object {key} not found in {self.url}") from None
+            raise ArtifactMissing(
+                f"artifact of {what} is missing: object {key} not found in {self.url}"
+            ) from None
         with fh:
             while block := fh.read(CHUNK):
                 yield block

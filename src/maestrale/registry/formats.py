@@ -180,5 +180,3 @@ class OnnxModel:
 
         arr = np.asarray(X, dtype=np.float32)
         return self.session.run(None, {self.input_name: arr})[0]
-
-

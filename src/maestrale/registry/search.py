@@ -40,7 +40,7 @@ _PLAIN_FIELDS = {
 }
 HELP = (
     "write clauses joined by 'and', e.g. \"metrics.nmae < 0.08 and tags.site = 'p50' and "
-    "params.alpha >= 0.5\"; fields: name, version, status, format, flavor, created_at, metrics.KEY, "
+    'params.alpha >= 0.5"; fields: name, version, status, format, flavor, created_at, metrics.KEY, '
     "params.KEY, tags.KEY; operators: = != < <= > >= like ilike"
 )
 
@@ -192,4 +192,6 @@ def decode_token(token: str | None) -> int:
             raise ValueError
         return int(value)
     except ValueError:
-        raise InvalidInput(f"invalid page_token {token!r}: pass back the next_page_token you received") from None
+        raise InvalidInput(
+            f"invalid page_token {token!r}: pass back the next_page_token you received"
+        ) from None
