@@ -101,7 +101,7 @@ def alembic_config(url: str) -> Any:
 
 
 @contextlib.contextmanager
-def _migration_lock(engine: Engine) -> Iterator[None]:
+def exclusive_lock(engine: Engine) -> Iterator[None]:
     # Many pods may start at once on an empty database: only one migrates, the others wait.
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
@@ -131,7 +131,7 @@ def upgrade(url: str, revision: str = "head") -> str:
     '0001'
     """
     engine = get_engine(url)
-    with _migration_lock(engine):
+    with exclusive_lock(engine):
         if current_revision(engine) == HEAD_REVISION and revision == "head":
             return HEAD_REVISION
         from alembic import command

@@ -71,6 +71,10 @@ class IntegrityError(MaestraleError):
     status_code = 500
     code = "integrity"
 
+    def __init__(self, message: str, expected: str | None = None, actual: str | None = None) -> None:
+        super().__init__(message)
+        self.expected, self.actual = expected, actual
+
 
 class ArtifactMissing(IntegrityError):
     """The artifact object recorded for a version is absent from storage."""

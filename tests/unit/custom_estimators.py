@@ -9,8 +9,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 class ClipTransformer(TransformerMixin, BaseEstimator):
     """Clip features to ±3 (like a plant's own outlier guard)."""
 
-    def fit(self, X, y=None):  # noqa: ANN001, ANN201 - scikit-learn's signature
+    def fit(self, X, y=None):
         return self
 
-    def transform(self, X):  # noqa: ANN001, ANN201
+    def transform(self, X):
         return np.clip(np.asarray(X, dtype=float), -3, 3)

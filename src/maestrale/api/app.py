@@ -23,6 +23,7 @@ from maestrale.api import tokens as token_routes
 from maestrale.api.auth import TokenCache
 from maestrale.api.telemetry import REGISTRY, MetricsMiddleware
 from maestrale.config import Settings, load_settings
+from maestrale.db import exclusive_lock, get_engine
 from maestrale.errors import BackendUnavailable, MaestraleError
 from maestrale.registry.artifacts import ArtifactStore
 from maestrale.registry.store import SqlStore
@@ -36,9 +37,13 @@ def bootstrap_admin_token(settings: Settings) -> Path | None:
     """On a server's first start, create an admin token and store it (mode 0600) under MAESTRALE_HOME."""
     assert settings.database_url
     path = settings.home / "admin.token"
-    if not settings.auth or list_tokens(settings.database_url):
+    if not settings.auth:
         return None
-    token = create_token(settings.database_url, "admin", "admin", created_by="bootstrap")
+    # several pods may start at once on an empty database: only one creates the token
+    with exclusive_lock(get_engine(settings.database_url)):
+        if list_tokens(settings.database_url):
+            return None
+        token = create_token(settings.database_url, "admin", "admin", created_by="bootstrap")
     settings.home.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -96,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with store.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             artifacts.check()
-        except (BackendUnavailable, Exception) as exc:  # noqa: BLE001 - any failure means not ready
+        except (BackendUnavailable, Exception) as exc:
             return _error(503, "unavailable", f"not ready: {exc}")
         return {"status": "ready"}
 

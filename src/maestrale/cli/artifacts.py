@@ -39,8 +39,7 @@ def download(
     """
     reg = open_registry(registry, token)
     # The registry has no public "bytes of a version" call; these are the stores `Registry.load` uses.
-    name, version, info = reg._meta.artifact_of(ref)
-    data: bytes = reg._blobs.get_bytes(info.key, info.sha256, f"{name}:{version}")
+    name, version, info, data = reg.artifact_bytes(ref)
     report = {"ref": f"{name}:{version}", "size": len(data), "sha256": info.sha256, "format": info.format}
     if output == "-":
         typer.get_binary_stream("stdout").write(data)

@@ -172,7 +172,9 @@ class ArtifactStore:
         if actual != sha256:
             raise IntegrityError(
                 f"artifact of {what} is corrupted: object {key} has sha256 {actual}, "
-                f"registered {sha256}; refusing to load it"
+                f"registered {sha256}; refusing to load it",
+                expected=sha256,
+                actual=actual,
             )
         return data
 

@@ -16,13 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from maestrale.config import Settings, load_settings
-from maestrale.errors import ArtifactMissing, IntegrityError
+from maestrale.errors import ArtifactMissing, IntegrityError, InvalidInput
 from maestrale.refs import ModelRef, validate_name
 from maestrale.registry.formats import deserialize, serialize
 from maestrale.registry.metadata import code_version as current_code_version
 from maestrale.registry.metadata import fingerprint, input_schema, package_versions
 from maestrale.registry.types import (
     AliasChange,
+    ArtifactInfo,
     ModelVersion,
     Page,
     ParamValue,
@@ -42,7 +43,8 @@ class LoadedModel:
     sha256: str
 
 
-def _default_actor() -> str:
+def default_actor() -> str:
+    """Who is acting: MAESTRALE_ACTOR, else the OS user (recorded on versions and alias moves)."""
     if actor := os.environ.get("MAESTRALE_ACTOR"):
         return actor
     try:
@@ -79,7 +81,7 @@ class Registry:
                 token=token,
             )
         self.settings = settings
-        self.actor = actor or _default_actor()
+        self.actor = actor or default_actor()
         remote = settings.registry_url if (url or not (database_url or storage_url)) else None
         if remote:
             from maestrale.registry.remote import RemoteArtifacts, RemoteSession, RemoteStore
@@ -184,7 +186,7 @@ class Registry:
 
     def archive(self, ref: str) -> ModelVersion | None:
         """Archive a version (`NAME:VERSION`) or a whole model (`NAME`); nothing is deleted."""
-        if ":" in ref:
+        if ":" in ref or "@" in ref:
             return self._meta.archive_version(ref, actor=self.actor)
         self._meta.archive_model(validate_name(ref), actor=self.actor)
         return None
@@ -205,6 +207,14 @@ class Registry:
         data = self._blobs.get_bytes(info.key, info.sha256, f"{name}:{version}")
         model = deserialize(data, info.format, info.flavor, trusted=trusted, trusted_types=trusted_types)
         return LoadedModel(model=model, name=name, version=version, sha256=info.sha256)
+
+    def artifact_bytes(self, ref: str) -> tuple[str, int, ArtifactInfo, bytes]:
+        """`(name, version, artifact info, bytes)` of a version, checksum verified (for download/export).
+
+        >>> name, version, info, data = reg.artifact_bytes("pv-forecast@champion")  # doctest: +SKIP
+        """
+        name, version, info = self._meta.artifact_of(ref)
+        return name, version, info, self._blobs.get_bytes(info.key, info.sha256, f"{name}:{version}")
 
     def get_version(self, ref: str) -> ModelVersion:
         """Metadata of a version (no artifact download)."""
@@ -282,7 +292,9 @@ class Registry:
         ['objects/sha256/3f/3f…']
         """
         if self.is_remote:
-            raise NotImplementedError("gc runs next to the storage: use `maestrale gc` on the server side")
+            raise InvalidInput(
+                "gc runs next to the storage: run `maestrale gc` where the server's settings are"
+            )
         referenced = self._meta.referenced_keys()
         cutoff = datetime.now(UTC) - grace
         removed = []

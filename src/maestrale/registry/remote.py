@@ -1,4 +1,4 @@
-"""The registry over REST: the same methods as `SqlStore` and `ArtifactStore`, spoken to `maestrale server`."""
+"""The registry over REST: the methods of `SqlStore` and `ArtifactStore`, spoken to `maestrale server`."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class RemoteSession:
                 err = resp.json()["error"]
                 raise error_from_code(err["code"], err["message"])
             except (ValueError, KeyError, TypeError):
-                raise MaestraleError(
+                raise MaestraleError(  # noqa: B904 - the decoding failure itself is not the story
                     f"server answered {resp.status_code} to {method} {path}: {resp.text[:300]}"
                 )
         return resp
@@ -215,6 +215,8 @@ class RemoteArtifacts:
         if actual != sha256:
             raise IntegrityError(
                 f"artifact of {what} is corrupted: object {key} has sha256 {actual}, "
-                f"registered {sha256}; refusing to load it"
+                f"registered {sha256}; refusing to load it",
+                expected=sha256,
+                actual=actual,
             )
         return data

@@ -139,6 +139,8 @@ class SqlStore:
         include_archived: bool = False,
     ) -> Page[RegisteredModel]:
         """Models by name, a page at a time."""
+        if not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
         offset = decode_token(page_token)
         q = select(s.models).order_by(s.models.c.name).limit(limit + 1).offset(offset)
         if name_like:
