@@ -263,3 +263,18 @@ def test_verify_detects_corruption(sqlite_registry, regression_data, tmp_path):
     path.unlink()
     with pytest.raises(ArtifactMissing, match=r"corrupt-me:1 is missing: object objects/sha256/"):
         sqlite_registry.load(mv.ref)
+
+
+def test_search_returns_summaries_unless_full(registry, regression_data, request):
+    X, y = regression_data
+    name = _name(request)
+    registry.register(name, Ridge().fit(X, y), input_example=X.head(), spec={"target": "power_kw"},
+                      profile={"x0": {"mean": 0.0}}, metrics={"nmae": 0.1})
+    summary = registry.search_versions(f"name = '{name}'").items[0]
+    assert summary.metrics == {"nmae": 0.1} and summary.artifact.sha256
+    assert summary.input_schema is None and summary.spec is None and summary.package_versions == {}
+    full = registry.search_versions(f"name = '{name}'", full=True).items[0]
+    assert [c.name for c in full.input_schema] == list(X.columns)
+    assert full.spec == {"target": "power_kw"} and full.profile == {"x0": {"mean": 0.0}}
+    assert full.package_versions["scikit-learn"]
+    assert registry.list_versions(name, full=True).items[0] == full == registry.get_version(f"{name}:1")

@@ -23,7 +23,7 @@ from maestrale.api import tokens as token_routes
 from maestrale.api.auth import TokenCache
 from maestrale.api.telemetry import REGISTRY, MetricsMiddleware
 from maestrale.config import Settings, load_settings
-from maestrale.db import exclusive_lock, get_engine
+from maestrale.db import ensure_schema, exclusive_lock
 from maestrale.errors import BackendUnavailable, MaestraleError
 from maestrale.registry.artifacts import ArtifactStore
 from maestrale.registry.store import SqlStore
@@ -40,7 +40,9 @@ def bootstrap_admin_token(settings: Settings) -> Path | None:
     if not settings.auth:
         return None
     # several pods may start at once on an empty database: only one creates the token
-    with exclusive_lock(get_engine(settings.database_url)):
+    # (schema first: the upgrade takes the same lock, and flock is not re-entrant)
+    engine = ensure_schema(settings.database_url, settings.auto_upgrade)
+    with exclusive_lock(engine):
         if list_tokens(settings.database_url):
             return None
         token = create_token(settings.database_url, "admin", "admin", created_by="bootstrap")

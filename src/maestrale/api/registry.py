@@ -42,6 +42,11 @@ class StoredArtifact(BaseModel):
     size: int
 
 
+def _json(value: BaseModel, status_code: int = 200) -> Response:
+    # our objects are already valid: serialise once in pydantic-core instead of re-validating them
+    return Response(value.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
 def _store(request: Request) -> Any:
     return request.app.state.store
 
@@ -59,15 +64,17 @@ def list_models(
     include_archived: bool = False,
 ) -> Page[RegisteredModel]:
     """Models by name, a page at a time."""
-    return _store(request).list_models(
-        limit=limit, page_token=page_token, name_like=name_like, include_archived=include_archived
+    return _json(
+        _store(request).list_models(
+            limit=limit, page_token=page_token, name_like=name_like, include_archived=include_archived
+        )
     )
 
 
 @router.get("/models/{name}", response_model=RegisteredModel, dependencies=[Read])
 def get_model(request: Request, name: str) -> RegisteredModel:
     """One model with its tags and aliases."""
-    return _store(request).get_model(name)
+    return _json(_store(request).get_model(name))
 
 
 @router.post("/models/{name}/archive", status_code=204, dependencies=[Write])
@@ -98,10 +105,13 @@ def list_versions(
     limit: Limit = 100,
     page_token: str | None = None,
     include_archived: bool = True,
+    full: bool = False,
 ) -> Page[ModelVersion]:
-    """A model's versions, newest first."""
-    return _store(request).list_versions(
-        name, limit=limit, page_token=page_token, include_archived=include_archived
+    """A model's versions, newest first (summaries unless `full=true`)."""
+    return _json(
+        _store(request).list_versions(
+            name, limit=limit, page_token=page_token, include_archived=include_archived, full=full
+        )
     )
 
 
@@ -116,13 +126,13 @@ def create_version(request: Request, name: str, body: VersionCreate) -> ModelVer
         raise InvalidInput(f"artifact {a.sha256} was not uploaded; POST it to /api/v1/artifacts first")
     if body.created_by is None or request.app.state.settings.auth:
         body.created_by = _actor(request) or body.created_by  # the token, not the body, says who
-    return _store(request).create_version(name, body)
+    return _json(_store(request).create_version(name, body), 201)
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelVersion, dependencies=[Read])
 def get_version(request: Request, name: str, version: int) -> ModelVersion:
     """Metadata of one version."""
-    return _store(request).get_version(f"{name}:{version}")
+    return _json(_store(request).get_version(f"{name}:{version}"))
 
 
 @router.post("/models/{name}/versions/{version}/archive", response_model=ModelVersion, dependencies=[Write])
@@ -147,15 +157,30 @@ def delete_version_tag(request: Request, name: str, version: int, key: str) -> R
 
 @router.get("/models/{name}/versions/{version}/artifact", dependencies=[Read])
 def download_version(request: Request, name: str, version: int) -> Response:
-    """Stream a version's artifact (`X-Content-Sha256` carries the registered digest)."""
-    _, number, info = _store(request).artifact_of(f"{name}:{version}")
-    return _send_object(request, info.key, info.sha256, info.size, f"{name}:{number}")
+    """Stream a version's artifact; headers carry its version, format and registered sha256."""
+    return _send_version(request, f"{name}:{version}")
+
+
+@router.get("/models/{name}/aliases/{alias}/artifact", dependencies=[Read])
+def download_alias(request: Request, name: str, alias: str) -> Response:
+    """The artifact an alias points at, in one round trip (what model servers call on reload)."""
+    return _send_version(request, f"{name}@{alias}")
+
+
+def _send_version(request: Request, ref: str) -> Response:
+    name, number, info = _store(request).artifact_of(ref)
+    headers = {
+        "X-Model-Version": str(number),
+        "X-Artifact-Format": info.format,
+        "X-Artifact-Flavor": info.flavor,
+    }
+    return _send_object(request, info.key, info.sha256, info.size, f"{name}:{number}", headers)
 
 
 @router.get("/models/{name}/aliases/{alias}", response_model=ModelVersion, dependencies=[Read])
 def resolve_alias(request: Request, name: str, alias: str) -> ModelVersion:
     """The version an alias points at."""
-    return _store(request).get_version(f"{name}@{alias}")
+    return _json(_store(request).get_version(f"{name}@{alias}"))
 
 
 @router.put("/models/{name}/aliases/{alias}", response_model=AliasChange, dependencies=[Write])
@@ -184,10 +209,18 @@ def search_versions(
     limit: Limit = 100,
     page_token: str | None = None,
     include_archived: bool = False,
+    full: bool = False,
 ) -> Page[ModelVersion]:
-    """Search versions, e.g. `filter=metrics.nmae < 0.08 and tags.site = 'p50'`."""
-    return _store(request).search_versions(
-        filter, order_by=order_by, limit=limit, page_token=page_token, include_archived=include_archived
+    """Search versions, e.g. `filter=metrics.nmae < 0.08 and tags.site = 'p50'` (summaries unless `full`)."""
+    return _json(
+        _store(request).search_versions(
+            filter,
+            order_by=order_by,
+            limit=limit,
+            page_token=page_token,
+            include_archived=include_archived,
+            full=full,
+        )
     )
 
 
@@ -236,9 +269,11 @@ def download_artifact(request: Request, sha256: str) -> Response:
     return _send_object(request, key, sha256, size, f"object {sha256}")
 
 
-def _send_object(request: Request, key: str, sha256: str, size: int | None, what: str) -> Response:
+def _send_object(
+    request: Request, key: str, sha256: str, size: int | None, what: str, extra: dict[str, str] | None = None
+) -> Response:
     artifacts = request.app.state.artifacts
-    headers = {"X-Content-Sha256": sha256}
+    headers = {"X-Content-Sha256": sha256, **(extra or {})}
     if size is not None and size <= CHUNK:
         # small models: one read, and a corrupted object fails here with a clear 500 instead of mid-stream
         return Response(

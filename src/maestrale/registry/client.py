@@ -203,8 +203,7 @@ class Registry:
         self, ref: str, *, trusted: bool = False, trusted_types: list[str] | None = None
     ) -> LoadedModel:
         """Like `load`, but also says which version was loaded."""
-        name, version, info = self._meta.artifact_of(ref)
-        data = self._blobs.get_bytes(info.key, info.sha256, f"{name}:{version}")
+        name, version, info, data = self.artifact_bytes(ref)
         model = deserialize(data, info.format, info.flavor, trusted=trusted, trusted_types=trusted_types)
         return LoadedModel(model=model, name=name, version=version, sha256=info.sha256)
 
@@ -213,6 +212,8 @@ class Registry:
 
         >>> name, version, info, data = reg.artifact_bytes("pv-forecast@champion")  # doctest: +SKIP
         """
+        if self.is_remote:
+            return self._meta.fetch_artifact(ref)  # one round trip: bytes + version headers
         name, version, info = self._meta.artifact_of(ref)
         return name, version, info, self._blobs.get_bytes(info.key, info.sha256, f"{name}:{version}")
 
@@ -238,11 +239,17 @@ class Registry:
         )
 
     def list_versions(
-        self, name: str, *, limit: int = 100, page_token: str | None = None, include_archived: bool = True
+        self,
+        name: str,
+        *,
+        limit: int = 100,
+        page_token: str | None = None,
+        include_archived: bool = True,
+        full: bool = False,
     ) -> Page[ModelVersion]:
-        """A model's versions, newest first."""
+        """A model's versions, newest first (summaries unless `full`, as in `search_versions`)."""
         return self._meta.list_versions(
-            name, limit=limit, page_token=page_token, include_archived=include_archived
+            name, limit=limit, page_token=page_token, include_archived=include_archived, full=full
         )
 
     def search_versions(
@@ -253,14 +260,23 @@ class Registry:
         limit: int = 100,
         page_token: str | None = None,
         include_archived: bool = False,
+        full: bool = False,
     ) -> Page[ModelVersion]:
         """Versions matching a filter on metrics, params, tags and fields.
+
+        Results are summaries unless `full=True`: input schema, package versions, spec, profile and
+        lineage are left empty (`get_version` returns the complete record).
 
         >>> reg.search_versions("name = 'pv-forecast' and metrics.nmae < 0.07", order_by="metrics.nmae")
         ... # doctest: +SKIP
         """
         return self._meta.search_versions(
-            filter, order_by=order_by, limit=limit, page_token=page_token, include_archived=include_archived
+            filter,
+            order_by=order_by,
+            limit=limit,
+            page_token=page_token,
+            include_archived=include_archived,
+            full=full,
         )
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:

@@ -16,7 +16,7 @@ from maestrale.errors import (
     error_from_code,
 )
 from maestrale.refs import ModelRef, validate_name
-from maestrale.registry.artifacts import StoredObject
+from maestrale.registry.artifacts import StoredObject, object_key
 from maestrale.registry.types import (
     AliasChange,
     ArtifactInfo,
@@ -115,20 +115,41 @@ class RemoteStore:
             path = f"/api/v1/models/{_q(r.name)}/versions/{r.version}"
         else:
             path = f"/api/v1/models/{_q(r.name)}/aliases/{_q(r.alias or '')}"
-        return ModelVersion.model_validate(self.s.json("GET", path))
+        return ModelVersion.model_validate_json(self.s.request("GET", path).content)
 
     def artifact_of(self, ref: str | ModelRef) -> tuple[str, int, ArtifactInfo]:
         mv = self.get_version(ref)
         return mv.name, mv.version, mv.artifact
 
+    def fetch_artifact(self, ref: str | ModelRef) -> tuple[str, int, ArtifactInfo, bytes]:
+        """Resolve a reference and download its artifact in one request; the digest is checked here."""
+        r = ModelRef.parse(ref)
+        where = f"versions/{r.version}" if r.version is not None else f"aliases/{_q(r.alias or '')}"
+        resp = self.s.request("GET", f"/api/v1/models/{_q(r.name)}/{where}/artifact")
+        h = resp.headers
+        version = int(h["x-model-version"])
+        info = ArtifactInfo(
+            key=object_key(h["x-content-sha256"]),
+            sha256=h["x-content-sha256"],
+            size=len(resp.content),
+            format=h["x-artifact-format"],
+            flavor=h["x-artifact-flavor"],
+        )
+        return r.name, version, info, verified(resp.content, info.key, info.sha256, f"{r.name}:{version}")
+
     def list_versions(
-        self, name: str, limit: int = 100, page_token: str | None = None, include_archived: bool = True
+        self,
+        name: str,
+        limit: int = 100,
+        page_token: str | None = None,
+        include_archived: bool = True,
+        full: bool = False,
     ) -> Page[ModelVersion]:
-        params: dict[str, Any] = {"limit": limit, "include_archived": include_archived}
+        params: dict[str, Any] = {"limit": limit, "include_archived": include_archived, "full": full}
         if page_token:
             params["page_token"] = page_token
-        data = self.s.json("GET", f"/api/v1/models/{_q(validate_name(name))}/versions", params=params)
-        return Page[ModelVersion].model_validate(data)
+        resp = self.s.request("GET", f"/api/v1/models/{_q(validate_name(name))}/versions", params=params)
+        return Page[ModelVersion].model_validate_json(resp.content)
 
     def search_versions(
         self,
@@ -137,6 +158,7 @@ class RemoteStore:
         limit: int = 100,
         page_token: str | None = None,
         include_archived: bool = False,
+        full: bool = False,
     ) -> Page[ModelVersion]:
         params = {
             "filter": filter,
@@ -144,11 +166,12 @@ class RemoteStore:
             "limit": limit,
             "page_token": page_token,
             "include_archived": include_archived,
+            "full": full,
         }
-        data = self.s.json(
+        resp = self.s.request(
             "GET", "/api/v1/versions", params={k: v for k, v in params.items() if v is not None}
         )
-        return Page[ModelVersion].model_validate(data)
+        return Page[ModelVersion].model_validate_json(resp.content)
 
     def set_version_tag(self, ref: str, key: str, value: str | None) -> None:
         r = ModelRef.parse(ref)
@@ -211,12 +234,17 @@ class RemoteArtifacts:
             data = self.s.request("GET", f"/api/v1/artifacts/{sha256}").content
         except ArtifactMissing:
             raise ArtifactMissing(f"artifact of {what} is missing on the server: object {key}") from None
-        actual = hashlib.sha256(data).hexdigest()  # checked here too: end to end, not only at the server
-        if actual != sha256:
-            raise IntegrityError(
-                f"artifact of {what} is corrupted: object {key} has sha256 {actual}, "
-                f"registered {sha256}; refusing to load it",
-                expected=sha256,
-                actual=actual,
-            )
-        return data
+        return verified(data, key, sha256, what)
+
+
+def verified(data: bytes, key: str, sha256: str, what: str) -> bytes:
+    """`data` if its digest is `sha256` (checked on the client: end to end, not only at the server)."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise IntegrityError(
+            f"artifact of {what} is corrupted: object {key} has sha256 {actual}, "
+            f"registered {sha256}; refusing to load it",
+            expected=sha256,
+            actual=actual,
+        )
+    return data

@@ -8,10 +8,7 @@ and an outbox of events written in the same transaction as the change they annou
 from __future__ import annotations
 
 import json
-import uuid
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
@@ -21,17 +18,17 @@ from maestrale.db import ensure_schema, writer
 from maestrale.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
 from maestrale.refs import ModelRef, validate_key, validate_name
 from maestrale.registry import schema as s
+from maestrale.registry.aliases import AliasOps
+from maestrale.registry.hydrate import HEAVY_COLUMNS, hydrate_models, hydrate_versions
+from maestrale.registry.outbox import add_event, mark_sent, pending_events, utcnow
 from maestrale.registry.search import compile_filter, compile_order, decode_token, encode_token
 from maestrale.registry.types import (
-    AliasChange,
     ArtifactInfo,
     ModelVersion,
     Page,
     RegisteredModel,
     VersionCreate,
 )
-
-EVENT_SOURCE = "maestrale/registry"
 
 # Built once: SQLAlchemy then reuses their compiled form, which matters on the register hot path.
 _ALLOCATE = (
@@ -44,17 +41,6 @@ _INSERT_VERSION = insert(s.versions).returning(s.versions.c.id)
 _INSERT_PARAM = insert(s.version_params)
 _INSERT_METRIC = insert(s.version_metrics)
 _INSERT_TAG = insert(s.version_tags)
-_INSERT_EVENT = insert(s.outbox)
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now, the only clock the store uses."""
-    return datetime.now(UTC)
-
-
-def _aware(dt: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything is stored in UTC
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _param_num(v: Any) -> float | None:
@@ -68,25 +54,12 @@ def _param_num(v: Any) -> float | None:
         return None
 
 
-def add_event(conn: Connection, type_: str, subject: str | None, data: dict[str, Any]) -> str:
-    """Write a CloudEvent into the outbox inside the caller's transaction; returns its id."""
-    event_id = str(uuid.uuid4())
-    conn.execute(
-        _INSERT_EVENT,
-        {
-            "event_id": event_id,
-            "type": type_,
-            "source": EVENT_SOURCE,
-            "subject": subject,
-            "time": utcnow(),
-            "data": data,
-            "attempts": 0,
-        },
-    )
-    return event_id
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= 1000:
+        raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
 
 
-class SqlStore:
+class SqlStore(AliasOps):
     """Registry metadata on SQLite or PostgreSQL (any SQLAlchemy 2 URL that has RETURNING)."""
 
     def __init__(self, database_url: str, auto_upgrade: bool = True) -> None:
@@ -129,7 +102,7 @@ class SqlStore:
         """A model with its tags and current aliases."""
         with self.engine.connect() as conn:
             row = self._model_row(conn, name)
-            return self._hydrate_models(conn, [row])[0]
+            return hydrate_models(conn, [row])[0]
 
     def list_models(
         self,
@@ -139,8 +112,7 @@ class SqlStore:
         include_archived: bool = False,
     ) -> Page[RegisteredModel]:
         """Models by name, a page at a time."""
-        if not 1 <= limit <= 1000:
-            raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
+        _check_limit(limit)
         offset = decode_token(page_token)
         q = select(s.models).order_by(s.models.c.name).limit(limit + 1).offset(offset)
         if name_like:
@@ -149,31 +121,8 @@ class SqlStore:
             q = q.where(s.models.c.archived.is_(False))
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-            items = self._hydrate_models(conn, rows[:limit])
+            items = hydrate_models(conn, rows[:limit])
         return Page(items=items, next_page_token=encode_token(offset + limit) if len(rows) > limit else None)
-
-    def _hydrate_models(self, conn: Connection, rows: Sequence[Row[Any]]) -> list[RegisteredModel]:
-        ids = [r.id for r in rows]
-        tags: dict[int, dict[str, str]] = defaultdict(dict)
-        als: dict[int, dict[str, int]] = defaultdict(dict)
-        if ids:
-            for t in conn.execute(select(s.model_tags).where(s.model_tags.c.model_id.in_(ids))):
-                tags[t.model_id][t.key] = t.value
-            for a in conn.execute(select(s.aliases).where(s.aliases.c.model_id.in_(ids))):
-                als[a.model_id][a.alias] = a.version
-        return [
-            RegisteredModel(
-                name=r.name,
-                description=r.description,
-                latest_version=r.latest_version,
-                archived=r.archived,
-                created_at=_aware(r.created_at),
-                updated_at=_aware(r.updated_at),
-                tags=tags[r.id],
-                aliases=als[r.id],
-            )
-            for r in rows
-        ]
 
     def set_model_tag(self, name: str, key: str, value: str | None) -> None:
         """Set (or, with None, remove) a tag on the model itself."""
@@ -338,23 +287,30 @@ class SqlStore:
             rows = conn.execute(
                 self._version_query().where(s.versions.c.model_id == mid, s.versions.c.version == number)
             ).all()
-            return self._hydrate(conn, rows)[0]
+            return hydrate_versions(conn, rows, full=True)[0]
 
-    def _version_query(self) -> Any:
-        return select(s.versions, s.models.c.name).select_from(s.versions.join(s.models))
+    def _version_query(self, full: bool = True) -> Any:
+        cols = s.versions.c if full else [c for c in s.versions.c if c.name not in HEAVY_COLUMNS]
+        return select(*cols, s.models.c.name).select_from(s.versions.join(s.models))
 
     def list_versions(
-        self, name: str, limit: int = 100, page_token: str | None = None, include_archived: bool = True
+        self,
+        name: str,
+        limit: int = 100,
+        page_token: str | None = None,
+        include_archived: bool = True,
+        full: bool = False,
     ) -> Page[ModelVersion]:
-        """A model's versions, newest first."""
+        """A model's versions, newest first (summaries unless `full`; see `HEAVY_COLUMNS`)."""
+        _check_limit(limit)
         offset = decode_token(page_token)
         with self.engine.connect() as conn:
             mid = self._model_row(conn, name).id
-            q = self._version_query().where(s.versions.c.model_id == mid)
+            q = self._version_query(full).where(s.versions.c.model_id == mid)
             if not include_archived:
                 q = q.where(s.versions.c.status == "ready")
             rows = conn.execute(q.order_by(s.versions.c.version.desc()).limit(limit + 1).offset(offset)).all()
-            items = self._hydrate(conn, rows[:limit])
+            items = hydrate_versions(conn, rows[:limit], full=full)
         return Page(items=items, next_page_token=encode_token(offset + limit) if len(rows) > limit else None)
 
     def search_versions(
@@ -364,12 +320,16 @@ class SqlStore:
         limit: int = 100,
         page_token: str | None = None,
         include_archived: bool = False,
+        full: bool = False,
     ) -> Page[ModelVersion]:
-        """Versions matching a filter (see `maestrale.registry.search`), a page at a time."""
-        if not 1 <= limit <= 1000:
-            raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
+        """Versions matching a filter (see `maestrale.registry.search`), a page at a time.
+
+        Results are summaries unless `full`: the heavy fields (input schema, package versions,
+        spec, profile, lineage) are left empty; `get_version` returns the complete record.
+        """
+        _check_limit(limit)
         offset = decode_token(page_token)
-        q = self._version_query()
+        q = self._version_query(full)
         cond = compile_filter(filter)
         if cond is not None:
             q = q.where(cond)
@@ -378,66 +338,8 @@ class SqlStore:
         q = q.order_by(*compile_order(order_by)).limit(limit + 1).offset(offset)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-            items = self._hydrate(conn, rows[:limit])
+            items = hydrate_versions(conn, rows[:limit], full=full)
         return Page(items=items, next_page_token=encode_token(offset + limit) if len(rows) > limit else None)
-
-    def _hydrate(self, conn: Connection, rows: Sequence[Row[Any]]) -> list[ModelVersion]:
-        if not rows:
-            return []
-        ids = [r.id for r in rows]
-        params: dict[int, dict[str, Any]] = defaultdict(dict)
-        metrics: dict[int, dict[str, float]] = defaultdict(dict)
-        tags: dict[int, dict[str, str]] = defaultdict(dict)
-        lineage: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        als: dict[tuple[int, int], list[str]] = defaultdict(list)
-        for p in conn.execute(select(s.version_params).where(s.version_params.c.version_id.in_(ids))):
-            params[p.version_id][p.key] = json.loads(p.value)
-        for m in conn.execute(select(s.version_metrics).where(s.version_metrics.c.version_id.in_(ids))):
-            metrics[m.version_id][m.key] = m.value
-        for t in conn.execute(select(s.version_tags).where(s.version_tags.c.version_id.in_(ids))):
-            tags[t.version_id][t.key] = t.value
-        for li in conn.execute(
-            select(s.lineage).where(s.lineage.c.version_id.in_(ids)).order_by(s.lineage.c.id)
-        ):
-            lineage[li.version_id].append({"relation": li.relation, "target": li.target, "detail": li.detail})
-        mids = {r.model_id for r in rows}
-        for a in conn.execute(
-            select(s.aliases).where(s.aliases.c.model_id.in_(mids)).order_by(s.aliases.c.alias)
-        ):
-            als[(a.model_id, a.version)].append(a.alias)
-        return [
-            ModelVersion(
-                name=r.name,
-                version=r.version,
-                status=r.status,
-                created_at=_aware(r.created_at),
-                created_by=r.created_by,
-                description=r.description,
-                artifact=ArtifactInfo(
-                    key=r.artifact_key,
-                    sha256=r.artifact_sha256,
-                    size=r.artifact_size,
-                    format=r.artifact_format,
-                    flavor=r.flavor,
-                ),
-                params=params[r.id],
-                metrics=metrics[r.id],
-                tags=tags[r.id],
-                aliases=als[(r.model_id, r.version)],
-                input_schema=r.input_schema,
-                data_fingerprint=r.data_fingerprint,
-                data_version=r.data_version,
-                code_version=r.code_version,
-                package_versions=r.package_versions or {},
-                duration_s=r.duration_s,
-                parent_version=r.parent_version,
-                reason=r.reason,
-                spec=r.spec,
-                profile=r.profile,
-                lineage=lineage[r.id],
-            )
-            for r in rows
-        ]
 
     def set_version_tag(self, ref: str, key: str, value: str | None) -> None:
         """Set (or, with None, remove) a tag on a version; tags are the one mutable part of a version."""
@@ -485,121 +387,6 @@ class SqlStore:
             )
         return self.get_version(f"{name}:{number}")
 
-    # -- aliases ----------------------------------------------------------------------------
-    def set_alias(
-        self, name: str, alias: str, version: int, actor: str | None = None, reason: str | None = None
-    ) -> AliasChange:
-        """Point `alias` at `version`, recording who moved it from where; emits alias_set (and promoted)."""
-        validate_name(alias, "alias")
-        now = utcnow()
-        with self.write_engine.begin() as conn:
-            model = self._model_row(conn, name)
-            status = conn.execute(
-                select(s.versions.c.status).where(
-                    s.versions.c.model_id == model.id, s.versions.c.version == version
-                )
-            ).scalar()
-            if status is None:
-                raise NotFound(
-                    f"version {version} of model {name!r} not found (latest is {model.latest_version})"
-                )
-            if status != "ready":
-                raise Conflict(f"version {version} of {name!r} is archived and cannot take alias {alias!r}")
-            prev = conn.execute(
-                select(s.aliases.c.version).where(
-                    s.aliases.c.model_id == model.id, s.aliases.c.alias == alias
-                )
-            ).scalar()
-            if prev is None:
-                conn.execute(
-                    insert(s.aliases).values(
-                        model_id=model.id, alias=alias, version=version, updated_at=now, updated_by=actor
-                    )
-                )
-            else:
-                conn.execute(
-                    update(s.aliases)
-                    .where(s.aliases.c.model_id == model.id, s.aliases.c.alias == alias)
-                    .values(version=version, updated_at=now, updated_by=actor)
-                )
-            conn.execute(
-                insert(s.alias_history).values(
-                    model_id=model.id,
-                    alias=alias,
-                    version=version,
-                    previous_version=prev,
-                    actor=actor,
-                    reason=reason,
-                    at=now,
-                )
-            )
-            data = {
-                "name": name,
-                "alias": alias,
-                "version": version,
-                "previous_version": prev,
-                "actor": actor,
-                "reason": reason,
-            }
-            add_event(conn, "maestrale.model.alias_set", name, data)
-            if alias == "champion" and prev != version:
-                add_event(conn, "maestrale.model.promoted", name, data)
-        return AliasChange(
-            name=name, alias=alias, version=version, previous_version=prev, actor=actor, reason=reason, at=now
-        )
-
-    def delete_alias(self, name: str, alias: str, actor: str | None = None) -> AliasChange:
-        """Remove an alias (recorded in its history with version None)."""
-        now = utcnow()
-        with self.write_engine.begin() as conn:
-            model = self._model_row(conn, name)
-            prev = conn.execute(
-                select(s.aliases.c.version).where(
-                    s.aliases.c.model_id == model.id, s.aliases.c.alias == alias
-                )
-            ).scalar()
-            if prev is None:
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
-            conn.execute(
-                delete(s.aliases).where(s.aliases.c.model_id == model.id, s.aliases.c.alias == alias)
-            )
-            conn.execute(
-                insert(s.alias_history).values(
-                    model_id=model.id, alias=alias, version=None, previous_version=prev, actor=actor, at=now
-                )
-            )
-            add_event(
-                conn,
-                "maestrale.model.alias_deleted",
-                name,
-                {"name": name, "alias": alias, "previous_version": prev, "actor": actor},
-            )
-        return AliasChange(name=name, alias=alias, version=None, previous_version=prev, actor=actor, at=now)
-
-    def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
-        """Every move of the model's aliases (or of one alias), oldest first."""
-        with self.engine.connect() as conn:
-            mid = self._model_row(conn, name).id
-            q = (
-                select(s.alias_history)
-                .where(s.alias_history.c.model_id == mid)
-                .order_by(s.alias_history.c.id)
-            )
-            if alias:
-                q = q.where(s.alias_history.c.alias == alias)
-            return [
-                AliasChange(
-                    name=name,
-                    alias=h.alias,
-                    version=h.version,
-                    previous_version=h.previous_version,
-                    actor=h.actor,
-                    reason=h.reason,
-                    at=_aware(h.at),
-                )
-                for h in conn.execute(q)
-            ]
-
     # -- housekeeping -----------------------------------------------------------------------
     def referenced_keys(self) -> set[str]:
         """Artifact keys some version (archived included) still points at."""
@@ -608,30 +395,11 @@ class SqlStore:
 
     def pending_events(self, limit: int = 500) -> list[dict[str, Any]]:
         """Unsent outbox events, oldest first, as CloudEvents dicts (the bus relay publishes them)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(s.outbox).where(s.outbox.c.sent_at.is_(None)).order_by(s.outbox.c.id).limit(limit)
-            ).all()
-        return [
-            {
-                "specversion": "1.0",
-                "id": r.event_id,
-                "source": r.source,
-                "type": r.type,
-                "subject": r.subject,
-                "time": _aware(r.time).isoformat(),
-                "datacontenttype": "application/json",
-                "data": r.data,
-            }
-            for r in rows
-        ]
+        return pending_events(self.engine, limit)
 
     def mark_sent(self, event_ids: Iterable[str]) -> None:
         """Mark outbox events as published (called only after the broker confirmed them)."""
-        ids = list(event_ids)
-        if ids:
-            with self.write_engine.begin() as conn:
-                conn.execute(update(s.outbox).where(s.outbox.c.event_id.in_(ids)).values(sent_at=utcnow()))
+        mark_sent(self.write_engine, event_ids)
 
     def count_versions(self) -> int:
         """Total versions in the store (for /metrics)."""
