@@ -1,22 +1,40 @@
-"""Rows to domain objects. Rows come from our own schema, so objects are built without re-validation
-(`model_construct`): search over 100 versions spends its time in SQL, not in pydantic.
+"""Rows to domain objects, assembled as JSON inside the database.
+
+One query returns each version as a JSON document (params, metrics, tags, aliases and lineage
+aggregated by correlated subqueries); pydantic-core then validates the whole page in one call, and
+the REST API can pass the documents through without parsing them. Searching 100 versions thus costs
+one round trip instead of five, and no per-object Python work.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from pydantic import TypeAdapter
+from sqlalchemy import Connection, Row, func, literal, literal_column, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from maestrale.registry import schema as s
 from maestrale.registry.outbox import aware
-from maestrale.registry.types import ArtifactInfo, ColumnSchema, ModelVersion, RegisteredModel
+from maestrale.registry.types import ModelVersion, RegisteredModel
 
 # Left out of list/search summaries; `get_version` (or `full=True`) returns them.
 HEAVY_COLUMNS = ("input_schema", "package_versions", "spec", "profile")
+VERSIONS = TypeAdapter(list[ModelVersion])
+_PLAIN = (
+    "version",
+    "status",
+    "created_by",
+    "description",
+    "data_fingerprint",
+    "data_version",
+    "code_version",
+    "duration_s",
+    "parent_version",
+    "reason",
+)
 
 
 def hydrate_models(conn: Connection, rows: Sequence[Row[Any]]) -> list[RegisteredModel]:
@@ -44,66 +62,90 @@ def hydrate_models(conn: Connection, rows: Sequence[Row[Any]]) -> list[Registere
     ]
 
 
-def hydrate_versions(conn: Connection, rows: Sequence[Row[Any]], full: bool) -> list[ModelVersion]:
-    """Versions with params, metrics, tags and aliases (and lineage when `full`), batched by id."""
-    if not rows:
-        return []
-    ids = [r.id for r in rows]
-    params: dict[int, dict[str, Any]] = defaultdict(dict)
-    metrics: dict[int, dict[str, float]] = defaultdict(dict)
-    tags: dict[int, dict[str, str]] = defaultdict(dict)
-    lineage: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    als: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for table, into, decode in (
-        (s.version_params, params, json.loads),
-        (s.version_metrics, metrics, None),
-        (s.version_tags, tags, None),
-    ):
-        q = select(table.c.version_id, table.c.key, table.c.value).where(table.c.version_id.in_(ids))
-        for vid, key, value in conn.execute(q):
-            into[vid][key] = decode(value) if decode else value
+class _Json:
+    """The JSON functions of one dialect (SQLite's JSON1 or PostgreSQL's json_*)."""
+
+    def __init__(self, dialect: str) -> None:
+        self.pg = dialect == "postgresql"
+
+    def obj(self, *pairs: tuple[str, Any]) -> ColumnElement[Any]:
+        args: list[Any] = []
+        for key, value in pairs:
+            args += [literal(key), value]
+        return func.json_build_object(*args) if self.pg else func.json_object(*args)
+
+    def group_object(self, key: Any, value: Any) -> Any:
+        if self.pg:
+            return func.coalesce(func.json_object_agg(key, value), literal_column("'{}'::json"))
+        return func.json_group_object(key, value)
+
+    def group_array(self, value: Any, order: Any = None) -> Any:
+        if self.pg:
+            agg = func.json_agg(literal_column(f"{value} ORDER BY {order}") if order is not None else value)
+            return func.coalesce(agg, literal_column("'[]'::json"))
+        return func.json_group_array(value)
+
+    def timestamp(self, col: Any) -> Any:
+        # SQLite keeps UTC as naive text 'YYYY-MM-DD HH:MM:SS.ffffff'; make it ISO 8601 with Z
+        return col if self.pg else func.replace(col, " ", "T") + "Z"
+
+
+def version_documents(dialect: str, full: bool) -> Any:
+    """SELECT of one JSON text column `doc` per version (join `models`; add WHERE/ORDER as needed)."""
+    j = _Json(dialect)
+    v = s.versions.c
+    p, m, t, a, li = s.version_params, s.version_metrics, s.version_tags, s.aliases, s.lineage
+    param_value = p.c.value if not j.pg else p.c.value.cast(s.versions.c.spec.type)
+    pairs: list[tuple[str, Any]] = [("name", s.models.c.name)]
+    pairs += [(c, v[c]) for c in _PLAIN]
+    pairs += [
+        ("created_at", j.timestamp(v.created_at)),
+        (
+            "artifact",
+            j.obj(
+                ("key", v.artifact_key),
+                ("sha256", v.artifact_sha256),
+                ("size", v.artifact_size),
+                ("format", v.artifact_format),
+                ("flavor", v.flavor),
+            ),
+        ),
+        (
+            "params",
+            select(j.group_object(p.c.key, param_value if j.pg else func.json(p.c.value)))
+            .where(p.c.version_id == v.id)
+            .scalar_subquery(),
+        ),
+        (
+            "metrics",
+            select(j.group_object(m.c.key, m.c.value)).where(m.c.version_id == v.id).scalar_subquery(),
+        ),
+        ("tags", select(j.group_object(t.c.key, t.c.value)).where(t.c.version_id == v.id).scalar_subquery()),
+    ]
+    # ordered on PostgreSQL; SQLite < 3.44 has no ORDER BY inside aggregates (a version rarely has two)
+    aliases = select(j.group_array("aliases.alias", "aliases.alias") if j.pg else j.group_array(a.c.alias))
+    pairs.append(
+        ("aliases", aliases.where(a.c.model_id == v.model_id, a.c.version == v.version).scalar_subquery())
+    )
     if full:
-        q = select(s.lineage).where(s.lineage.c.version_id.in_(ids)).order_by(s.lineage.c.id)
-        for li in conn.execute(q):
-            lineage[li.version_id].append({"relation": li.relation, "target": li.target, "detail": li.detail})
-    mids = {r.model_id for r in rows}
-    a = s.aliases
-    q = select(a.c.model_id, a.c.version, a.c.alias).where(a.c.model_id.in_(mids)).order_by(a.c.alias)
-    for mid, version, alias in conn.execute(q):
-        als[(mid, version)].append(alias)
-    out = []
-    for r in rows:
-        schema = getattr(r, "input_schema", None) if full else None
-        out.append(
-            ModelVersion.model_construct(
-                name=r.name,
-                version=r.version,
-                status=r.status,
-                created_at=aware(r.created_at),
-                created_by=r.created_by,
-                description=r.description,
-                artifact=ArtifactInfo.model_construct(
-                    key=r.artifact_key,
-                    sha256=r.artifact_sha256,
-                    size=r.artifact_size,
-                    format=r.artifact_format,
-                    flavor=r.flavor,
-                ),
-                params=params[r.id],
-                metrics=metrics[r.id],
-                tags=tags[r.id],
-                aliases=als[(r.model_id, r.version)],
-                input_schema=[ColumnSchema.model_construct(**c) for c in schema] if schema else None,
-                data_fingerprint=r.data_fingerprint,
-                data_version=r.data_version,
-                code_version=r.code_version,
-                package_versions=(r.package_versions or {}) if full else {},
-                duration_s=r.duration_s,
-                parent_version=r.parent_version,
-                reason=r.reason,
-                spec=r.spec if full else None,
-                profile=r.profile if full else None,
-                lineage=lineage[r.id],
-            )
+        json_col = (lambda c: c) if j.pg else func.json
+        lineage_doc = j.obj(
+            ("relation", li.c.relation), ("target", li.c.target), ("detail", json_col(li.c.detail))
         )
-    return out
+        if j.pg:
+            lineage = select(func.coalesce(func.json_agg(lineage_doc), literal_column("'[]'::json")))
+        else:
+            lineage = select(j.group_array(lineage_doc))
+        pairs += [(c, json_col(v[c])) for c in HEAVY_COLUMNS]
+        pairs.append(("lineage", lineage.where(li.c.version_id == v.id).scalar_subquery()))
+    doc = j.obj(*pairs)
+    if j.pg:
+        doc = doc.cast(s.versions.c.description.type)  # text, like SQLite's json_object
+    return select(doc.label("doc")).select_from(s.versions.join(s.models))
+
+
+def parse_documents(docs: Sequence[str | bytes]) -> list[ModelVersion]:
+    """Validate a page of version documents in one pydantic-core call."""
+    if not docs:
+        return []
+    return VERSIONS.validate_json("[" + ",".join(d if isinstance(d, str) else d.decode() for d in docs) + "]")

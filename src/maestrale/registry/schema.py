@@ -110,6 +110,7 @@ aliases = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("updated_by", String(128), nullable=True),
+    Index("ix_aliases_model_version", "model_id", "version"),
 )
 
 alias_history = Table(

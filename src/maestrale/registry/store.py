@@ -19,7 +19,7 @@ from maestrale.errors import BackendUnavailable, ConfigError, Conflict, InvalidI
 from maestrale.refs import ModelRef, validate_key, validate_name
 from maestrale.registry import schema as s
 from maestrale.registry.aliases import AliasOps
-from maestrale.registry.hydrate import HEAVY_COLUMNS, hydrate_models, hydrate_versions
+from maestrale.registry.hydrate import hydrate_models, parse_documents, version_documents
 from maestrale.registry.outbox import add_event, mark_sent, pending_events, utcnow
 from maestrale.registry.search import compile_filter, compile_order, decode_token, encode_token
 from maestrale.registry.types import (
@@ -70,6 +70,8 @@ class SqlStore(AliasOps):
         self.write_engine = writer(self.engine)
         self.dialect = self.engine.dialect.name
         self._upsert_stmt = self._build_upsert()
+        self._doc_queries = {full: version_documents(self.dialect, full) for full in (False, True)}
+        self._search_cache: dict[tuple[Any, ...], tuple[str, list[str] | None, dict[str, Any]]] = {}
 
     # -- models -----------------------------------------------------------------------------
     def _model_row(self, conn: Connection, name: str) -> Row[Any]:
@@ -284,14 +286,17 @@ class SqlStore(AliasOps):
         """Full metadata of the version a reference points at."""
         with self.engine.connect() as conn:
             mid, number = self.resolve(ref, conn)
-            rows = conn.execute(
-                self._version_query().where(s.versions.c.model_id == mid, s.versions.c.version == number)
-            ).all()
-            return hydrate_versions(conn, rows, full=True)[0]
+            docs = (
+                conn.execute(
+                    self._version_query().where(s.versions.c.model_id == mid, s.versions.c.version == number)
+                )
+                .scalars()
+                .all()
+            )
+            return parse_documents(docs)[0]
 
     def _version_query(self, full: bool = True) -> Any:
-        cols = s.versions.c if full else [c for c in s.versions.c if c.name not in HEAVY_COLUMNS]
-        return select(*cols, s.models.c.name).select_from(s.versions.join(s.models))
+        return self._doc_queries[full]
 
     def list_versions(
         self,
@@ -309,8 +314,12 @@ class SqlStore(AliasOps):
             q = self._version_query(full).where(s.versions.c.model_id == mid)
             if not include_archived:
                 q = q.where(s.versions.c.status == "ready")
-            rows = conn.execute(q.order_by(s.versions.c.version.desc()).limit(limit + 1).offset(offset)).all()
-            items = hydrate_versions(conn, rows[:limit], full=full)
+            rows = (
+                conn.execute(q.order_by(s.versions.c.version.desc()).limit(limit + 1).offset(offset))
+                .scalars()
+                .all()
+            )
+        items = parse_documents(rows[:limit])
         return Page(items=items, next_page_token=encode_token(offset + limit) if len(rows) > limit else None)
 
     def search_versions(
@@ -329,17 +338,46 @@ class SqlStore(AliasOps):
         """
         _check_limit(limit)
         offset = decode_token(page_token)
-        q = self._version_query(full)
+        sql, names, params = self._search_sql(filter, order_by, include_archived, full)
+        values = {**params, "lim": limit + 1, "off": offset}
+        args: Any = tuple(values[n] for n in names) if names is not None else values
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(sql, args).scalars().all()
+        items = parse_documents(rows[:limit])
+        return Page(items=items, next_page_token=encode_token(offset + limit) if len(rows) > limit else None)
+
+    def _search_sql(
+        self, filter: str | None, order_by: str | None, include_archived: bool, full: bool
+    ) -> tuple[str, list[str] | None, dict[str, Any]]:
+        """The search compiled once per (filter, order, flags) to driver SQL: dashboards repeat queries,
+        and building plus compiling the statement costs more than running it."""
+        key = (filter, order_by, include_archived, full)
+        hit = self._search_cache.get(key)
+        if hit is not None:
+            return hit
+        ordering = compile_order(order_by)
+        # pick the page first, then build documents for those rows only
+        inner = select(s.versions.c.id.label("vid"), func.row_number().over(order_by=ordering).label("pos"))
+        inner = inner.select_from(s.versions.join(s.models))
         cond = compile_filter(filter)
         if cond is not None:
-            q = q.where(cond)
+            inner = inner.where(cond)
         if not include_archived:
-            q = q.where(s.versions.c.status == "ready")
-        q = q.order_by(*compile_order(order_by)).limit(limit + 1).offset(offset)
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-            items = hydrate_versions(conn, rows[:limit], full=full)
-        return Page(items=items, next_page_token=encode_token(offset + limit) if len(rows) > limit else None)
+            inner = inner.where(s.versions.c.status == "ready")
+        page = inner.order_by(*ordering).limit(bindparam("lim")).offset(bindparam("off")).subquery()
+        doc = self._doc_queries[full].selected_columns[0]
+        stmt = (
+            select(doc)
+            .select_from(s.versions.join(s.models).join(page, page.c.vid == s.versions.c.id))
+            .order_by(page.c.pos)
+        )
+        compiled = stmt.compile(dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
+        names = list(compiled.positiontup or []) if compiled.positional else None
+        entry = (compiled.string, names, dict(compiled.params))
+        if len(self._search_cache) > 256:
+            self._search_cache.clear()
+        self._search_cache[key] = entry
+        return entry
 
     def set_version_tag(self, ref: str, key: str, value: str | None) -> None:
         """Set (or, with None, remove) a tag on a version; tags are the one mutable part of a version."""

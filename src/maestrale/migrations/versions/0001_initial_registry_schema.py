@@ -86,6 +86,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["model_id"], ["models.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("model_id", "alias"),
     )
+    with op.batch_alter_table("aliases", schema=None) as batch_op:
+        batch_op.create_index("ix_aliases_model_version", ["model_id", "version"], unique=False)
+
     op.create_table(
         "model_tags",
         sa.Column("model_id", sa.Integer(), nullable=False),

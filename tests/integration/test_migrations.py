@@ -1,0 +1,22 @@
+"""The Alembic migrations build exactly the schema the code queries, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from maestrale.db import HEAD_REVISION, current_revision, get_engine, upgrade
+from maestrale.registry.schema import metadata
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_migrations_match_the_schema(backend, tmp_path, request):
+    url = f"sqlite:///{tmp_path}/m.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    assert upgrade(url) == HEAD_REVISION
+    assert upgrade(url) == HEAD_REVISION  # idempotent
+    engine = get_engine(url)
+    assert current_revision(engine) == HEAD_REVISION
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
