@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from typing import Annotated, Any
 
@@ -212,16 +213,17 @@ def search_versions(
     full: bool = False,
 ) -> Page[ModelVersion]:
     """Search versions, e.g. `filter=metrics.nmae < 0.08 and tags.site = 'p50'` (summaries unless `full`)."""
-    return _json(
-        _store(request).search_versions(
-            filter,
-            order_by=order_by,
-            limit=limit,
-            page_token=page_token,
-            include_archived=include_archived,
-            full=full,
-        )
+    docs, token = _store(request).search_documents(
+        filter,
+        order_by=order_by,
+        limit=limit,
+        page_token=page_token,
+        include_archived=include_archived,
+        full=full,
     )
+    # the database already wrote each version as JSON: pass it through untouched
+    body = '{"items":[' + ",".join(docs) + '],"next_page_token":' + json.dumps(token) + ',"total":null}'
+    return Response(body, media_type="application/json")
 
 
 @router.post("/artifacts", response_model=StoredArtifact, status_code=201, dependencies=[Write])

@@ -336,6 +336,19 @@ class SqlStore(AliasOps):
         Results are summaries unless `full`: the heavy fields (input schema, package versions,
         spec, profile, lineage) are left empty; `get_version` returns the complete record.
         """
+        docs, token = self.search_documents(filter, order_by, limit, page_token, include_archived, full)
+        return Page(items=parse_documents(docs), next_page_token=token)
+
+    def search_documents(
+        self,
+        filter: str | None = None,
+        order_by: str | None = None,
+        limit: int = 100,
+        page_token: str | None = None,
+        include_archived: bool = False,
+        full: bool = False,
+    ) -> tuple[list[str], str | None]:
+        """Like `search_versions`, but the versions stay JSON text (the REST API sends them as they are)."""
         _check_limit(limit)
         offset = decode_token(page_token)
         sql, names, params = self._search_sql(filter, order_by, include_archived, full)
@@ -343,8 +356,8 @@ class SqlStore(AliasOps):
         args: Any = tuple(values[n] for n in names) if names is not None else values
         with self.engine.connect() as conn:
             rows = conn.exec_driver_sql(sql, args).scalars().all()
-        items = parse_documents(rows[:limit])
-        return Page(items=items, next_page_token=encode_token(offset + limit) if len(rows) > limit else None)
+        docs = [r if isinstance(r, str) else json.dumps(r) for r in rows[:limit]]
+        return docs, encode_token(offset + limit) if len(rows) > limit else None
 
     def _search_sql(
         self, filter: str | None, order_by: str | None, include_archived: bool, full: bool
