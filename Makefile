@@ -16,9 +16,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PIP) install --quiet --upgrade pip 2>&1 | { grep -v "is ignored" || true; }
 	# xgboost-cpu: the same xgboost module without the 300 MB CUDA runtime the plain wheel pulls in
-	set -o pipefail; $(PIP) install --quiet -e '.[$(EXTRAS)]' xgboost-cpu 2>&1 | grep -v "is ignored"
+	set -o pipefail; $(PIP) install --quiet -e '.[$(EXTRAS)]' xgboost-cpu 2>&1 | { grep -v "is ignored" || true; }
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
