@@ -268,8 +268,14 @@ def test_verify_detects_corruption(sqlite_registry, regression_data, tmp_path):
 def test_search_returns_summaries_unless_full(registry, regression_data, request):
     X, y = regression_data
     name = _name(request)
-    registry.register(name, Ridge().fit(X, y), input_example=X.head(), spec={"target": "power_kw"},
-                      profile={"x0": {"mean": 0.0}}, metrics={"nmae": 0.1})
+    registry.register(
+        name,
+        Ridge().fit(X, y),
+        input_example=X.head(),
+        spec={"target": "power_kw"},
+        profile={"x0": {"mean": 0.0}},
+        metrics={"nmae": 0.1},
+    )
     summary = registry.search_versions(f"name = '{name}'").items[0]
     assert summary.metrics == {"nmae": 0.1} and summary.artifact.sha256
     assert summary.input_schema is None and summary.spec is None and summary.package_versions == {}

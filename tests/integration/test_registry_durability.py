@@ -139,3 +139,37 @@ def test_same_bytes_are_stored_once(sqlite_registry, tmp_path: Path):
     b = sqlite_registry.register("dedupe", model, format="pickle")
     assert a.artifact.sha256 == b.artifact.sha256 and a.version != b.version
     assert len(list((tmp_path / "artifacts").rglob("*"))) == 4  # objects/sha256/xx/<digest>
+
+
+def _register_with_key(db_url: str, storage_url: str, key: str, start: mp.Event) -> int:
+    reg = Registry(database_url=db_url, storage_url=storage_url)
+    X = np.random.default_rng(1).normal(size=(30, 4))
+    model = Ridge().fit(X, X[:, 0])
+    start.wait()
+    return reg.register("idempotent-race", model, idempotency_key=key).version
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_idempotency_key_never_makes_a_second_version(backend, request, tmp_path, regression_data):
+    X, y = regression_data
+    db_url = f"sqlite:///{tmp_path}/r.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    storage = f"file://{tmp_path}/a"
+    reg = Registry(database_url=db_url, storage_url=storage)
+    name = f"idem-{backend}-{tmp_path.name[-6:]}"
+    first = reg.register(name, Ridge().fit(X, y), idempotency_key="req-1", metrics={"nmae": 0.1})
+    again = reg.register(name, Ridge(alpha=5).fit(X, y), idempotency_key="req-1", metrics={"nmae": 0.2})
+    assert again.version == first.version == 1 and again.metrics == {"nmae": 0.1}
+    assert reg.register(name, Ridge().fit(X, y), idempotency_key="req-2").version == 2
+    assert reg.get_model(name).latest_version == 2
+    # racing retries of one request from four processes: exactly one version
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        start = manager.Event()
+        with ctx.Pool(4) as pool:
+            results = [
+                pool.apply_async(_register_with_key, (db_url, storage, f"race-{backend}", start))
+                for _ in range(4)
+            ]
+            start.set()
+            versions = {r.get(timeout=120) for r in results}
+    assert len(versions) == 1

@@ -131,11 +131,13 @@ class Registry:
         format: str | None = None,
         trusted_types: list[str] | None = None,
         code_version: str | None = None,
+        idempotency_key: str | None = None,
     ) -> ModelVersion:
         """Store `model` in a safe format and record version N+1 of `name`.
 
         The artifact is uploaded first and the metadata committed last, so a crash in between
-        leaves an unreferenced blob (removed by `gc`) and never a visible half-version.
+        leaves an unreferenced blob (removed by `gc`) and never a visible half-version. A retry with
+        the same `idempotency_key` (e.g. a redelivered training request) returns the first version.
 
         >>> mv = reg.register("pv-forecast", model, params={"alpha": 1.0}, metrics={"nmae": 0.061},
         ...                   input_example=X.head(), tags={"site": "p50"})  # doctest: +SKIP
@@ -164,6 +166,7 @@ class Registry:
             profile=profile,
             lineage=lineage or [],
             created_by=self.actor,
+            idempotency_key=idempotency_key,
         )  # validated before the upload, so bad metadata never leaves an orphan blob
         obj = self._blobs.put_bytes(ser.data)
         new.artifact.key, new.artifact.sha256, new.artifact.size = obj.key, obj.sha256, obj.size

@@ -34,6 +34,7 @@ _PLAIN = (
     "duration_s",
     "parent_version",
     "reason",
+    "idempotency_key",
 )
 
 

@@ -70,7 +70,11 @@ versions = Table(
     Column("reason", Text, nullable=True),
     Column("spec", JSON, nullable=True),
     Column("profile", JSON, nullable=True),
+    # a retried request (redelivered training job, client retry) names itself: the same key never
+    # makes a second version
+    Column("idempotency_key", String(128), nullable=True),
     UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
+    UniqueConstraint("model_id", "idempotency_key", name="uq_versions_model_idempotency"),
     Index("ix_versions_sha256", "artifact_sha256"),
 )
 
@@ -151,6 +155,28 @@ outbox = Table(
     Column("sent_at", DateTime(timezone=True), nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Index("ix_outbox_unsent", "sent_at", "id"),
+)
+
+trainings = Table(
+    "trainings",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the request id
+    Column("name", String(128), nullable=False),
+    Column("fleet_id", String(64), nullable=True),
+    Column("status", String(16), nullable=False),  # queued | started | completed | failed
+    Column("spec", JSON, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("parent_version", Integer, nullable=True),
+    Column("requested_by", String(128), nullable=True),
+    Column("worker", String(128), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("version", Integer, nullable=True),
+    Column("metrics", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_trainings_fleet", "fleet_id"),
+    Index("ix_trainings_name_created", "name", "created_at"),
 )
 
 tokens = Table(

@@ -156,6 +156,11 @@ class SqlStore(AliasOps):
         a = new.artifact
         with self.write_engine.begin() as conn:
             conn.execute(self._upsert_stmt, {"m_name": name, "m_now": now})
+            if new.idempotency_key is not None:
+                existing = self._version_for_key(conn, name, new.idempotency_key)
+                if existing is not None:
+                    conn.rollback()
+                    return self.get_version(f"{name}:{existing}")
             # the row lock (PostgreSQL) or the write lock (SQLite) serialises allocation: no gaps, no twins
             mid, number = conn.execute(_ALLOCATE, {"m_name": name, "m_now": now}).one()
             if new.parent_version is not None and not (0 < new.parent_version < number):
@@ -184,6 +189,7 @@ class SqlStore(AliasOps):
                 "reason": new.reason,
                 "spec": new.spec,
                 "profile": new.profile,
+                "idempotency_key": new.idempotency_key,
             }
             vid = conn.execute(_INSERT_VERSION, row).scalar_one()
             if new.params:
@@ -252,6 +258,18 @@ class SqlStore(AliasOps):
             artifact=a,
             input_schema=new.input_schema,
         )
+
+    def _version_for_key(self, conn: Connection, name: str, key: str) -> int | None:
+        # the row lock makes a concurrent twin wait here until the first one committed (PostgreSQL);
+        # SQLite's BEGIN IMMEDIATE already serialises writers
+        mid = conn.execute(
+            select(s.models.c.id).where(s.models.c.name == name).with_for_update()
+        ).scalar_one()
+        return conn.execute(
+            select(s.versions.c.version).where(
+                s.versions.c.model_id == mid, s.versions.c.idempotency_key == key
+            )
+        ).scalar()
 
     def resolve(self, ref: str | ModelRef, conn: Connection | None = None) -> tuple[int, int]:
         """(model_id, version number) for a reference; NotFound names what is missing."""

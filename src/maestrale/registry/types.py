@@ -48,6 +48,9 @@ class VersionCreate(BaseModel):
     profile: dict[str, Any] | None = None
     lineage: list[dict[str, Any]] = Field(default_factory=list)
     created_by: str | None = None
+    idempotency_key: str | None = Field(
+        default=None, max_length=128, description="Retries with the same key return the first version."
+    )
 
 
 class ModelVersion(BaseModel):
@@ -82,6 +85,7 @@ class ModelVersion(BaseModel):
     spec: dict[str, Any] | None = None
     profile: dict[str, Any] | None = None
     lineage: list[dict[str, Any]] = Field(default_factory=list)
+    idempotency_key: str | None = None
 
     @property
     def ref(self) -> str:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 21:07:35.744785
+Create Date: 2026-11-26 21:38:07.376651
 """
 
 from __future__ import annotations
@@ -60,6 +60,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
     )
+    op.create_table(
+        "trainings",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=128), nullable=False),
+        sa.Column("fleet_id", sa.String(length=64), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("spec", sa.JSON(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("parent_version", sa.Integer(), nullable=True),
+        sa.Column("requested_by", sa.String(length=128), nullable=True),
+        sa.Column("worker", sa.String(length=128), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=True),
+        sa.Column("metrics", sa.JSON(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("trainings", schema=None) as batch_op:
+        batch_op.create_index("ix_trainings_fleet", ["fleet_id"], unique=False)
+        batch_op.create_index("ix_trainings_name_created", ["name", "created_at"], unique=False)
+
     op.create_table(
         "alias_history",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -121,8 +144,10 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("spec", sa.JSON(), nullable=True),
         sa.Column("profile", sa.JSON(), nullable=True),
+        sa.Column("idempotency_key", sa.String(length=128), nullable=True),
         sa.ForeignKeyConstraint(["model_id"], ["models.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("model_id", "idempotency_key", name="uq_versions_model_idempotency"),
         sa.UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
     )
     with op.batch_alter_table("versions", schema=None) as batch_op:
@@ -201,11 +226,19 @@ def downgrade() -> None:
 
     op.drop_table("versions")
     op.drop_table("model_tags")
+    with op.batch_alter_table("aliases", schema=None) as batch_op:
+        batch_op.drop_index("ix_aliases_model_version")
+
     op.drop_table("aliases")
     with op.batch_alter_table("alias_history", schema=None) as batch_op:
         batch_op.drop_index("ix_alias_history_model_alias")
 
     op.drop_table("alias_history")
+    with op.batch_alter_table("trainings", schema=None) as batch_op:
+        batch_op.drop_index("ix_trainings_name_created")
+        batch_op.drop_index("ix_trainings_fleet")
+
+    op.drop_table("trainings")
     op.drop_table("tokens")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_unsent")
