@@ -62,3 +62,18 @@ def test_custom_transformer_needs_trusted_types(sqlite_registry, regression_data
     np.testing.assert_allclose(
         sqlite_registry.load(mv.ref, trusted_types=trusted).predict(X), pipe.predict(X)
     )
+
+
+def test_onnx_model_roundtrips(sqlite_registry, regression_data):
+    pytest.importorskip("onnxruntime")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import Ridge
+
+    X, y = regression_data
+    model = Ridge().fit(X, y)
+    proto = skl2onnx.convert_sklearn(model, initial_types=[("X", FloatTensorType([None, X.shape[1]]))])
+    mv = sqlite_registry.register("onnx-ridge", proto)
+    assert mv.artifact.format == "onnx"
+    loaded = sqlite_registry.load(mv.ref)
+    np.testing.assert_allclose(loaded.predict(X).ravel(), model.predict(X), rtol=1e-4, atol=1e-4)
