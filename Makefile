@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 # Reinstall when the project's dependencies change; otherwise the stamp makes this a no-op.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 NPM_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-12)
-EXTRAS := server,postgres,azure,s3,lightgbm,onnx,plot,dev
+EXTRAS := server,rabbitmq,postgres,azure,s3,lightgbm,onnx,dvc,plot,dev
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1

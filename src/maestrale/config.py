@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="JSON object of extra fsspec options (credentials, endpoints)."
     )
     broker_url: str = Field(default="memory://", description="Event bus URL.")
+    bus_namespace: str = Field(
+        default="maestrale", description="Exchange and queue prefix on the broker (one per environment)."
+    )
     registry_url: str | None = Field(default=None, description="Remote Maestrale server for the CLI.")
     token: str | None = Field(default=None, description="Bearer token for a remote server.")
     max_upload_mb: int = Field(default=2048, ge=1, description="Largest artifact the server accepts.")

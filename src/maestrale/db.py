@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from maestrale.errors import BackendUnavailable, ConfigError
 
 # Bumped by every new migration; lets start-up skip importing Alembic when the schema is current.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -128,7 +128,7 @@ def upgrade(url: str, revision: str = "head") -> str:
     """Apply migrations up to `revision`; returns the revision now current.
 
     >>> upgrade("sqlite:////tmp/doc-registry.db")
-    '0001'
+    '0002'
     """
     engine = get_engine(url)
     with exclusive_lock(engine):

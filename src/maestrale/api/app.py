@@ -20,6 +20,7 @@ from sqlalchemy import text
 from maestrale import __version__
 from maestrale.api import registry as registry_routes
 from maestrale.api import tokens as token_routes
+from maestrale.api import trainings as training_routes
 from maestrale.api.auth import TokenCache
 from maestrale.api.telemetry import REGISTRY, MetricsMiddleware
 from maestrale.config import Settings, load_settings
@@ -115,4 +116,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(registry_routes.router)
     app.include_router(token_routes.router)
+    app.include_router(training_routes.router)
     return app

@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from maestrale import __version__
-from maestrale.cli import admin, artifacts, demo, lifecycle, models
+from maestrale.cli import admin, artifacts, bus, demo, lifecycle, models, service, train
 from maestrale.cli.output import error
 from maestrale.errors import MaestraleError
 
@@ -73,7 +73,10 @@ lifecycle.register(models.app)
 artifacts.register(models.app)
 app.add_typer(models.app, name="models")
 admin.register(app)
+bus.register(app)
 demo.register(app)
+train.register(app)
+service.register(app)
 
 
 def main() -> None:

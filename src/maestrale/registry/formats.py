@@ -116,10 +116,56 @@ def _is_safe_type(name: str, extra: list[str] | None) -> bool:
     return any(name == m or name.startswith(m + ".") for m in SAFE_MODULES)
 
 
+def _only_safe_types(obj: object, extra: list[str] | None, limit: int = 200_000) -> bool:
+    """True if every object reachable from `obj` is of a type skops may rebuild without asking.
+
+    A cheap walk over attributes and containers; when it cannot prove safety (a foreign type, a
+    lambda, a very large graph) the caller falls back to skops' own, slower audit.
+    """
+    import numpy as np
+
+    seen: set[int] = set()
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or item is None or isinstance(item, str | bytes | int | float | bool | complex):
+            continue
+        seen.add(id(item))
+        if len(seen) > limit:
+            return False
+        if isinstance(item, np.ndarray):
+            if item.dtype == object:
+                stack.extend(item.ravel().tolist())
+            continue
+        if isinstance(item, np.generic | np.dtype):
+            continue
+        if isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+            continue
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+            continue
+        cls = type(item)
+        if cls.__name__ in ("function", "builtin_function_or_method", "ufunc", "partial", "method"):
+            name = f"{getattr(item, '__module__', '') or ''}.{getattr(item, '__qualname__', '')}"
+            if not _is_safe_type(name, extra):
+                return False
+            continue
+        if not _is_safe_type(f"{cls.__module__}.{cls.__qualname__}", extra):
+            return False
+        state = getattr(item, "__dict__", None)
+        if state is not None:
+            stack.extend(state.values())
+    return True
+
+
 def _skops_dumps(model: object, trusted_types: list[str] | None) -> bytes:
     import skops.io as sio
 
     data = sio.dumps(model)
+    if _only_safe_types(model, trusted_types):
+        return data  # proven safe without re-reading the archive (skops' audit costs as much as the dump)
     # refuse now what could not be loaded safely later, while the user still has the object
     unsafe = [t for t in sio.get_untrusted_types(data=data) if not _is_safe_type(t, trusted_types)]
     if unsafe:
@@ -131,9 +177,18 @@ def _skops_dumps(model: object, trusted_types: list[str] | None) -> bytes:
     return data
 
 
+# Types already audited as safe in this process: later loads need one pass over the archive, not two.
+_KNOWN_SAFE: set[str] = set()
+
+
 def _skops_loads(data: bytes, flavor: str, trusted: bool, trusted_types: list[str] | None) -> Any:
     import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
 
+    try:
+        return sio.loads(data, trusted=sorted(_KNOWN_SAFE | set(trusted_types or ())))
+    except UntrustedTypesFoundException:
+        pass  # a type not seen yet: audit it below
     untrusted = sio.get_untrusted_types(data=data)
     unsafe = [t for t in untrusted if not _is_safe_type(t, trusted_types)]
     if unsafe and not trusted:
@@ -141,6 +196,7 @@ def _skops_loads(data: bytes, flavor: str, trusted: bool, trusted_types: list[st
             f"this {flavor} artifact contains types Maestrale does not trust: {', '.join(unsafe)}; "
             "pass trusted_types=[...] naming them (or trusted=True) if they are your own code"
         )
+    _KNOWN_SAFE.update(t for t in untrusted if _is_safe_type(t, None))
     return sio.loads(data, trusted=untrusted)
 
 

@@ -29,7 +29,9 @@ def aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def add_event(conn: Connection, type_: str, subject: str | None, data: dict[str, Any]) -> str:
+def add_event(
+    conn: Connection, type_: str, subject: str | None, data: dict[str, Any], source: str = EVENT_SOURCE
+) -> str:
     """Write a CloudEvent into the outbox inside the caller's transaction; returns its id."""
     event_id = str(uuid.uuid4())
     conn.execute(
@@ -37,7 +39,7 @@ def add_event(conn: Connection, type_: str, subject: str | None, data: dict[str,
         {
             "event_id": event_id,
             "type": type_,
-            "source": EVENT_SOURCE,
+            "source": source,
             "subject": subject,
             "time": utcnow(),
             "data": data,

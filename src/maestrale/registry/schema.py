@@ -1,4 +1,4 @@
-"""SQL schema of the registry, tokens and the event outbox (SQLAlchemy Core tables).
+"""SQL schema of the registry, tokens, the event outbox and the bus's processed events (Core tables).
 
 Alembic migrations under `maestrale/migrations` create these; this module is what the code
 queries. Params, metrics and tags live in key/value tables so search can filter on any key.
@@ -155,6 +155,17 @@ outbox = Table(
     Column("sent_at", DateTime(timezone=True), nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Index("ix_outbox_unsent", "sent_at", "id"),
+)
+
+# Events a bus consumer has applied (maestrale.bus.consumer): recording one in the transaction of
+# its effect makes an at-least-once delivery take effect once.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("consumer", String(128), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_processed_events_at", "processed_at"),
 )
 
 trainings = Table(

@@ -271,6 +271,15 @@ class SqlStore(AliasOps):
             )
         ).scalar()
 
+    def version_for_key(self, name: str, key: str) -> int | None:
+        """The version registered with an idempotency key, if any (no lock: a read-only check)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(s.versions.c.version)
+                .select_from(s.versions.join(s.models))
+                .where(s.models.c.name == name, s.versions.c.idempotency_key == key)
+            ).scalar()
+
     def resolve(self, ref: str | ModelRef, conn: Connection | None = None) -> tuple[int, int]:
         """(model_id, version number) for a reference; NotFound names what is missing."""
         r = ModelRef.parse(ref)

@@ -1,0 +1,202 @@
+"""The consumer runtime: parse each message as an event, call the handler, ack; effectively once via SQL.
+
+>>> from maestrale.bus import Consumer, get_transport
+>>> bus = get_transport("memory://", namespace="doc-consumer")
+>>> seen = []
+>>> c = Consumer(bus, "audit", lambda ev: seen.append(ev.id), ["maestrale.model.*"]).start()
+>>> c.stop()
+
+Delivery is at least once. A handler whose effect lives in the SQL database gets it once with
+`Consumer.transactional(bus, "monitor", handle, types, engine)`: the handler runs inside a
+transaction that also records `(consumer, event id)` in `processed_events`, and a redelivered
+event finds its row and is skipped. Other handlers must be idempotent by themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, delete, insert, select
+
+from maestrale.bus.events import CloudEvent, parse_event
+from maestrale.bus.transport import Delivery, RetryPolicy, Transport
+from maestrale.db import HEAD_REVISION, current_revision, ensure_schema, writer
+from maestrale.registry.schema import processed_events
+
+log = logging.getLogger(__name__)
+Handler = Callable[[CloudEvent], None]
+TransactionalHandler = Callable[[CloudEvent, Connection], None]
+
+
+def already_processed(conn: Connection, consumer: str, event_id: str) -> bool:
+    """True when `consumer` already applied `event_id` (read inside the effect's transaction)."""
+    q = select(processed_events.c.event_id).where(
+        processed_events.c.consumer == consumer, processed_events.c.event_id == event_id
+    )
+    return conn.execute(q).first() is not None
+
+
+def mark_processed(conn: Connection, consumer: str, event_id: str) -> bool:
+    """Record `event_id` as applied by `consumer` in the caller's transaction; False if it already was.
+
+    Call it first in the transaction of the effect: `if not mark_processed(conn, "monitor", ev.id):
+    return`. Concurrent duplicates queue on the primary key, so exactly one of them gets True.
+    """
+    row = {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)}
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
+        stmt = dialect_insert(processed_events).values(**row).on_conflict_do_nothing()
+        return conn.execute(stmt).rowcount == 1
+    if already_processed(conn, consumer, event_id):
+        return False
+    conn.execute(insert(processed_events).values(**row))
+    return True
+
+
+def forget_processed(engine: Engine, before: datetime) -> int:
+    """Delete ledger rows older than `before` (keep longer than any redelivery can take); returns count."""
+    with writer(engine).begin() as conn:
+        return conn.execute(delete(processed_events).where(processed_events.c.processed_at < before)).rowcount
+
+
+@dataclass
+class ConsumerStats:
+    """What a consumer did: handled events, duplicates skipped, handler failures."""
+
+    handled: int = 0
+    duplicates: int = 0
+    failures: int = 0
+    redelivered: int = 0
+
+
+class Consumer:
+    """Consume `types` (event types or patterns like `maestrale.model.*`) from queue `name`.
+
+    `Consumer(bus, "trainer", handle, ["maestrale.train.requested"]).run(stop)` blocks;
+    `.start()` runs it in a daemon thread and `.stop()` ends it. Competing consumers share a
+    `name`; each distinct `name` gets its own copy of every matching event. `prefetch` bounds the
+    unacked messages held; `concurrency` handler threads run at once (0: on the connection's thread,
+    for quick handlers only).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        name: str,
+        handler: Handler,
+        types: Sequence[str],
+        *,
+        retry: RetryPolicy | None = None,
+        prefetch: int = 32,
+        concurrency: int = 1,
+        handler_name: str | None = None,
+    ) -> None:
+        self.transport, self.name, self.handler, self.types = transport, name, handler, list(types)
+        self.retry = retry or RetryPolicy()
+        self.prefetch, self.concurrency = prefetch, concurrency
+        self.handler_name = handler_name or _qualname(handler)
+        self.stats = ConsumerStats()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._declared = False
+
+    @classmethod
+    def transactional(
+        cls,
+        transport: Transport,
+        name: str,
+        handler: TransactionalHandler,
+        types: Sequence[str],
+        engine: Engine | str,
+        **options: object,
+    ) -> Consumer:
+        """A consumer whose `handler(event, conn)` runs in one transaction with its ledger row.
+
+        >>> def count(ev, conn):  # doctest: +SKIP
+        ...     conn.execute(insert(seen).values(event_id=ev.id))
+        >>> Consumer.transactional(bus, "counter", count, ["maestrale.#"], engine).start()  # doctest: +SKIP
+        """
+        if isinstance(engine, str):
+            engine = ensure_schema(engine)
+        elif current_revision(engine) != HEAD_REVISION:
+            ensure_schema(engine.url.render_as_string(hide_password=False))
+        write = writer(engine)
+        consumer = cls(transport, name, lambda ev: None, types, handler_name=_qualname(handler), **options)  # type: ignore[arg-type]
+
+        def once(event: CloudEvent) -> None:
+            with write.begin() as conn:
+                if not mark_processed(conn, name, event.id):
+                    with consumer._lock:
+                        consumer.stats.duplicates += 1
+                    return
+                handler(event, conn)
+
+        consumer.handler = once
+        return consumer
+
+    def declare(self) -> None:
+        """Create the queue, its bindings, retry queues and DLQ (run() does it too)."""
+        self.transport.declare(self.name, self.types, self.retry)
+        self._declared = True
+
+    def _on_delivery(self, delivery: Delivery) -> None:
+        # MalformedEvent propagates: the transport dead-letters it at once and carries on.
+        event = parse_event(delivery.body)
+        if delivery.redelivered:
+            with self._lock:
+                self.stats.redelivered += 1
+        try:
+            self.handler(event)
+        except Exception:
+            with self._lock:
+                self.stats.failures += 1
+            log.exception("handler %s failed on %s %s (attempt %d)", self.handler_name, event.type, event.id,
+                          delivery.attempt)  # fmt: skip
+            raise
+        with self._lock:
+            self.stats.handled += 1
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Consume until `stop` (or `.stop()`) is set; reconnects by itself when the broker goes away."""
+        stop = stop or self._stop
+        if not self._declared:
+            self.declare()
+        self.transport.consume(
+            self.name,
+            self._on_delivery,
+            handler=self.handler_name,
+            stop=stop,
+            retry=self.retry,
+            prefetch=self.prefetch,
+            concurrency=self.concurrency,
+        )
+
+    def start(self) -> Consumer:
+        """Declare (so nothing published from now on is missed), then consume in a daemon thread."""
+        self.declare()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name=f"consumer-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop consuming; running handlers finish and ack first."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+def _qualname(fn: object) -> str:
+    module = getattr(fn, "__module__", None) or ""
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    return f"{module}.{name}" if module else name

@@ -1,0 +1,1 @@
+"""Transport backends, one per file: `memory` (in-process) and `rabbitmq` (pika)."""

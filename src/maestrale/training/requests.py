@@ -1,0 +1,186 @@
+"""Training requests: submitted with their `train.requested` events in one transaction, tracked by status.
+
+The API and the CLI call `submit`; workers move a request through started → completed | failed.
+The `train.requested` events go through the registry's outbox, so a request whose row committed is
+published even if the broker was down at that moment.
+
+>>> store = TrainingRequests("sqlite:///.maestrale/registry.db")  # doctest: +SKIP
+>>> [r.id for r in store.submit(load_spec("pv-fleet.yaml"), requested_by="ops")]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlalchemy import insert, select, update
+
+from maestrale.db import ensure_schema, writer
+from maestrale.errors import InvalidInput, NotFound
+from maestrale.registry import schema as s
+from maestrale.registry.outbox import add_event, aware, utcnow
+
+EVENT_SOURCE = "maestrale/training"
+Status = Literal["queued", "started", "completed", "failed"]
+FINAL: tuple[Status, ...] = ("completed", "failed")
+
+
+class TrainingRecord(BaseModel):
+    """Where one training request stands."""
+
+    id: str
+    name: str
+    fleet_id: str | None = None
+    status: Status
+    reason: str | None = None
+    parent_version: int | None = None
+    requested_by: str | None = None
+    worker: str | None = None
+    attempts: int = 0
+    version: int | None = None
+    metrics: dict[str, float] | None = None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def done(self) -> bool:
+        """True once the request completed or failed."""
+        return self.status in FINAL
+
+
+def _record(row: Any) -> TrainingRecord:
+    return TrainingRecord(
+        id=row.id, name=row.name, fleet_id=row.fleet_id, status=row.status, reason=row.reason,
+        parent_version=row.parent_version, requested_by=row.requested_by, worker=row.worker,
+        attempts=row.attempts, version=row.version, metrics=row.metrics, error=row.error,
+        created_at=aware(row.created_at), updated_at=aware(row.updated_at),
+    )  # fmt: skip
+
+
+class TrainingRequests:
+    """The `trainings` table of the registry database."""
+
+    def __init__(self, database_url: str, auto_upgrade: bool = True) -> None:
+        self.engine = ensure_schema(database_url, auto_upgrade)
+        self.write_engine = writer(self.engine)
+
+    def submit(
+        self,
+        spec: Any,
+        *,
+        reason: str = "manual",
+        parent_version: int | None = None,
+        requested_by: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> list[TrainingRecord]:
+        """Queue one request per fleet member (one for a plain spec); returns them in member order.
+
+        `spec` is a `TrainingSpec` or its plain-data form. `idempotency_key` makes a resend of the
+        same submission train once (member keys are derived from it).
+        """
+        from maestrale.training.fleet import expand_fleet
+        from maestrale.training.spec import TrainingSpec
+
+        if not isinstance(spec, TrainingSpec):
+            if not isinstance(spec, dict):
+                raise InvalidInput("a training spec must be a mapping (the YAML spec as JSON)")
+            spec = TrainingSpec.model_validate(spec)
+        return self.submit_members(
+            expand_fleet(spec), fleet=spec.fleet is not None, reason=reason, parent_version=parent_version,
+            requested_by=requested_by, idempotency_key=idempotency_key,
+        )  # fmt: skip
+
+    def submit_members(
+        self,
+        members: list[Any],
+        *,
+        fleet: bool = False,
+        reason: str = "manual",
+        parent_version: int | None = None,
+        requested_by: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> list[TrainingRecord]:
+        """Queue already-expanded member specs; `fleet=True` groups them under one fleet id."""
+        fleet_id = str(uuid.uuid4()) if fleet else None
+        now = utcnow()
+        out = []
+        with self.write_engine.begin() as conn:
+            for i, member in enumerate(members):
+                request_id = str(uuid.uuid4())
+                key = f"{idempotency_key}/{i}" if idempotency_key else request_id
+                body = member.model_dump(mode="json", exclude_none=True)
+                conn.execute(
+                    insert(s.trainings).values(
+                        id=request_id, name=member.name, fleet_id=fleet_id, status="queued", spec=body,
+                        reason=reason, parent_version=parent_version, requested_by=requested_by,
+                        attempts=0, created_at=now, updated_at=now,
+                    )
+                )  # fmt: skip
+                add_event(
+                    conn, "maestrale.train.requested", member.name,
+                    {"request_id": request_id, "idempotency_key": key, "spec": body, "reason": reason,
+                     "parent_version": parent_version, "requested_by": requested_by, "fleet_id": fleet_id},
+                    source=EVENT_SOURCE,
+                )  # fmt: skip
+                out.append(TrainingRecord(
+                    id=request_id, name=member.name, fleet_id=fleet_id, status="queued", reason=reason,
+                    parent_version=parent_version, requested_by=requested_by, created_at=now, updated_at=now,
+                ))  # fmt: skip
+        return out
+
+    def get(self, request_id: str) -> TrainingRecord:
+        """One request; NotFound names it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.trainings).where(s.trainings.c.id == request_id)).first()
+        if row is None:
+            raise NotFound(f"training request {request_id!r} not found")
+        return _record(row)
+
+    def list(
+        self, *, fleet_id: str | None = None, name: str | None = None, limit: int = 100
+    ) -> list[TrainingRecord]:
+        """Requests, newest first, optionally of one fleet or one model."""
+        q = select(s.trainings).order_by(s.trainings.c.created_at.desc()).limit(limit)
+        if fleet_id:
+            q = q.where(s.trainings.c.fleet_id == fleet_id)
+        if name:
+            q = q.where(s.trainings.c.name == name)
+        with self.engine.connect() as conn:
+            return [_record(r) for r in conn.execute(q)]
+
+    def adopt(self, req: Any, name: str) -> None:
+        """Track a request that arrived without a row (published by a plain AMQP client)."""
+        now = utcnow()
+        with self.write_engine.begin() as conn:
+            exists = conn.execute(select(s.trainings.c.id).where(s.trainings.c.id == req.request_id)).first()
+            if exists is None:
+                conn.execute(
+                    insert(s.trainings).values(
+                        id=req.request_id, name=name, fleet_id=req.fleet_id, status="queued", spec=req.spec,
+                        reason=req.reason, parent_version=req.parent_version, requested_by=req.requested_by,
+                        attempts=0, created_at=now, updated_at=now,
+                    )
+                )  # fmt: skip
+
+    def _update(self, request_id: str, **values: Any) -> None:
+        with self.write_engine.begin() as conn:
+            conn.execute(
+                update(s.trainings)
+                .where(s.trainings.c.id == request_id)
+                .values(updated_at=utcnow(), **values)
+            )
+
+    def started(self, request_id: str, worker: str, attempt: int) -> None:
+        """A worker took the request (again, after a redelivery)."""
+        self._update(request_id, status="started", worker=worker, attempts=attempt)
+
+    def completed(self, request_id: str, version: int, metrics: dict[str, float]) -> None:
+        """The version is registered."""
+        self._update(request_id, status="completed", version=version, metrics=metrics, error=None)
+
+    def failed(self, request_id: str, error: str, attempts: int) -> None:
+        """The request failed for good."""
+        self._update(request_id, status="failed", error=error[:4000], attempts=attempts)

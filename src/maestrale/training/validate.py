@@ -1,0 +1,202 @@
+"""Checks on the data before anything is fitted; every error says what to change.
+
+>>> prepared = prepare(spec, load_data(spec.data))  # doctest: +SKIP
+>>> prepared.X.shape, prepared.y.name  # doctest: +SKIP
+((3288, 8), 'power_kw')
+
+Order: time index (parsed, no missing stamps, increasing, no duplicates) → train window → target and
+feature columns present → numeric dtypes → NaN share ≤ `max_nan_share` → rows with a missing target
+dropped (a model cannot learn from them) → something left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from maestrale.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from maestrale.training.sources import LoadedData
+    from maestrale.training.spec import TrainingSpec, TrainWindow
+
+
+class DataError(InvalidInput):
+    """The data cannot train the spec's model as it is; the message names the column or rows and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Validated model inputs in time order, plus the full target series for persistence look-ups."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    target_all: pd.Series  # every row of the source (before the window), for values `lag` earlier
+    label: str
+
+    @property
+    def times(self) -> pd.DatetimeIndex:
+        return self.X.index  # type: ignore[return-value]
+
+
+def _columns(frame: pd.DataFrame, limit: int = 20) -> str:
+    cols = [str(c) for c in frame.columns]
+    return ", ".join(cols[:limit]) + (f", … ({len(cols)} in all)" if len(cols) > limit else "")
+
+
+def _to_datetime(values: pd.Series | pd.Index, what: str, label: str) -> pd.DatetimeIndex:
+    # one resolution (ns) whatever the parser chose, so time arithmetic never has to round
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+        return pd.DatetimeIndex(values).as_unit("ns")
+    try:
+        try:
+            return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601")).as_unit("ns")
+        except (ValueError, TypeError):  # mixed UTC offsets (a DST change in local stamps): go to UTC
+            return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601", utc=True)).as_unit("ns")
+    except (ValueError, TypeError):
+        bad = next((v for v in values if pd.isna(pd.to_datetime(v, errors="coerce", utc=True))), "?")
+        raise DataError(
+            f"{what} of {label} holds values that are not timestamps (e.g. {bad!r}): write ISO 8601, "
+            "e.g. 2011-04-15T06:00:00Z, or point time_column at the right column"
+        ) from None
+
+
+def set_time_index(frame: pd.DataFrame, time_column: str | None, label: str) -> pd.DataFrame:
+    """The frame indexed by its timestamps; checked for missing, decreasing and duplicated stamps."""
+    if time_column is not None and time_column != "index" and time_column in frame.columns:
+        index = _to_datetime(frame[time_column], f"column {time_column!r}", label)
+        out = frame.drop(columns=[time_column])
+        out.index = index.rename(time_column)
+    elif time_column in (None, "index") or time_column == frame.index.name:
+        if time_column is None and not isinstance(frame.index, pd.DatetimeIndex):
+            likely = [c for c in frame.columns if any(w in str(c).lower() for w in ("time", "date", "stamp"))]
+            hint = f"; likely: {', '.join(map(str, likely))}" if likely else ""
+            raise DataError(
+                f"{label} has no time index: set `time_column:` to the column of timestamps "
+                f"(columns present: {_columns(frame)}){hint}"
+            )
+        out = frame.copy(deep=False)
+        out.index = _to_datetime(frame.index, "the index", label)
+    else:
+        raise DataError(
+            f"time column {time_column!r} is missing from {label}; columns present: {_columns(frame)}"
+        )
+    check_time_index(out.index, label)  # type: ignore[arg-type]
+    return out
+
+
+def check_time_index(index: pd.DatetimeIndex, label: str) -> None:
+    """Raise `DataError` for missing, decreasing or duplicated timestamps (the splits need time order)."""
+    if (missing := int(index.isna().sum())) > 0:
+        raise DataError(f"{missing} rows of {label} have no timestamp: drop them or fill the time column")
+    stamps = index.asi8
+    steps = np.diff(stamps)
+    if (back := np.flatnonzero(steps < 0)).size:
+        i = int(back[0])
+        raise DataError(
+            f"the time index of {label} is not increasing: row {i + 1} ({index[i + 1]}) comes after row {i} "
+            f"({index[i]}); sort the data by time (for SQL: ORDER BY the time column)"
+        )
+    if (dups := np.flatnonzero(steps == 0)).size:
+        raise DataError(
+            f"the time index of {label} has {dups.size} duplicated timestamps "
+            f"(first: {index[int(dups[0])]}): drop or aggregate the duplicates "
+            "(e.g. df.groupby(level=0).mean())"
+        )
+
+
+def moment(value: date | datetime, tz: object, *, end: bool = False) -> pd.Timestamp:
+    """A spec date/time as a bound on an index in zone `tz`; an `end` date covers its whole day.
+
+    >>> moment(date(2011, 8, 31), "UTC", end=True)
+    Timestamp('2011-09-01 00:00:00+0000', tz='UTC')
+    """
+    if end and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day) + timedelta(days=1)
+    ts = pd.Timestamp(value)
+    if tz is not None:
+        return ts.tz_localize(tz) if ts.tzinfo is None else ts.tz_convert(tz)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def apply_window(frame: pd.DataFrame, window: TrainWindow | None, label: str) -> pd.DataFrame:
+    """Rows with `start <= time < end` (a date `end` includes that day)."""
+    if window is None or (window.start is None and window.end is None):
+        return frame
+    index: pd.DatetimeIndex = frame.index  # type: ignore[assignment]
+    lo = 0 if window.start is None else int(index.searchsorted(moment(window.start, index.tz)))
+    hi = len(index) if window.end is None else int(index.searchsorted(moment(window.end, index.tz, end=True)))
+    if hi <= lo:
+        span = f"{index[0]} → {index[-1]}" if len(index) else "no rows"
+        raise DataError(
+            f"train_window {window.start} → {window.end} holds no rows of {label} (the data covers {span}): "
+            "move the window onto the data"
+        )
+    return frame.iloc[lo:hi]
+
+
+def require_columns(frame: pd.DataFrame, columns: list[str], label: str, role: str) -> None:
+    """Raise `DataError` naming the missing columns and the ones present."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        what = f"column {missing[0]!r} is" if len(missing) == 1 else f"columns {missing} are"
+        raise DataError(f"{what} missing from {label} ({role}); columns present: {_columns(frame)}")
+
+
+def check_numeric(frame: pd.DataFrame, columns: list[str], label: str, allow_category: bool) -> None:
+    """Raise `DataError` for a column a regressor cannot take, with an offending value."""
+    for col in columns:
+        dtype = frame[col].dtype
+        if pd.api.types.is_numeric_dtype(dtype) or (
+            allow_category and isinstance(dtype, pd.CategoricalDtype)
+        ):
+            continue
+        values = frame[col]
+        bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
+        example = f" (e.g. {bad.iloc[0]!r} at {bad.index[0]})" if len(bad) else ""
+        raise DataError(
+            f"column {col!r} of {label} has dtype {dtype}, not numbers{example}: make it numeric "
+            "(in a CSV, leave missing values empty or write NaN; for text categories use dtype category)"
+        )
+
+
+def check_nan_share(frame: pd.DataFrame, columns: list[str], limit: float, label: str, role: str) -> None:
+    """Raise `DataError` when a column is NaN in more than `limit` of the window's rows."""
+    if not len(frame):
+        return
+    shares = frame[columns].isna().mean()
+    worst = shares[shares > limit]
+    if len(worst):
+        col, share = str(worst.idxmax()), float(worst.max())
+        raise DataError(
+            f"{role} {col!r} is NaN in {share:.0%} of the {len(frame):,} rows of {label} in the train window "
+            f"(max_nan_share is {limit:g}): fill or drop the gaps, pick a window with fewer gaps, "
+            "or raise max_nan_share"
+        )
+
+
+def prepare(spec: TrainingSpec, loaded: LoadedData) -> Prepared:
+    """Index, window, check and select: the model's X and y, rows with a missing target dropped."""
+    from maestrale.training.features import build_features
+
+    label = loaded.label
+    frame = set_time_index(loaded.frame, spec.time_column, label)
+    require_columns(frame, [spec.target], label, "the target")
+    target_all = frame[spec.target]
+    windowed = apply_window(frame, spec.train_window, label)
+    check_numeric(windowed, [spec.target], label, allow_category=False)
+    X = build_features(windowed, spec, label)
+    check_numeric(X, list(X.columns), label, allow_category=True)
+    y = windowed[spec.target].astype("float64")
+    check_nan_share(windowed, [spec.target], spec.max_nan_share, label, "target")
+    check_nan_share(X, list(X.columns), spec.max_nan_share, label, "feature")
+    keep = y.notna().to_numpy()
+    if not keep.any():
+        raise DataError(f"target {spec.target!r} has no values in the train window of {label}")
+    if not keep.all():
+        X, y = X[keep], y[keep]
+    return Prepared(X=X, y=y, target_all=target_all.astype("float64"), label=label)

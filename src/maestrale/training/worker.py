@@ -1,0 +1,230 @@
+"""`maestrale worker`: the training service. Competing consumers of `maestrale.train.requested`.
+
+Each request is trained in a child process (forked from a clean, preloaded fork server), so a hard
+time limit can stop it and a `kill -9` of the worker takes its child along. Delivery is at least
+once; the request's idempotency key is stored on the version it registers, so a redelivered or
+resent request finds its version and never makes a second one.
+
+>>> worker = TrainingWorker(load_settings(), get_transport("amqp://guest:guest@localhost/"))  # doctest: +SKIP
+>>> worker.run()  # blocks; N processes with the same queue share the work  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from maestrale.bus.consumer import Consumer
+from maestrale.bus.events import CloudEvent
+from maestrale.bus.schemas import TrainCompleted, TrainFailed, TrainRequested, TrainStarted
+from maestrale.bus.transport import RetryPolicy, Transport
+from maestrale.config import Settings
+from maestrale.errors import InvalidInput, MaestraleError
+from maestrale.training.requests import TrainingRequests
+
+log = logging.getLogger(__name__)
+QUEUE = "training"
+SOURCE = "maestrale/training-worker"
+# Retrying helps against a database or storage blip, not against a bad spec: those fail at once.
+RETRY = RetryPolicy(max_attempts=3, delays=(5.0, 30.0))
+_PRELOAD = ["maestrale.training.trainer", "maestrale.registry.client", "sklearn.ensemble", "pandas"]
+_ctx: Any = None
+_ctx_lock = threading.Lock()
+
+
+def _context() -> Any:
+    # forkserver: children fork from a single-threaded server with the heavy imports done, so a job
+    # starts in milliseconds and never inherits a lock held by one of the worker's threads
+    global _ctx
+    with _ctx_lock:
+        if _ctx is None:
+            _ctx = mp.get_context("forkserver")
+            _ctx.set_forkserver_preload(_PRELOAD)
+        return _ctx
+
+
+class TrainingFailed(MaestraleError):
+    """A training that cannot succeed by retrying (bad spec, bad data, time limit)."""
+
+    status_code = 422
+    code = "training_failed"
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the hard time limit still applies
+
+
+def _child(pipe: Any, settings: dict[str, Any], spec: dict[str, Any], options: dict[str, Any]) -> None:
+    """Runs in the child process: train, register, send back the result or the error."""
+    _die_with_parent()
+    try:
+        from maestrale.config import Settings
+        from maestrale.registry.client import Registry
+        from maestrale.training.spec import TrainingSpec
+        from maestrale.training.trainer import train
+
+        registry = Registry(settings=Settings(**settings))
+        result = train(TrainingSpec.model_validate(spec), registry, **options)
+        pipe.send(("ok", result.model_dump(mode="json")))
+    except BaseException as exc:
+        permanent = isinstance(exc, InvalidInput) or type(exc).__name__ in ("TrainingTimeout", "SpecError")
+        pipe.send(("error", (type(exc).__name__, str(exc), permanent)))
+    finally:
+        pipe.close()
+
+
+def train_in_child(
+    settings: Settings, spec: dict[str, Any], *, time_limit_s: float | None, **options: Any
+) -> dict[str, Any]:
+    """Train in a child process; raise `TrainingFailed` (permanent) or `RuntimeError` (retryable)."""
+    ctx = _context()
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(
+        target=_child, args=(child, settings.model_dump(mode="json"), spec, options), daemon=True
+    )
+    proc.start()
+    child.close()
+    deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
+    try:
+        while True:
+            wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+            if parent.poll(wait):
+                status, payload = parent.recv()
+                break
+            if not proc.is_alive():
+                raise RuntimeError(f"training process died with exit code {proc.exitcode}")
+            if deadline is not None and time.monotonic() >= deadline:
+                proc.kill()
+                raise TrainingFailed(
+                    f"training exceeded its time limit of {time_limit_s:g} s and was stopped; "
+                    "raise time_limit_s in the spec or make the model cheaper"
+                )
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+        parent.close()
+    if status == "ok":
+        return payload
+    name, message, permanent = payload
+    if permanent:
+        raise TrainingFailed(f"{name}: {message}")
+    raise RuntimeError(f"{name}: {message}")
+
+
+def declare_training_queue(transport: Transport) -> None:
+    """Create the training queue (idempotent): requests published before any worker started wait in it."""
+    transport.declare(QUEUE, ["maestrale.train.requested"], RETRY)
+
+
+class TrainingWorker:
+    """Consumes training requests from the bus; `concurrency` trainings run at once per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: Transport,
+        *,
+        worker_id: str | None = None,
+        concurrency: int = 1,
+        default_time_limit_s: float | None = 3600.0,
+    ) -> None:
+        from maestrale.registry.store import SqlStore
+
+        assert settings.database_url
+        self.settings, self.transport = settings, transport
+        self.worker_id = worker_id or f"{socket.gethostname()}/{os.getpid()}"
+        self.default_time_limit_s = default_time_limit_s
+        self.requests = TrainingRequests(settings.database_url, settings.auto_upgrade)
+        self.store = SqlStore(settings.database_url, settings.auto_upgrade)
+        # prefetch 1: a long training must not hold back requests another worker could take
+        self.consumer = Consumer(
+            transport, QUEUE, self.handle, ["maestrale.train.requested"], retry=RETRY, prefetch=concurrency,
+            concurrency=concurrency, handler_name="maestrale.training.worker",
+        )  # fmt: skip
+
+    def _publish(self, payload: Any, subject: str) -> None:
+        self.transport.publish_event(CloudEvent.create(payload, subject=subject, source=SOURCE))
+
+    def handle(self, event: CloudEvent) -> None:
+        """Train one request (or recognise it as already done) and report the outcome."""
+        req = event.payload
+        assert isinstance(req, TrainRequested)
+        name = str(req.spec.get("name", event.subject or "?"))
+        try:
+            record = self.requests.get(req.request_id)
+            attempt = record.attempts + 1
+        except MaestraleError:  # published by a plain AMQP client, without a row: track it from here
+            self.requests.adopt(req, name)
+            attempt = 1
+        existing = self.store.version_for_key(name, req.idempotency_key)
+        if existing is not None:  # a redelivery after the version committed: report, don't retrain
+            mv = self.store.get_version(f"{name}:{existing}")
+            self._finish(req, name, mv.version, mv.metrics, duration=mv.duration_s or 0.0)
+            return
+        self.requests.started(req.request_id, self.worker_id, attempt)
+        self._publish(TrainStarted(request_id=req.request_id, worker=self.worker_id, attempt=attempt), name)
+        limit = req.spec.get("time_limit_s") or self.default_time_limit_s
+        started = time.perf_counter()
+        try:
+            result = train_in_child(
+                self.settings, req.spec, time_limit_s=float(limit) * 1.1 + 5 if limit else None,
+                reason=req.reason, parent_version=req.parent_version, request_id=req.request_id,
+                idempotency_key=req.idempotency_key,
+            )  # fmt: skip
+        except TrainingFailed as exc:
+            self._fail(req, name, exc, attempt)
+            return  # acked: retrying cannot fix it
+        except Exception as exc:
+            if attempt >= RETRY.max_attempts:
+                self._fail(req, name, exc, attempt)
+            raise  # the transport retries it, then dead-letters it
+        self._finish(req, name, result["version"], result["metrics"], time.perf_counter() - started)
+
+    def _finish(
+        self, req: TrainRequested, name: str, version: int, metrics: dict[str, float], duration: float
+    ) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+        self.requests.completed(req.request_id, version, clean)
+        self._publish(
+            TrainCompleted(request_id=req.request_id, name=name, version=version, metrics=clean,
+                           duration_s=round(duration, 4)),
+            name,
+        )  # fmt: skip
+        log.info("training %s → %s:%d", req.request_id, name, version)
+
+    def _fail(self, req: TrainRequested, name: str, exc: BaseException, attempt: int) -> None:
+        message = str(exc)
+        self.requests.failed(req.request_id, message, attempt)
+        self._publish(
+            TrainFailed(request_id=req.request_id, error=message, error_type=type(exc).__name__,
+                        worker=self.worker_id, attempts=attempt),
+            name,
+        )  # fmt: skip
+        log.warning("training %s of %s failed: %s", req.request_id, name, message)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Consume until `stop` is set (reconnecting to the broker as needed)."""
+        _context()  # start the fork server before the first request
+        self.consumer.run(stop)
+
+    def start(self) -> TrainingWorker:
+        """Consume in a background thread (embedded mode)."""
+        _context()
+        self.consumer.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop consuming; a running training finishes first."""
+        self.consumer.stop()
