@@ -45,6 +45,8 @@ integration: $(STAMP) $(NPM_STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/registry_vs_mlflow.py
+	$(PY) bench/bus.py
+	$(PY) bench/training.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .demo
