@@ -45,6 +45,9 @@ def worker(
             target=OutboxRelay(settings.database_url, transport).run, args=(stop,), daemon=True
         ).start()
     w = TrainingWorker(settings, transport, concurrency=concurrency)
+    from maestrale.training.worker import warm_up
+
+    warm_up()  # before saying we consume: the first request must not pay the imports
     broker = settings.broker_url.split("@")[-1]  # never print credentials
     say(f"worker {w.worker_id} consuming {settings.bus_namespace}.training on {broker}")
     w.run(stop)

@@ -28,14 +28,14 @@ class ArtifactInfo(BaseModel):
     flavor: str = Field(description="Fully qualified class of the stored object.")
 
 
-class VersionCreate(BaseModel):
-    """Everything a backend needs to record a new version (the artifact is already stored)."""
+class VersionMetadata(BaseModel):
+    """What is recorded about a version besides its bytes (shared by `VersionCreate` and `ModelVersion`)."""
 
     artifact: ArtifactInfo
+    description: str = ""
     params: dict[str, ParamValue] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
-    description: str = ""
     input_schema: list[ColumnSchema] | None = None
     data_fingerprint: str | None = None
     data_version: str | None = None
@@ -53,7 +53,11 @@ class VersionCreate(BaseModel):
     )
 
 
-class ModelVersion(BaseModel):
+class VersionCreate(VersionMetadata):
+    """Everything a backend needs to record a new version (the artifact is already stored)."""
+
+
+class ModelVersion(VersionMetadata):
     """An immutable registered version with its metadata.
 
     >>> mv = reg.get_version("pv-forecast:3")  # doctest: +SKIP
@@ -67,25 +71,7 @@ class ModelVersion(BaseModel):
     version: int
     status: Literal["ready", "archived"]
     created_at: datetime
-    created_by: str | None = None
-    description: str = ""
-    artifact: ArtifactInfo
-    params: dict[str, ParamValue] = Field(default_factory=dict)
-    metrics: dict[str, float] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict)
     aliases: list[str] = Field(default_factory=list)
-    input_schema: list[ColumnSchema] | None = None
-    data_fingerprint: str | None = None
-    data_version: str | None = None
-    code_version: str | None = None
-    package_versions: dict[str, str] = Field(default_factory=dict)
-    duration_s: float | None = None
-    parent_version: int | None = None
-    reason: str | None = None
-    spec: dict[str, Any] | None = None
-    profile: dict[str, Any] | None = None
-    lineage: list[dict[str, Any]] = Field(default_factory=list)
-    idempotency_key: str | None = None
 
     @property
     def ref(self) -> str:

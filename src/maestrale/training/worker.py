@@ -32,7 +32,7 @@ QUEUE = "training"
 SOURCE = "maestrale/training-worker"
 # Retrying helps against a database or storage blip, not against a bad spec: those fail at once.
 RETRY = RetryPolicy(max_attempts=3, delays=(5.0, 30.0))
-_PRELOAD = ["maestrale.training.trainer", "maestrale.registry.client", "sklearn.ensemble", "pandas"]
+_PRELOAD = ["maestrale.training._preload"]
 _ctx: Any = None
 _ctx_lock = threading.Lock()
 
@@ -46,6 +46,17 @@ def _context() -> Any:
             _ctx = mp.get_context("forkserver")
             _ctx.set_forkserver_preload(_PRELOAD)
         return _ctx
+
+
+def _noop() -> None:
+    """Target of the warm-up child."""
+
+
+def warm_up() -> None:
+    """Start the fork server and wait for its imports, so the first training does not pay them."""
+    proc = _context().Process(target=_noop, daemon=True)
+    proc.start()
+    proc.join(120)
 
 
 class TrainingFailed(MaestraleError):
@@ -68,6 +79,11 @@ def _die_with_parent() -> None:
 def _child(pipe: Any, settings: dict[str, Any], spec: dict[str, Any], options: dict[str, Any]) -> None:
     """Runs in the child process: train, register, send back the result or the error."""
     _die_with_parent()
+    threads = os.environ.get("MAESTRALE_TRAIN_THREADS")
+    if threads:  # e.g. cores ÷ workers per node, so N workers do not oversubscribe the CPUs
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(int(threads))
     try:
         from maestrale.config import Settings
         from maestrale.registry.client import Registry
@@ -173,10 +189,12 @@ class TrainingWorker:
             mv = self.store.get_version(f"{name}:{existing}")
             self._finish(req, name, mv.version, mv.metrics, duration=mv.duration_s or 0.0)
             return
+        t0 = time.perf_counter()
         self.requests.started(req.request_id, self.worker_id, attempt)
         self._publish(TrainStarted(request_id=req.request_id, worker=self.worker_id, attempt=attempt), name)
         limit = req.spec.get("time_limit_s") or self.default_time_limit_s
         started = time.perf_counter()
+        log.debug("request %s: bookkeeping before training %.3f s", req.request_id, started - t0)
         try:
             result = train_in_child(
                 self.settings, req.spec, time_limit_s=float(limit) * 1.1 + 5 if limit else None,
@@ -190,7 +208,10 @@ class TrainingWorker:
             if attempt >= RETRY.max_attempts:
                 self._fail(req, name, exc, attempt)
             raise  # the transport retries it, then dead-letters it
-        self._finish(req, name, result["version"], result["metrics"], time.perf_counter() - started)
+        t1 = time.perf_counter()
+        self._finish(req, name, result["version"], result["metrics"], t1 - started)
+        log.debug("request %s: training %.3f s, reporting %.3f s", req.request_id, t1 - started,
+                  time.perf_counter() - t1)  # fmt: skip
 
     def _finish(
         self, req: TrainRequested, name: str, version: int, metrics: dict[str, float], duration: float
@@ -216,12 +237,12 @@ class TrainingWorker:
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Consume until `stop` is set (reconnecting to the broker as needed)."""
-        _context()  # start the fork server before the first request
+        warm_up()  # the fork server's imports happen now, not inside the first request
         self.consumer.run(stop)
 
     def start(self) -> TrainingWorker:
         """Consume in a background thread (embedded mode)."""
-        _context()
+        warm_up()
         self.consumer.start()
         return self
 
