@@ -47,6 +47,8 @@ bench: $(STAMP)
 	$(PY) bench/registry_vs_mlflow.py
 	$(PY) bench/bus.py
 	$(PY) bench/training.py
+	bash bench/setup_evidently.sh
+	$(PY) bench/drift.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .demo

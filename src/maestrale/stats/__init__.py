@@ -1,1 +1,1 @@
-"""Pure numpy statistics shared by training and monitoring: energy metrics (and, later, drift)."""
+"""Pure numpy/scipy statistics shared by training and monitoring: energy metrics, profiles, drift."""

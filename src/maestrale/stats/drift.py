@@ -37,8 +37,9 @@ positions (one `np.add.reduceat` pass): no pandas, no concatenated arrays, no se
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -266,12 +267,12 @@ def _column_source(data: Any, columns: Sequence[str] | None, what: str) -> tuple
     raise InvalidInput(f"{what}: expected a DataFrame, a mapping of name -> values or a 2-D array")
 
 
-def _profile_references(profile: Mapping[str, Any], names: list[str]) -> dict[str, _Reference]:
+def _profile_columns(profile: Mapping[str, Any], names: list[str]) -> dict[str, Mapping[str, Any]]:
     cols = profile["columns"]
     missing = [n for n in names if n not in cols]
     if missing:
         raise InvalidInput(f"columns {missing} are not in the profile; it has {sorted(cols)}")
-    return {n: _reference_of(cols[n]) for n in names}
+    return {n: cols[n] for n in names}
 
 
 def _reference_of(col: Mapping[str, Any]) -> _Reference:
@@ -301,19 +302,19 @@ def _array_names(data: Any, columns: Sequence[str] | None) -> Sequence[str] | No
 
 def _references(
     reference: Any, columns: Sequence[str] | None, with_predictions: bool, quantile_bins: int
-) -> tuple[Literal["profile", "matrix"], dict[str, _Reference], list[str]]:
+) -> tuple[Literal["profile", "matrix"], dict[str, Callable[[], _Reference]], list[str]]:
     if _is_profile(reference):
         names = list(columns) if columns is not None else list(reference["columns"])
-        refs = _profile_references(reference, names)
+        cols = _profile_columns(reference, names)
         if with_predictions:
-            refs[PREDICTIONS] = _reference_of(reference["predictions"])
+            cols[PREDICTIONS] = reference["predictions"]
         notes = []
-        if any(r.sample is None for r in refs.values()):
+        if any("sample" not in c for c in cols.values()):
             notes.append(
                 "the profile has no reference sample (made before samples were stored): KS and "
                 "Wasserstein are NaN; retrain to store a profile with one"
             )
-        return "profile", refs, notes
+        return "profile", {n: partial(_reference_of, c) for n, c in cols.items()}, notes
     if with_predictions:
         raise InvalidInput("`predictions` go with a profile; with a reference matrix, make them a column")
     ref_names, ref_get = _column_source(reference, _array_names(reference, columns), "reference")
@@ -321,7 +322,12 @@ def _references(
     absent = [n for n in names if n not in ref_names]
     if absent:
         raise InvalidInput(f"columns {absent} are not in the reference; it has {ref_names}")
-    return "matrix", {n: _matrix_reference(ref_get(n), quantile_bins) for n in names}, []
+    # built one column at a time in the loop: only one sorted reference column is alive at once
+    return (
+        "matrix",
+        {n: partial(lambda n: _matrix_reference(ref_get(n), quantile_bins), n) for n in names},
+        [],
+    )
 
 
 def drift_report(
@@ -361,7 +367,8 @@ def drift_report(
     rows: dict[str, dict[str, Any]] = {}
     exact: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     ref_counts, cur_counts = [], []
-    for i, (name, ref) in enumerate(refs.items()):
+    for i, (name, make_ref) in enumerate(refs.items()):
+        ref = make_ref()
         cur, rows[name] = _column_row(name, ref, current_values(name))
         if max(rows[name]["n_ref_sample"], cur.size) <= KS_EXACT_MAX and np.isfinite(rows[name]["ks"]):
             exact[i] = (ref.sample, cur)
