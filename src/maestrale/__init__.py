@@ -27,6 +27,8 @@ _LAZY = {
     "IntegrityError": "maestrale.errors",
     "UnsupportedModel": "maestrale.errors",
     "UntrustedArtifact": "maestrale.errors",
+    "log_predictions": "maestrale.monitoring.client",
+    "log_actuals": "maestrale.monitoring.client",
 }
 __all__ = [
     "IntegrityError",
@@ -43,6 +45,8 @@ __all__ = [
     "UnsupportedModel",
     "UntrustedArtifact",
     "__version__",
+    "log_actuals",
+    "log_predictions",
 ]
 
 if TYPE_CHECKING:
@@ -56,6 +60,7 @@ if TYPE_CHECKING:
         UnsupportedModel,
         UntrustedArtifact,
     )
+    from maestrale.monitoring.client import log_actuals, log_predictions
     from maestrale.refs import ModelRef
     from maestrale.registry.client import LoadedModel, Registry
     from maestrale.registry.types import ModelVersion, RegisteredModel

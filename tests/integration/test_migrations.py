@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from maestrale.db import HEAD_REVISION, current_revision, get_engine, upgrade
+from maestrale.monitoring import schema as _monitoring  # noqa: F401 - its tables share the metadata
 from maestrale.registry.schema import metadata
 
 

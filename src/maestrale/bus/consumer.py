@@ -98,8 +98,12 @@ class Consumer:
         prefetch: int = 32,
         concurrency: int = 1,
         handler_name: str | None = None,
+        parse: Callable[[bytes], CloudEvent] = parse_event,
     ) -> None:
         self.transport, self.name, self.handler, self.types = transport, name, handler, list(types)
+        # `parse` turns a body into an event; a consumer that validates record by record (the
+        # monitor's ingest) passes a lenient one, so one bad record does not dead-letter its batch.
+        self.parse = parse
         self.retry = retry or RetryPolicy()
         self.prefetch, self.concurrency = prefetch, concurrency
         self.handler_name = handler_name or _qualname(handler)
@@ -150,7 +154,7 @@ class Consumer:
 
     def _on_delivery(self, delivery: Delivery) -> None:
         # MalformedEvent propagates: the transport dead-letters it at once and carries on.
-        event = parse_event(delivery.body)
+        event = self.parse(delivery.body)
         if delivery.redelivered:
             with self._lock:
                 self.stats.redelivered += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from maestrale.monitoring import schema as _monitoring  # noqa: F401 - registers its tables
 from maestrale.registry.schema import metadata
 
 config = context.config

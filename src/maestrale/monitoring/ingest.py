@@ -1,0 +1,194 @@
+"""Validate batches of prediction and actual records, record by record: bad ones are named, good ones kept.
+
+A batch is never all-or-nothing: one record with a naive timestamp or a NaN forecast is reported back
+(its index, record id and the reason) and every valid record of the same batch is stored.
+
+>>> good, bad = validate_predictions([
+...     {"record_id": "r1", "entity": "p50", "issued_at": "2012-06-01T12:00Z",
+...      "target_time": "2012-06-02T10:00Z", "features": {"ghi": 710.0}, "prediction": 2.1},
+...     {"record_id": "r2", "entity": "p50", "issued_at": "2012-06-01T12:00",
+...      "target_time": "2012-06-02T11:00Z", "prediction": 2.3},
+... ])
+>>> len(good), bad[0].record_id, "time zone" in bad[0].reason
+(1, 'r2', True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from maestrale.bus.schemas import ActualRecord, PredictionRecord
+
+#: Largest batch one call or one event may carry: bigger ones are split by the client helpers.
+MAX_BATCH = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One record that was not stored: its position in the batch, its id if it had one, and why."""
+
+    index: int
+    reason: str
+    record_id: str | None = None
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What happened to a batch: `stored` new records, `duplicates` already stored, `rejected` records."""
+
+    stored: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def add(self, other: IngestResult) -> IngestResult:
+        """Sum of two results (rejection indexes are kept as they are)."""
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.rejected.extend(other.rejected)
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form, as the REST API returns it."""
+        return {
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "rejected": [
+                {"index": r.index, "record_id": r.record_id, "reason": r.reason} for r in self.rejected
+            ],
+        }
+
+
+@cache
+def _prediction_adapter() -> TypeAdapter[PredictionRecord]:
+    return TypeAdapter(PredictionRecord)
+
+
+@cache
+def _actual_adapter() -> TypeAdapter[ActualRecord]:
+    return TypeAdapter(ActualRecord)
+
+
+def _reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "record"
+        msg = err["msg"]
+        if err["type"] == "timezone_aware":
+            msg = "needs a time zone: write e.g. 2012-06-01T12:00Z or +02:00"
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.astimezone(UTC)
+
+
+def _clean_features(features: dict[str, Any]) -> dict[str, Any]:
+    # JSON has no NaN (PostgreSQL refuses it): a missing input is stored as null.
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in features.items()}
+
+
+def _point(prediction: float | list[float] | str) -> tuple[float | None, Any]:
+    """(point forecast, output to keep): the middle quantile stands for a quantile forecast."""
+    if isinstance(prediction, str):
+        return None, prediction
+    if isinstance(prediction, list):
+        if not prediction:
+            raise ValueError("prediction is an empty list: send a number or the quantiles")
+        return float(prediction[len(prediction) // 2]), prediction
+    return float(prediction), None
+
+
+def validate_predictions(
+    records: Sequence[Any], *, logged_at: datetime | None = None
+) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    """Rows ready for the `predictions` table (without model/version) and the rejected records.
+
+    `records` are dicts (REST, events) or `PredictionRecord`s. Checks beyond the types: the target
+    time and issue time are time-zone aware, the point forecast is finite, `horizon` (if given)
+    matches `target_time - issued_at` within a second, and record ids are unique within the batch.
+    """
+    logged_at = logged_at or datetime.now(UTC)
+    adapter = _prediction_adapter()
+    rows: list[dict[str, Any]] = []
+    rejected: list[Rejection] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(records):
+        rid = raw.get("record_id") if isinstance(raw, dict) else getattr(raw, "record_id", None)
+        rid = rid if isinstance(rid, str) else None
+        try:
+            rec = raw if isinstance(raw, PredictionRecord) else adapter.validate_python(raw)
+        except ValidationError as exc:
+            rejected.append(Rejection(i, _reason(exc), rid))
+            continue
+        if rec.record_id in seen:
+            rejected.append(Rejection(i, "record_id repeats an earlier record of this batch", rec.record_id))
+            continue
+        try:
+            point, output = _point(rec.prediction)
+        except ValueError as exc:
+            rejected.append(Rejection(i, str(exc), rec.record_id))
+            continue
+        if point is not None and not math.isfinite(point):
+            rejected.append(Rejection(i, f"prediction is {point}: send a finite number", rec.record_id))
+            continue
+        lead = (rec.target_time - rec.issued_at).total_seconds()
+        if rec.horizon is not None and abs(rec.horizon.total_seconds() - lead) > 1:
+            rejected.append(
+                Rejection(
+                    i,
+                    f"horizon {rec.horizon} disagrees with target_time - issued_at = {lead:.0f} s: "
+                    "send one that matches, or leave horizon out",
+                    rec.record_id,
+                )
+            )
+            continue
+        seen.add(rec.record_id)
+        rows.append(
+            {
+                "record_id": rec.record_id,
+                "entity": rec.entity,
+                "issued_at": _utc(rec.issued_at),
+                "target_time": _utc(rec.target_time),
+                "horizon_s": round(lead),
+                "prediction": point,
+                "output": output,
+                "features": _clean_features(rec.features),
+                "logged_at": logged_at,
+            }
+        )
+    return rows, rejected
+
+
+def validate_actuals(
+    records: Iterable[Any], *, received_at: datetime | None = None
+) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    """Rows for the `actuals` table and the rejected records (a later duplicate in the batch wins)."""
+    received_at = received_at or datetime.now(UTC)
+    adapter = _actual_adapter()
+    by_key: dict[tuple[str, datetime], dict[str, Any]] = {}
+    rejected: list[Rejection] = []
+    for i, raw in enumerate(records):
+        try:
+            rec = raw if isinstance(raw, ActualRecord) else adapter.validate_python(raw)
+        except ValidationError as exc:
+            rejected.append(Rejection(i, _reason(exc)))
+            continue
+        if not math.isfinite(rec.value):
+            rejected.append(Rejection(i, f"value is {rec.value}: leave a missing actual out of the batch"))
+            continue
+        when = _utc(rec.target_time)
+        by_key[(rec.entity, when)] = {
+            "entity": rec.entity,
+            "target_time": when,
+            "value": float(rec.value),
+            "received_at": received_at,
+        }
+    return list(by_key.values()), rejected

@@ -1,0 +1,412 @@
+"""The monitor: evaluates each model on production data, applies its policy, closes the loop.
+
+One evaluation of a model, at the monitor's clock `as_of` (the latest target time that has an actual):
+
+1. performance of the serving version over each window the policy's conditions use, against the
+   version's training metrics; drift of the logged features and predictions against its profile;
+2. each condition that fires is recorded as a breach with its numbers and, in the same transaction,
+   a `maestrale.monitor.breach` event goes to the outbox;
+3. a `retrain` action (outside the cooldown, with no retraining already in flight) submits
+   `maestrale.train.requested` with the champion's recorded spec, its window moved to `as_of`;
+4. when that training completes, the new version becomes `challenger`; once enough out-of-sample
+   actuals arrived, both are scored on the same rows and the challenger is promoted to `champion`
+   only if it wins by the policy's margin and holds the guardrails (`maestrale.model.promoted`).
+
+>>> mon = Monitor(store, registry, requests, [default_policy()])  # doctest: +SKIP
+>>> mon.tick()  # evaluate every model whose clock moved by the schedule  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from maestrale.errors import NotFound
+from maestrale.monitoring.performance import PerformanceReport, parse_window, performance
+from maestrale.monitoring.policy import Condition, Policy, default_policy, policy_for
+from maestrale.monitoring.promotion import Comparison, compare, feature_columns
+from maestrale.monitoring.retrain import moved_spec
+from maestrale.registry.outbox import add_event
+
+if TYPE_CHECKING:
+    from maestrale.monitoring.store import MonitorStore
+    from maestrale.registry.client import Registry
+    from maestrale.registry.types import ModelVersion
+    from maestrale.training.requests import TrainingRequests
+
+log = logging.getLogger(__name__)
+EVENT_SOURCE = "maestrale/monitor"
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass
+class Breach:
+    """A condition that fired at one evaluation, with the numbers behind it."""
+
+    condition: str
+    metric: str
+    value: float
+    threshold: float
+    window: str
+    n: int
+    description: str
+    actions: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvaluationResult:
+    """What one evaluation of one model found and did."""
+
+    model: str
+    version: int
+    as_of: datetime
+    performance: dict[str, PerformanceReport]
+    drift: dict[str, dict[str, Any]]
+    breaches: list[Breach]
+    retrain_request: str | None = None
+    challenger: int | None = None
+    decision: Comparison | None = None
+    promoted: int | None = None
+
+
+def _iso_window(start: datetime, end: datetime) -> str:
+    return f"{start.isoformat()}/{end.isoformat()}"
+
+
+class Monitor:
+    """Evaluates models against their policy; see the module docstring for the loop."""
+
+    def __init__(
+        self,
+        store: MonitorStore,
+        registry: Registry,
+        requests: TrainingRequests | None = None,
+        policies: list[Policy] | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.requests = requests
+        self.policies = policies or [default_policy()]
+        self._versions: dict[str, ModelVersion] = {}
+        self._models: dict[str, Any] = {}
+
+    # -- versions and models, cached (versions are immutable) ------------------------------------
+    def version(self, ref: str) -> ModelVersion:
+        """Metadata of `NAME:VERSION` (cached) or of an alias (resolved each time)."""
+        if ":" in ref and ref in self._versions:
+            return self._versions[ref]
+        mv = self.registry.get_version(ref)
+        self._versions[mv.ref] = mv
+        return mv
+
+    def _model(self, mv: ModelVersion) -> Any:
+        if mv.ref not in self._models:
+            self._models[mv.ref] = self.registry.load(mv.ref)
+        return self._models[mv.ref]
+
+    def serving_version(self, model: str) -> ModelVersion:
+        """The champion, or without one the version of the latest logged predictions."""
+        try:
+            return self.version(f"{model}@{CHAMPION}")
+        except NotFound:
+            latest = self.store.latest_version(model)
+            if latest is None:
+                raise NotFound(f"no predictions logged for {model!r} and no champion alias") from None
+            return self.version(f"{model}:{latest}")
+
+    # -- scheduling -------------------------------------------------------------------------------
+    def due(self, model: str) -> datetime | None:
+        """The clock to evaluate `model` at, if its policy's schedule says it is time."""
+        policy = policy_for(self.policies, model)
+        if policy is None:
+            return None
+        clock = self.store.data_time(model)
+        if clock is None:
+            return None
+        last = self.store.state(model).get("as_of")
+        if last is not None and clock < last + parse_window(policy.schedule.every):
+            return None
+        return clock
+
+    def tick(self) -> list[EvaluationResult]:
+        """Evaluate every model that is due; also promote or reject pending challengers."""
+        results = []
+        for model in self.store.models():
+            as_of = self.due(model)
+            if as_of is not None:
+                try:
+                    results.append(self.evaluate(model, as_of))
+                except Exception:  # one broken model must not stop the fleet's monitoring
+                    log.exception("evaluating %s at %s failed", model, as_of)
+        return results
+
+    # -- one evaluation ---------------------------------------------------------------------------
+    def evaluate(self, model: str, as_of: datetime) -> EvaluationResult:
+        """Evaluate `model` at data time `as_of` and act on its policy (see the module docstring)."""
+        policy = policy_for(self.policies, model)
+        if policy is None:
+            raise NotFound(f"no monitoring policy applies to {model!r}: add its name to a policy's models")
+        mv = self.serving_version(model)
+        spec = mv.spec or {}
+        capacity = spec.get("capacity")
+        lag = (spec.get("baselines") or {}).get("persistence", {}) or {}
+        lag_td = parse_window(lag.get("lag", "24h")) if lag is not None else None
+        perf: dict[str, PerformanceReport] = {}
+        drift: dict[str, dict[str, Any]] = {}
+        for window in dict.fromkeys(c.window for c in policy.conditions if c.metric):
+            perf[window] = performance(
+                self.store, model, as_of, window, version=mv.version, capacity=capacity,
+                training=mv.metrics, persistence_lag=lag_td,
+            )  # fmt: skip
+        for c in policy.conditions:
+            if c.drift and c.window not in drift:
+                drift[c.window] = self._drift(mv, as_of, c)
+        breaches = [b for c in policy.conditions if (b := self._check(c, perf, drift, mv)) is not None]
+        result = EvaluationResult(model, mv.version, as_of, perf, drift, breaches)
+        state = self.store.state(model)
+        retrain = [b for b in breaches if "retrain" in policy.actions_of(self._condition(policy, b))]
+        if retrain:
+            self._maybe_retrain(policy, mv, as_of, state, retrain, result)
+        with self.store._writer.begin() as conn:
+            for window, rep in perf.items():
+                self.store.add_evaluation(
+                    conn, model=model, version=mv.version, kind="performance", window=window, as_of=as_of,
+                    n=rep.n, values=rep.as_dict(),
+                )  # fmt: skip
+            for window, d in drift.items():
+                self.store.add_evaluation(
+                    conn, model=model, version=mv.version, kind="drift", window=window, as_of=as_of,
+                    n=int(d.get("n", 0)), values=d,
+                )  # fmt: skip
+            for b in breaches:
+                c = self._condition(policy, b)
+                actions = policy.actions_of(c)
+                b.actions.setdefault("breach", "breach" in actions)
+                self.store.add_breach(
+                    conn, model=model, version=mv.version, policy=policy.name, condition=b.condition,
+                    metric=b.metric, value=b.value, threshold=b.threshold, window=b.window, n=b.n,
+                    as_of=as_of, actions=b.actions, details={"description": b.description},
+                )  # fmt: skip
+                if "breach" in actions:
+                    start = as_of - parse_window(b.window)
+                    add_event(
+                        conn, "maestrale.monitor.breach", model,
+                        {"model": model, "version": mv.version, "policy": policy.name, "metric": b.metric,
+                         "value": b.value, "threshold": b.threshold, "window": _iso_window(start, as_of),
+                         "condition": b.condition, "n": b.n, "description": b.description},
+                        source=EVENT_SOURCE,
+                    )  # fmt: skip
+            self.store.set_state(conn, model, as_of=as_of)
+        self._challenge(policy, model, as_of, result)
+        return result
+
+    @staticmethod
+    def _condition(policy: Policy, breach: Breach) -> Condition:
+        return next(c for c in policy.conditions if c.name == breach.condition)
+
+    def _drift(self, mv: ModelVersion, as_of: datetime, c: Condition) -> dict[str, Any]:
+        from maestrale.stats.drift import DriftThresholds, drift_report
+
+        profile = mv.profile
+        start = as_of - parse_window(c.window) + timedelta(microseconds=1)
+        logged = self.store.logged(mv.name, start, as_of + timedelta(microseconds=1), version=mv.version)
+        if profile is None or logged.empty:
+            return {"n": len(logged), "note": "no profile on the version" if profile is None else "no data"}
+        names = [
+            n for n in (c.features or profile["columns"]) if n in profile["columns"] and n not in c.exclude
+        ]
+        names = [n for n in names if n in logged.columns]
+        if not names:
+            return {"n": len(logged), "note": "no logged feature matches the profile"}
+        report = drift_report(
+            profile, logged[names], predictions=logged["prediction"].to_numpy(),
+            thresholds=DriftThresholds(psi=None, wasserstein_norm=None),
+        )  # fmt: skip
+        stats = {
+            f.name: {k: getattr(f, k) for k in ("psi", "ks", "ks_pvalue", "wasserstein_norm", "js", "n_cur")}
+            for f in [*report.features, *([report.predictions] if report.predictions else [])]
+        }
+        return {"n": len(logged), "features": names, "stats": _finite(stats)}
+
+    def _check(
+        self,
+        c: Condition,
+        perf: dict[str, PerformanceReport],
+        drift: dict[str, dict[str, Any]],
+        mv: ModelVersion,
+    ) -> Breach | None:
+        if c.metric:
+            rep = perf[c.window]
+            if rep.n < c.min_samples or c.metric not in rep.overall:
+                return None
+            value = rep.overall[c.metric]
+            training = mv.metrics.get(c.metric)
+            fired = c.fires(value, training)
+            if not fired:
+                return None
+            threshold = (
+                c.threshold * training if c.ratio_to_training is not None and training else c.threshold
+            )
+            desc = c.describe() + f": {value:.4g}" + (f" vs training {training:.4g}" if training else "")
+            return Breach(c.name, c.metric, float(value), float(threshold), c.window, rep.n, desc)
+        d = drift[c.window]
+        if d.get("n", 0) < c.min_samples or "stats" not in d:
+            return None
+        stat = c.drift or "psi"
+        values = {n: d["stats"][n][stat] for n in d["features"] if stat in d["stats"].get(n, {})}
+        over = sorted(n for n, v in values.items() if v > float(c.above or 0))
+        share = len(over) / len(values) if values else 0.0
+        if share < c.min_share:
+            return None
+        worst = max(over, key=lambda n: values[n])
+        desc = (
+            c.describe() + f": {share:.0%} of features ({', '.join(over)}); worst {worst} {values[worst]:.3g}"
+        )
+        return Breach(
+            c.name, f"{stat}:{worst}", float(values[worst]), float(c.above or 0), c.window, d["n"], desc
+        )
+
+    # -- retraining -------------------------------------------------------------------------------
+    def _maybe_retrain(
+        self, policy: Policy, mv: ModelVersion, as_of: datetime, state: dict[str, Any],
+        breaches: list[Breach],
+        result: EvaluationResult,
+    ) -> None:  # fmt: skip
+        why = "; ".join(b.description for b in breaches)
+        last = state.get("last_retrain_at")
+        pending = state.get("last_retrain_request")
+        if self.requests is None:
+            note = "no training service configured"
+        elif pending and not self._request_done(pending):
+            note = f"retraining {pending} still running"
+        elif state.get("challenger_since") is not None:
+            note = "a challenger is still being evaluated"
+        elif last is not None and as_of < last + parse_window(policy.cooldown):
+            note = f"cooldown until {(last + parse_window(policy.cooldown)).isoformat()}"
+        elif mv.spec is None:
+            note = f"{mv.ref} has no recorded spec to retrain from"
+        else:
+            spec = moved_spec(mv.spec, as_of, policy.retrain)
+            key = f"monitor/{mv.name}/{as_of.strftime('%Y%m%dT%H%M%S')}"
+            record = self.requests.submit(
+                spec, reason=f"monitor: {why}"[:500], parent_version=mv.version, requested_by="monitor",
+                idempotency_key=key,
+            )[0]  # fmt: skip
+            with self.store._writer.begin() as conn:
+                self.store.set_state(conn, mv.name, last_retrain_at=as_of, last_retrain_request=record.id)
+            result.retrain_request = record.id
+            for b in breaches:
+                b.actions["retrain"] = record.id
+            log.info("%s: retraining requested (%s): %s", mv.name, record.id, why)
+            return
+        for b in breaches:
+            b.actions["retrain"] = f"not requested: {note}"
+
+    def _request_done(self, request_id: str) -> bool:
+        assert self.requests is not None
+        try:
+            return self.requests.get(request_id).done
+        except NotFound:
+            return True
+
+    # -- champion / challenger --------------------------------------------------------------------
+    def _challenge(self, policy: Policy, model: str, as_of: datetime, result: EvaluationResult) -> None:
+        state = self.store.state(model)
+        request_id = state.get("last_retrain_request")
+        if request_id and self.requests is not None and state.get("challenger_since") is None:
+            try:
+                rec = self.requests.get(request_id)
+            except NotFound:
+                rec = None
+            if rec is not None and rec.status == "completed" and rec.version is not None:
+                if not self.store.decided(model, rec.version):
+                    self.registry.set_alias(
+                        model, CHALLENGER, rec.version, reason=f"retrained by {request_id}"
+                    )
+                    with self.store._writer.begin() as conn:
+                        self.store.set_state(conn, model, challenger_since=as_of)
+                    state["challenger_since"] = as_of
+                    log.info("%s:%s is the challenger from %s", model, rec.version, as_of)
+            elif rec is not None and rec.status == "failed":
+                with self.store._writer.begin() as conn:
+                    self.store.set_state(conn, model, last_retrain_request=None)
+        since = state.get("challenger_since")
+        if since is None:
+            return
+        try:
+            challenger = self.version(f"{model}@{CHALLENGER}")
+        except NotFound:
+            with self.store._writer.begin() as conn:
+                self.store.set_state(conn, model, challenger_since=None)
+            return
+        champion = self.serving_version(model)
+        result.challenger = challenger.version
+        if challenger.version == champion.version:
+            self._record(model, champion, challenger, since, as_of, policy, Comparison(
+                "promoted", "already champion", 0, {}, {}))  # fmt: skip
+            return
+        end = as_of + timedelta(microseconds=1)
+        # Out of sample: only target times after the challenger's training data ended.
+        frame = self.store.scored(
+            model, since + timedelta(microseconds=1), end, version=champion.version, features=True
+        )
+        if frame.empty:
+            comparison = Comparison(None, "no out-of-sample pairs yet", 0, {}, {})
+        else:
+            X = frame[feature_columns(challenger, frame)]
+            pred = np.asarray(self._model(challenger).predict(X), dtype="float64")
+            capacity = (champion.spec or {}).get("capacity")
+            comparison = compare(frame, pred, policy.promotion, capacity=capacity)
+        result.decision = comparison
+        if comparison.outcome is None and as_of >= since + parse_window(policy.promotion.max_wait):
+            comparison.outcome = "expired"
+            comparison.reason = f"undecided after {policy.promotion.max_wait}: {comparison.reason}"
+        if comparison.outcome is None:
+            return
+        if comparison.outcome == "promoted":
+            self.registry.set_alias(
+                model, CHAMPION, challenger.version, reason=f"monitor: {comparison.reason}"[:500]
+            )
+            result.promoted = challenger.version
+        self._record(model, champion, challenger, since, as_of, policy, comparison)
+
+    def _record(
+        self, model: str, champion: ModelVersion, challenger: ModelVersion, since: datetime, as_of: datetime,
+        policy: Policy, comparison: Comparison,
+    ) -> None:  # fmt: skip
+        from contextlib import suppress
+
+        with suppress(NotFound):
+            self.registry.delete_alias(model, CHALLENGER)
+        with self.store._writer.begin() as conn:
+            if not self.store.decided(model, challenger.version):
+                self.store.add_decision(
+                    conn, model=model, champion_version=champion.version,
+                    challenger_version=challenger.version, outcome=comparison.outcome,
+                    reason=comparison.reason, metric=policy.promotion.metric, margin=policy.promotion.margin,
+                    window_start=since, window_end=as_of, n=comparison.n,
+                    champion_metrics=comparison.champion, challenger_metrics=comparison.challenger,
+                    as_of=as_of,
+                )  # fmt: skip
+            self.store.set_state(conn, model, challenger_since=None, last_retrain_request=None)
+        log.info("%s: challenger %s %s: %s", model, challenger.version, comparison.outcome, comparison.reason)
+
+
+def _finite(obj: Any) -> Any:
+    """JSON-safe copy: NaN and inf become None (PostgreSQL's JSON refuses them)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def utcnow() -> datetime:
+    """Wall-clock now (UTC)."""
+    return datetime.now(UTC)

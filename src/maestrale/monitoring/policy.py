@@ -1,0 +1,287 @@
+"""Monitoring policies: when a model is out of bounds, and what to do about it (YAML, validated).
+
+>>> policy = load_policy('''
+... name: pv
+... conditions:
+...   - {name: accuracy, metric: nmae, window: 7D, ratio_to_training: 1.3, min_samples: 100}
+... cooldown: 7D
+... ''')
+>>> policy.conditions[0].describe()
+'nmae over 7D > 1.3 × training (n ≥ 100)'
+
+A condition compares one figure over one window with a threshold: a performance metric (`nmae`,
+`rmse`, `nbias`, `skill`, …) against an absolute bound or a multiple of the version's training
+metric, or a drift statistic (`psi`, `ks`, `wasserstein`, `js`) against a bound on a share of the
+features. Conditions below `min_samples` pairs never fire: a quiet night says nothing.
+
+Errors name the field and what to write instead (`PolicyError`), like spec errors.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from maestrale.errors import InvalidInput
+from maestrale.monitoring.performance import parse_window
+
+PERFORMANCE_METRICS = ("mae", "rmse", "bias", "nbias", "mape", "nmae", "nrmse", "skill")
+DRIFT_METRICS = ("psi", "ks", "wasserstein", "js")
+Action = Literal["breach", "retrain"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _window(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a window: write a number and a unit, e.g. 7D, 36h")
+    parse_window(value)
+    return value.strip()
+
+
+class Condition(_Strict):
+    """One test: `metric` over `window` compared with exactly one threshold."""
+
+    name: str = Field(min_length=1)
+    metric: str | None = Field(None, description="Performance metric: " + ", ".join(PERFORMANCE_METRICS))
+    drift: str | None = Field(None, description="Drift statistic: " + ", ".join(DRIFT_METRICS))
+    window: str = "7D"
+    above: float | None = None
+    below: float | None = None
+    abs_above: float | None = Field(None, description="|value| above this (for bias).")
+    ratio_to_training: float | None = Field(None, gt=0, description="value > this × training value.")
+    min_samples: int = Field(100, ge=1)
+    min_share: float = Field(0.3, gt=0, le=1, description="Drift: share of features over the bound.")
+    features: list[str] | None = Field(None, description="Drift: features to test (default: all).")
+    exclude: list[str] = Field(default_factory=list, description="Drift: features never tested.")
+    actions: list[Action] | None = Field(None, description="Overrides the policy's actions.")
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _check_window(cls, v: Any) -> str:
+        return _window(v)
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> Condition:
+        if (self.metric is None) == (self.drift is None):
+            raise ValueError(
+                f"condition {self.name!r}: give exactly one of metric (e.g. nmae) or drift (e.g. psi)"
+            )
+        if self.metric is not None and self.metric not in PERFORMANCE_METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}: use one of {', '.join(PERFORMANCE_METRICS)}")
+        if self.drift is not None and self.drift not in DRIFT_METRICS:
+            raise ValueError(f"unknown drift statistic {self.drift!r}: use one of {', '.join(DRIFT_METRICS)}")
+        given = [
+            k for k in ("above", "below", "abs_above", "ratio_to_training") if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                f"condition {self.name!r} needs exactly one threshold (above, below, abs_above or "
+                f"ratio_to_training), got {given or 'none'}: e.g. `ratio_to_training: 1.3`"
+            )
+        if self.drift is not None and given[0] != "above":
+            raise ValueError(f"drift condition {self.name!r}: use `above:` (e.g. above: 0.25 for PSI)")
+        return self
+
+    @property
+    def threshold(self) -> float:
+        """The bound as given (for ratio_to_training: the multiple)."""
+        for k in ("above", "below", "abs_above", "ratio_to_training"):
+            if (v := getattr(self, k)) is not None:
+                return float(v)
+        raise AssertionError("validated to have one threshold")
+
+    def label(self) -> str:
+        """What is measured: `nmae`, or `psi` for drift."""
+        return self.metric or f"{self.drift}"
+
+    def describe(self) -> str:
+        """Human form: 'nmae over 7D > 1.3 × training (n ≥ 100)'."""
+        what = f"{self.label()} over {self.window}"
+        if self.drift:
+            test = f"> {self.above:g} on ≥ {self.min_share:.0%} of features"
+        elif self.ratio_to_training is not None:
+            test = f"> {self.ratio_to_training:g} × training"
+        elif self.abs_above is not None:
+            test = f"|·| > {self.abs_above:g}"
+        elif self.above is not None:
+            test = f"> {self.above:g}"
+        else:
+            test = f"< {self.below:g}"
+        return f"{what} {test} (n ≥ {self.min_samples})"
+
+    def fires(self, value: float, training: float | None = None) -> bool | None:
+        """True/False, or None when the comparison is impossible (no training value for a ratio)."""
+        if self.ratio_to_training is not None:
+            if training is None or not training > 0:
+                return None
+            return value > self.ratio_to_training * training
+        if self.abs_above is not None:
+            return abs(value) > self.abs_above
+        if self.above is not None:
+            return value > self.above
+        return value < float(self.below)  # type: ignore[arg-type]
+
+
+class Schedule(_Strict):
+    """Evaluate once `every` of data time has passed (new actuals move the monitor's clock)."""
+
+    every: str = "1D"
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _check_every(cls, v: Any) -> str:
+        return _window(v)
+
+
+class SampleWeight(_Strict):
+    half_life: str
+
+    @field_validator("half_life", mode="before")
+    @classmethod
+    def _check_half_life(cls, v: Any) -> str:
+        return _window(v)
+
+
+class Retrain(_Strict):
+    """How the recorded spec is changed when the monitor asks for a retraining."""
+
+    window: str | Literal["keep"] = Field(
+        "keep", description="Length of the new train window ending at the monitor's clock; keep: as before."
+    )
+    holdout: str = Field("14D", description="The last part of the new window, held out for the metrics.")
+    sample_weight: SampleWeight | None = Field(None, description="Recency weighting of the new fit.")
+    refit: bool = Field(True, description="Refit on the whole window (holdout included) before registering.")
+
+    @field_validator("window", "holdout", mode="before")
+    @classmethod
+    def _windows(cls, v: Any) -> Any:
+        return v if v == "keep" else _window(v)
+
+
+class Promotion(_Strict):
+    """Champion/challenger: when a retrained version replaces the champion."""
+
+    auto: bool = True
+    metric: str = "nmae"
+    margin: float = Field(0.05, ge=0, lt=1, description="Challenger must be this much better (relative).")
+    min_samples: int = Field(72, ge=1, description="Out-of-sample pairs needed before deciding.")
+    max_wait: str = Field("14D", description="Reject a challenger still undecided after this data time.")
+    guardrails: dict[str, float] = Field(
+        default_factory=lambda: {"rmse": 0.02},
+        description="metric → tolerance: the challenger may not be worse than the champion by more "
+        "than this share (bias and nbias compare absolute values).",
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        if v not in PERFORMANCE_METRICS or v == "skill":
+            raise ValueError(f"promotion metric {v!r}: use an error metric, one of mae, rmse, nmae, nrmse")
+        return v
+
+    @field_validator("guardrails")
+    @classmethod
+    def _guards(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, tol in v.items():
+            if k not in PERFORMANCE_METRICS or k == "skill":
+                raise ValueError(f"guardrail {k!r}: use one of mae, rmse, bias, nbias, nmae, nrmse, mape")
+            if tol < 0:
+                raise ValueError(f"guardrail {k}: tolerance {tol} is negative; 0 means 'not worse at all'")
+        return v
+
+    @field_validator("max_wait", mode="before")
+    @classmethod
+    def _check_max_wait(cls, v: Any) -> str:
+        return _window(v)
+
+
+class Policy(_Strict):
+    """A named set of conditions for the models whose names match `models`."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    models: list[str] = Field(default_factory=lambda: ["*"], description="Glob patterns of model names.")
+    schedule: Schedule = Field(default_factory=Schedule)
+    conditions: list[Condition] = Field(min_length=1)
+    actions: list[Action] = Field(default_factory=lambda: ["breach", "retrain"])
+    cooldown: str = Field("7D", description="No new retraining within this data time of the last one.")
+    retrain: Retrain = Field(default_factory=Retrain)
+    promotion: Promotion = Field(default_factory=Promotion)
+
+    @field_validator("cooldown", mode="before")
+    @classmethod
+    def _check_cooldown(cls, v: Any) -> str:
+        return _window(v)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Policy:
+        names = [c.name for c in self.conditions]
+        if dup := {n for n in names if names.count(n) > 1}:
+            raise ValueError(f"condition names must be unique, {sorted(dup)} repeat: rename one")
+        return self
+
+    def applies_to(self, model: str) -> bool:
+        """True when `model` matches one of the policy's patterns."""
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+
+    def actions_of(self, condition: Condition) -> list[str]:
+        """The actions a breach of `condition` takes."""
+        return list(condition.actions if condition.actions is not None else self.actions)
+
+
+class PolicyError(InvalidInput):
+    """A policy file is invalid; the message lists each problem with its field path."""
+
+    code = "invalid_policy"
+
+
+def _problems(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where or 'policy'}: {msg}")
+    return "\n".join(lines)
+
+
+def load_policy(source: str | Path | dict[str, Any]) -> Policy:
+    """A policy from a YAML file, YAML text or a dict; `PolicyError` lists every problem."""
+    where = "policy"
+    if isinstance(source, dict):
+        data: Any = source
+    else:
+        text = str(source)
+        if isinstance(source, Path) or ("\n" not in text and text.endswith((".yaml", ".yml"))):
+            path = Path(source)
+            if not path.exists():
+                raise PolicyError(f"policy file {path} does not exist: pass the path of a YAML policy")
+            where, text = str(path), path.read_text()
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"{where} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{where} must be a mapping with name and conditions, got {type(data).__name__}")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(f"{where} is invalid:\n{_problems(exc)}") from None
+
+
+def default_policy() -> Policy:
+    """The policy shipped with Maestrale (`maestrale/monitoring/default_policy.yaml`)."""
+    text = resources.files("maestrale.monitoring").joinpath("default_policy.yaml").read_text()
+    return load_policy(text)
+
+
+def policy_for(policies: list[Policy], model: str) -> Policy | None:
+    """The first policy that applies to `model`."""
+    return next((p for p in policies if p.applies_to(model)), None)

@@ -1,0 +1,128 @@
+"""SQL tables of the monitor: logged predictions, late actuals, evaluations, breaches, decisions.
+
+They share the registry's `MetaData` (one database, one Alembic history). Times are stored in UTC;
+SQLite hands them back naive and `maestrale.registry.outbox.aware` restores the zone.
+
+The indexes serve the two hot queries: "the predictions of model M whose target time falls in
+[t0, t1)" (`ix_predictions_model_target`) and the join of each prediction with the actual of the
+same entity and target time (the actuals' primary key).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from maestrale.registry.schema import metadata
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("record_id", String(128), nullable=False),
+    Column("entity", String(128), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("target_time", DateTime(timezone=True), nullable=False),
+    Column("horizon_s", Integer, nullable=False),
+    # The point forecast (the median of quantile forecasts); NULL for labels, which live in `output`.
+    Column("prediction", Float, nullable=True),
+    Column("output", JSON, nullable=True),
+    Column("features", JSON, nullable=False),
+    Column("logged_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("model", "record_id", name="uq_predictions_model_record"),
+    Index("ix_predictions_model_target", "model", "target_time"),
+    Index("ix_predictions_entity_target", "entity", "target_time"),
+)
+
+actuals = Table(
+    "actuals",
+    metadata,
+    Column("entity", String(128), primary_key=True),
+    Column("target_time", DateTime(timezone=True), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+monitor_evaluations = Table(
+    "monitor_evaluations",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # performance | drift
+    Column("window", String(16), nullable=False),  # "7D"
+    Column("as_of", DateTime(timezone=True), nullable=False),  # end of the window, in data time
+    Column("n", Integer, nullable=False),
+    Column("values", JSON, nullable=False),
+    Column("evaluated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_monitor_evaluations_series", "model", "kind", "window", "as_of"),
+)
+
+monitor_breaches = Table(
+    "monitor_breaches",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("policy", String(128), nullable=False),
+    Column("condition", String(128), nullable=False),
+    Column("metric", String(128), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("window", String(16), nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("as_of", DateTime(timezone=True), nullable=False),
+    Column("actions", JSON, nullable=False),  # what fired: breach, retrain (+ request id), or why not
+    Column("details", JSON, nullable=False),
+    Column("detected_at", DateTime(timezone=True), nullable=False),
+    Index("ix_monitor_breaches_model", "model", "as_of"),
+)
+
+monitor_decisions = Table(
+    "monitor_decisions",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("champion_version", Integer, nullable=True),
+    Column("challenger_version", Integer, nullable=False),
+    Column("outcome", String(16), nullable=False),  # promoted | rejected | expired
+    Column("reason", Text, nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("margin", Float, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=True),
+    Column("window_end", DateTime(timezone=True), nullable=True),
+    Column("n", Integer, nullable=False),
+    Column("champion_metrics", JSON, nullable=False),
+    Column("challenger_metrics", JSON, nullable=False),
+    Column("as_of", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("model", "challenger_version", name="uq_monitor_decisions_challenger"),
+    Index("ix_monitor_decisions_model", "model", "as_of"),
+)
+
+monitor_state = Table(
+    "monitor_state",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("as_of", DateTime(timezone=True), nullable=True),  # data time of the last evaluation
+    Column("last_retrain_at", DateTime(timezone=True), nullable=True),
+    Column("last_retrain_request", String(64), nullable=True),
+    Column("challenger_since", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

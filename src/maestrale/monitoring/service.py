@@ -1,0 +1,176 @@
+"""`maestrale monitor`: consume logged predictions and actuals, evaluate on schedule, relay the outbox.
+
+>>> with MonitorService(settings, policies=[load_policy("policy.yaml")]) as svc:  # doctest: +SKIP
+...     svc.wait()  # until Ctrl-C
+
+Three threads: the bus consumer (queue `monitor`: `prediction.logged`, `actual.logged`), the
+evaluation loop (`tick` every `interval` seconds of wall time; a model is evaluated when its data
+clock moved by its policy's `schedule.every`), and the outbox relay that publishes what the monitor
+decided (`monitor.breach`, `train.requested`, `model.promoted`). Ingest is idempotent (record ids,
+actual keys), so at-least-once delivery stores everything once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from maestrale.bus.events import CloudEvent, MalformedEvent, parse_event
+from maestrale.config import Settings
+from maestrale.monitoring.ingest import IngestResult
+from maestrale.monitoring.policy import Policy
+
+log = logging.getLogger(__name__)
+QUEUE = "monitor"
+INGEST_TYPES = ("maestrale.prediction.logged", "maestrale.actual.logged")
+
+
+def lenient_parse(raw: bytes) -> CloudEvent:
+    """`parse_event`, except that a prediction/actual batch with bad records is kept for per-record checks."""
+    try:
+        return parse_event(raw)
+    except MalformedEvent:
+        event = CloudEvent.from_json(raw)  # a broken envelope still dead-letters
+        if event.type in INGEST_TYPES and isinstance(event.data.get("records"), list):
+            return event
+        raise
+
+
+@dataclass
+class IngestStats:
+    """Counts since start: records stored, duplicates skipped, records rejected (with the last reasons)."""
+
+    predictions: int = 0
+    actuals: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+class MonitorService:
+    """The monitor as a service: ingest consumer, evaluation loop and outbox relay in one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        policies: list[Policy] | None = None,
+        interval: float | None = 30.0,
+        relay: bool = True,
+        relay_interval: float = 0.5,
+        prefetch: int = 64,
+    ) -> None:
+        from maestrale.bus.consumer import Consumer
+        from maestrale.bus.transport import get_transport
+        from maestrale.monitoring.monitor import Monitor
+        from maestrale.monitoring.store import MonitorStore
+        from maestrale.registry.client import Registry
+        from maestrale.training.requests import TrainingRequests
+
+        if not settings.database_url:
+            raise ValueError("the monitor needs MAESTRALE_DATABASE_URL (its store lives in SQL)")
+        self.settings = settings
+        self.transport = get_transport(settings.broker_url, settings.bus_namespace)
+        self.store = MonitorStore(settings.database_url, auto_upgrade=settings.auto_upgrade)
+        self.monitor = Monitor(
+            self.store, Registry(settings=settings, actor="monitor"), TrainingRequests(settings.database_url),
+            policies,
+        )  # fmt: skip
+        self.stats = IngestStats()
+        self.last_rejections: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.consumer = Consumer(
+            self.transport, QUEUE, self.handle, INGEST_TYPES, prefetch=prefetch, parse=lenient_parse
+        )
+        self.interval, self.relay_interval = interval, relay_interval
+        self._relay = None
+        if relay:
+            from maestrale.bus.relay import OutboxRelay
+
+            self._relay = OutboxRelay(settings.database_url, self.transport)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- ingest -----------------------------------------------------------------------------------
+    def handle(self, event: CloudEvent) -> None:
+        """Store one batch; rejected records are logged with their reasons (the batch is acked)."""
+        payload = event.__pydantic_private__.get("_payload") if event.__pydantic_private__ else None
+        if event.type == "maestrale.prediction.logged":
+            if payload is not None:
+                model, version, records = payload.model, payload.version, payload.records
+            else:
+                data = event.data
+                model, version, records = data.get("model"), data.get("version"), data["records"]
+                if not isinstance(model, str) or not isinstance(version, int):
+                    log.error("prediction batch %s without a valid model/version: dropped", event.id)
+                    return
+            result = self.store.log_predictions(model, version, records)
+            self._count(result, event, predictions=True)
+        elif event.type == "maestrale.actual.logged":
+            records = payload.records if payload is not None else event.data["records"]
+            self._count(self.store.log_actuals(records), event, predictions=False)
+
+    def _count(self, result: IngestResult, event: CloudEvent, *, predictions: bool) -> None:
+        with self._lock:
+            if predictions:
+                self.stats.predictions += result.stored
+            else:
+                self.stats.actuals += result.stored
+            self.stats.duplicates += result.duplicates
+            self.stats.rejected += len(result.rejected)
+            if result.rejected:
+                self.last_rejections = [{"event": event.id, **r.__dict__} for r in result.rejected[:20]]
+        if result.rejected:
+            first = result.rejected[0]
+            log.warning(
+                "%s: %d record(s) rejected, e.g. #%d (%s): %s", event.id, len(result.rejected), first.index,
+                first.record_id, first.reason,
+            )  # fmt: skip
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        assert self.interval is not None
+        while not self._stop.wait(self.interval):
+            self.monitor.tick()
+
+    def start(self) -> MonitorService:
+        """Start consuming, evaluating (if `interval`) and relaying."""
+        self.consumer.start()
+        self._stop.clear()
+        if self.interval is not None:
+            self._threads.append(threading.Thread(target=self._loop, name="monitor-tick", daemon=True))
+        if self._relay is not None:
+            self._threads.append(
+                threading.Thread(
+                    target=self._relay.run,
+                    args=(self._stop, self.relay_interval),
+                    name="monitor-relay",
+                    daemon=True,
+                )
+            )
+        for t in self._threads:
+            t.start()
+        return self
+
+    def wait(self) -> None:
+        """Block until `stop()` (or Ctrl-C)."""
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+
+    def stop(self) -> None:
+        """Stop every thread (a running evaluation finishes first)."""
+        self._stop.set()
+        self.consumer.stop()
+        for t in self._threads:
+            t.join(30)
+        self._threads.clear()
+
+    def __enter__(self) -> MonitorService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

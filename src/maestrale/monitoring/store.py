@@ -1,0 +1,308 @@
+"""The monitor's SQL store: idempotent ingest of predictions and late actuals, and the window queries.
+
+>>> store = MonitorStore("sqlite:///monitor.db")  # doctest: +SKIP
+>>> store.log_predictions("pv-nrel-50", 3, records).stored  # doctest: +SKIP
+24
+>>> store.scored("pv-nrel-50", start, end)  # predictions joined with their actuals  # doctest: +SKIP
+
+Idempotency: a prediction is identified by (model, record id), so a redelivered batch stores
+nothing twice; an actual by (entity, target time), so a corrected actual replaces the first one.
+Actuals join the predictions they score when they arrive, however late: the join happens at query
+time on (entity, target_time), the actuals' primary key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+
+from maestrale.db import ensure_schema, writer
+from maestrale.monitoring import schema as t
+from maestrale.monitoring.ingest import MAX_BATCH, IngestResult, validate_actuals, validate_predictions
+from maestrale.registry.outbox import aware
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_CHUNK = 2_000  # rows per INSERT statement: big enough to amortise, small enough for SQLite's limits
+
+
+def _insert_ignoring(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> int:
+    """INSERT … ON CONFLICT DO NOTHING; returns how many rows were new."""
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    stmt = dialect_insert(table).on_conflict_do_nothing()
+    new = 0
+    for i in range(0, len(rows), _CHUNK):
+        # one multi-row VALUES statement per chunk: rowcount is then exact on both databases
+        new += conn.execute(stmt.values(rows[i : i + _CHUNK])).rowcount
+    return new
+
+
+def _upsert_actuals(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    base = dialect_insert(t.actuals)
+    for i in range(0, len(rows), _CHUNK):
+        stmt = base.values(rows[i : i + _CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["entity", "target_time"],
+            set_={"value": stmt.excluded.value, "received_at": stmt.excluded.received_at},
+        )
+        conn.execute(stmt)
+    return len(rows)
+
+
+def _utc(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        raise ValueError(f"{dt} has no time zone: pass an aware datetime, e.g. datetime(..., tzinfo=UTC)")
+    return dt.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open interval of target times [start, end)."""
+
+    start: datetime
+    end: datetime
+
+
+class MonitorStore:
+    """Predictions, actuals and the monitor's records in one SQL database (SQLite or PostgreSQL)."""
+
+    def __init__(self, database_url: str | Engine, *, auto_upgrade: bool = True) -> None:
+        self.engine = (
+            database_url if isinstance(database_url, Engine) else ensure_schema(database_url, auto_upgrade)
+        )
+        self._writer = writer(self.engine)
+
+    # -- ingest -----------------------------------------------------------------------------------
+    def log_predictions(self, model: str, version: int, records: Sequence[Any]) -> IngestResult:
+        """Store a batch of predictions of `model:version`; invalid records are reported, not stored."""
+        from maestrale.refs import validate_name
+
+        validate_name(model)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ValueError(f"version must be a positive integer (the registry version), not {version!r}")
+        if len(records) > MAX_BATCH:
+            raise ValueError(f"{len(records)} records in one batch: send at most {MAX_BATCH} per call")
+        rows, rejected = validate_predictions(records)
+        for row in rows:
+            row["model"] = model
+            row["version"] = version
+        with self._writer.begin() as conn:
+            new = _insert_ignoring(conn, t.predictions, rows)
+        return IngestResult(stored=new, duplicates=len(rows) - new, rejected=rejected)
+
+    def log_actuals(self, records: Sequence[Any]) -> IngestResult:
+        """Store observed values; an actual already stored for the same entity and time is replaced."""
+        if len(records) > MAX_BATCH:
+            raise ValueError(f"{len(records)} records in one batch: send at most {MAX_BATCH} per call")
+        rows, rejected = validate_actuals(records)
+        with self._writer.begin() as conn:
+            _upsert_actuals(conn, rows)
+        return IngestResult(stored=len(rows), rejected=rejected)
+
+    # -- queries ----------------------------------------------------------------------------------
+    def scored(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        *,
+        version: int | None = None,
+        entity: str | None = None,
+        features: bool = False,
+    ) -> pd.DataFrame:
+        """Predictions of `model` with target time in [start, end) that have an actual, joined to it.
+
+        Columns: target_time, issued_at (UTC), horizon_s, entity, version, prediction, actual, and with
+        `features=True` one column per logged feature.
+        """
+        p, a = t.predictions, t.actuals
+        cols = [
+            p.c.target_time,
+            p.c.issued_at,
+            p.c.horizon_s,
+            p.c.entity,
+            p.c.version,
+            p.c.prediction,
+            a.c.value.label("actual"),
+        ]
+        if features:
+            cols.append(p.c.features)
+        q = (
+            select(*cols)
+            .join(a, and_(a.c.entity == p.c.entity, a.c.target_time == p.c.target_time))
+            .where(p.c.model == model, p.c.target_time >= _utc(start), p.c.target_time < _utc(end))
+            .order_by(p.c.target_time, p.c.id)
+        )
+        if version is not None:
+            q = q.where(p.c.version == version)
+        if entity is not None:
+            q = q.where(p.c.entity == entity)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return _frame(rows, [c.name for c in cols], features)
+
+    def logged(
+        self, model: str, start: datetime, end: datetime, *, version: int | None = None
+    ) -> pd.DataFrame:
+        """Every logged prediction (with or without an actual) in [start, end), with its features."""
+        p = t.predictions
+        cols = [p.c.target_time, p.c.issued_at, p.c.horizon_s, p.c.entity, p.c.version, p.c.prediction]
+        q = (
+            select(*cols, p.c.features)
+            .where(p.c.model == model, p.c.target_time >= _utc(start), p.c.target_time < _utc(end))
+            .order_by(p.c.target_time, p.c.id)
+        )
+        if version is not None:
+            q = q.where(p.c.version == version)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return _frame(rows, [c.name for c in cols] + ["features"], True)
+
+    def actual_series(self, entities: Sequence[str], start: datetime, end: datetime) -> pd.DataFrame:
+        """Actuals of `entities` in [start, end): columns entity, target_time, value."""
+        import pandas as pd
+
+        a = t.actuals
+        q = select(a.c.entity, a.c.target_time, a.c.value).where(
+            a.c.entity.in_(list(entities)), a.c.target_time >= _utc(start), a.c.target_time < _utc(end)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        frame = pd.DataFrame(rows, columns=["entity", "target_time", "value"])
+        frame["target_time"] = pd.to_datetime(frame["target_time"], utc=True)
+        return frame
+
+    def data_time(self, model: str) -> datetime | None:
+        """The monitor's clock for `model`: the latest target time with both a prediction and an actual."""
+        p, a = t.predictions, t.actuals
+        q = (
+            select(func.max(p.c.target_time))
+            .join(a, and_(a.c.entity == p.c.entity, a.c.target_time == p.c.target_time))
+            .where(p.c.model == model)
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(q).scalar()
+        return None if value is None else aware(value)
+
+    def latest_version(self, model: str) -> int | None:
+        """The version of the most recently logged prediction of `model`."""
+        p = t.predictions
+        q = select(p.c.version).where(p.c.model == model).order_by(p.c.id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(q).scalar()
+
+    def models(self) -> list[str]:
+        """Models with logged predictions."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(t.predictions.c.model).distinct().order_by("model")).scalars())
+
+    # -- the monitor's own records ----------------------------------------------------------------
+    def add_evaluation(self, conn: Connection, **row: Any) -> None:
+        """Append one evaluation (kind performance|drift) inside the caller's transaction."""
+        conn.execute(insert(t.monitor_evaluations).values(evaluated_at=datetime.now(UTC), **row))
+
+    def add_breach(self, conn: Connection, **row: Any) -> int:
+        """Record a breach inside the caller's transaction; returns its id."""
+        res = conn.execute(insert(t.monitor_breaches).values(detected_at=datetime.now(UTC), **row))
+        return int(res.inserted_primary_key[0])
+
+    def add_decision(self, conn: Connection, **row: Any) -> None:
+        """Record a champion/challenger decision inside the caller's transaction."""
+        conn.execute(insert(t.monitor_decisions).values(decided_at=datetime.now(UTC), **row))
+
+    def state(self, model: str) -> dict[str, Any]:
+        """The monitor's state of `model` (empty dict before its first evaluation)."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(t.monitor_state).where(t.monitor_state.c.model == model))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return {}
+        return {k: (aware(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+
+    def set_state(self, conn: Connection, model: str, **values: Any) -> None:
+        """Update (or create) the state row of `model` inside the caller's transaction."""
+        values["updated_at"] = datetime.now(UTC)
+        done = conn.execute(update(t.monitor_state).where(t.monitor_state.c.model == model).values(**values))
+        if done.rowcount == 0:
+            conn.execute(insert(t.monitor_state).values(model=model, **values))
+
+    def series(
+        self, model: str, *, kind: str = "performance", window: str | None = None, limit: int = 10_000
+    ) -> list[dict[str, Any]]:
+        """Stored evaluations of `model`, oldest first: as_of, version, window, n and the values."""
+        e = t.monitor_evaluations
+        q = select(e.c.as_of, e.c.version, e.c.window, e.c.n, e.c["values"]).where(
+            e.c.model == model, e.c.kind == kind
+        )
+        if window is not None:
+            q = q.where(e.c.window == window)
+        q = q.order_by(e.c.as_of, e.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [{**r, "as_of": aware(r["as_of"])} for r in rows]
+
+    def breaches(self, model: str | None = None, limit: int = 1_000) -> list[dict[str, Any]]:
+        """Recorded breaches, oldest first."""
+        b = t.monitor_breaches
+        q = select(b).order_by(b.c.as_of, b.c.id).limit(limit)
+        if model is not None:
+            q = q.where(b.c.model == model)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [_aware_row(r) for r in rows]
+
+    def decisions(self, model: str | None = None, limit: int = 1_000) -> list[dict[str, Any]]:
+        """Champion/challenger decisions with their numbers, oldest first."""
+        d = t.monitor_decisions
+        q = select(d).order_by(d.c.as_of, d.c.id).limit(limit)
+        if model is not None:
+            q = q.where(d.c.model == model)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [_aware_row(r) for r in rows]
+
+    def decided(self, model: str, challenger_version: int) -> bool:
+        """True once a decision about `model:challenger_version` is recorded."""
+        d = t.monitor_decisions
+        q = select(d.c.id).where(d.c.model == model, d.c.challenger_version == challenger_version)
+        with self.engine.connect() as conn:
+            return conn.execute(q).first() is not None
+
+
+def _aware_row(row: Any) -> dict[str, Any]:
+    return {k: (aware(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def _frame(rows: Sequence[Any], names: list[str], features: bool) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=names)
+    for col in ("target_time", "issued_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    frame["prediction"] = frame["prediction"].astype("float64")
+    if "actual" in frame:
+        frame["actual"] = frame["actual"].astype("float64")
+    if features:
+        raw = frame.pop("features")
+        expanded = pd.DataFrame.from_records(list(raw), index=frame.index) if len(raw) else pd.DataFrame()
+        frame = pd.concat([frame, expanded.astype("float64", errors="ignore")], axis=1)
+    return frame
