@@ -228,3 +228,81 @@ def test_duplicated_keys_are_refused_not_silently_dropped():
     err = errors_of(GOOD + "capacity: 5.0\n")
     [issue] = err.issues
     assert issue.line == 14 and "given twice (first on line 13)" in issue.message
+
+
+BACKTEST = "  backtest: {folds: 3, test_size: 14D}\n"
+
+
+def test_refit_is_off_by_default_and_both_new_fields_round_trip():
+    spec = load_spec(GOOD)
+    assert spec.split.refit is False and spec.sample_weight is None
+    assert "sample_weight" not in spec.to_record() and spec.to_record()["split"]["refit"] is False
+    spec = load_spec(
+        GOOD.replace(BACKTEST, BACKTEST + "  refit: true\n") + "sample_weight: {half_life: 7D}\n"
+    )
+    assert (
+        spec.split.refit is True and spec.sample_weight is not None and spec.sample_weight.half_life == "7D"
+    )
+    record = spec.to_record()
+    assert record["sample_weight"] == {"half_life": "7D"} and record["split"]["refit"] is True
+    assert TrainingSpec.model_validate(record) == spec  # `maestrale reproduce` re-reads the record
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "message"),
+    [
+        (
+            "{half_life: 7 parsecs}",
+            "sample_weight.half_life",
+            "'7 parsecs' is not a duration: write a number",
+        ),
+        ("{half_life: 0D}", "sample_weight.half_life", "half_life '0D' must be longer than zero"),
+        ("7D", "sample_weight", 'write sample_weight: {half_life: "7D"}'),
+        ("{halflife: 7D}", "sample_weight", "unknown field 'halflife': sample_weight takes only half_life"),
+        ("{}", "sample_weight", "half_life is missing"),
+    ],
+)
+def test_bad_sample_weight_names_the_field_line_and_fix(value: str, path: str, message: str):
+    err = errors_of(GOOD + f"sample_weight: {value}\n")
+    [issue] = err.issues
+    assert (issue.path, issue.line) == (path, 14)
+    assert message in issue.message
+    assert f"line 14: {path}: " in str(err)
+
+
+def test_bad_refit_is_refused():
+    err = errors_of(GOOD.replace(BACKTEST, BACKTEST + "  refti: true\n"))
+    assert err.issues[0].path == "split.refti" and "did you mean 'refit'" in err.issues[0].message
+    err = errors_of(GOOD.replace(BACKTEST, BACKTEST + "  refit: sometimes\n"))
+    assert err.issues[0].path == "split.refit" and err.issues[0].line == 10
+
+
+def test_sample_weight_key_follows_pipelines_and_refuses_estimators_without_it():
+    import numpy as np
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from maestrale.errors import InvalidInput
+
+    ridge, _ = estimators.build_estimator("ridge")
+    assert estimators.sample_weight_key(ridge, "ridge") == "sample_weight"
+    pipe = make_pipeline(StandardScaler(), make_pipeline(StandardScaler(), ridge))
+    key = estimators.sample_weight_key(pipe, "acme.models:pipeline")
+    assert key == "pipeline__ridge__sample_weight"
+    X, y = np.arange(20.0).reshape(10, 2), np.arange(10.0)
+    pipe.fit(X, y, **{key: np.linspace(0.1, 1, 10)})  # sklearn routes it to the innermost Ridge
+
+    class KwargsRegressor:  # a fit taking **kwargs may well use sample_weight: let it
+        def fit(self, X, y, **kwargs): ...
+
+    assert estimators.sample_weight_key(KwargsRegressor(), "acme:Kw") == "sample_weight"
+    with pytest.raises(InvalidInput) as info:
+        estimators.sample_weight_key(KNeighborsRegressor(), "sklearn.neighbors:KNeighborsRegressor")
+    assert str(info.value) == (
+        "estimator 'sklearn.neighbors:KNeighborsRegressor' (KNeighborsRegressor) does not accept "
+        "sample_weight: its fit(X, y) has no sample_weight parameter; remove `sample_weight:` from the "
+        "spec, or choose an estimator that supports it, e.g. hgb, ridge, lightgbm"
+    )
+    with pytest.raises(InvalidInput, match="the last step 'kneighborsregressor' of estimator 'acme:knn'"):
+        estimators.sample_weight_key(make_pipeline(StandardScaler(), KNeighborsRegressor()), "acme:knn")

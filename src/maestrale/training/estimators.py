@@ -123,6 +123,65 @@ def _accepts(factory: Callable[..., Any], param: str) -> bool:
     return param in sig.parameters
 
 
+def _pipeline_steps(estimator: Any) -> list[tuple[str, Any]] | None:
+    """The steps of an sklearn Pipeline, else None (sklearn is imported only if already loaded)."""
+    import sys
+
+    # a Pipeline can only exist if sklearn.pipeline was imported: no need to load sklearn to ask
+    pipeline = sys.modules.get("sklearn.pipeline")
+    if pipeline is not None and isinstance(estimator, pipeline.Pipeline):
+        return list(estimator.steps)
+    return None
+
+
+def _fit_accepts_weights(estimator: Any) -> tuple[bool, str]:
+    """(whether `estimator.fit` takes `sample_weight`, why not in words for the error message)."""
+    fit = getattr(estimator, "fit", None)
+    if not callable(fit):
+        return False, "it has no fit method"
+    try:
+        sig = inspect.signature(fit)
+    except (TypeError, ValueError):
+        # a compiled fit without a readable signature: let fit itself decide rather than refuse it
+        return True, ""
+    accepts = any(
+        (p.name == "sample_weight" and p.kind is not p.VAR_POSITIONAL) or p.kind is p.VAR_KEYWORD
+        for p in sig.parameters.values()
+    )
+    return accepts, f"its fit{sig} has no sample_weight parameter"
+
+
+def sample_weight_key(estimator: Any, ref: str) -> str:
+    """The `fit` keyword that carries per-row weights to `estimator`, checked before anything is fitted.
+
+    `sample_weight` for a plain estimator; `step__sample_weight` for an sklearn Pipeline, whose fit
+    routes `name__param` to that step (nested pipelines chain the names). A fit with `**kwargs`
+    counts as accepting weights. Raises `InvalidInput` naming the estimator when its fit cannot take
+    them, so a spec with `sample_weight:` fails at once instead of after the backtest.
+
+    >>> est, _ = build_estimator("ridge")
+    >>> sample_weight_key(est, "ridge")
+    'sample_weight'
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> sample_weight_key(make_pipeline(StandardScaler(), est), "acme.models:pipeline")
+    'ridge__sample_weight'
+    """
+    prefix, final, where = "", estimator, ""
+    while (steps := _pipeline_steps(final)) is not None and steps:
+        name, final = steps[-1]
+        prefix += f"{name}__"
+        where = f"the last step {prefix[:-2]!r} of "
+    accepts, why = _fit_accepts_weights(final)
+    if not accepts:
+        raise InvalidInput(
+            f"{where}estimator {ref!r} ({type(final).__name__}) does not accept sample_weight: {why}; "
+            "remove `sample_weight:` from the spec, or choose an estimator that supports it, "
+            "e.g. hgb, ridge, lightgbm"
+        )
+    return f"{prefix}sample_weight"
+
+
 def build_estimator(ref: str, params: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
     """A fresh, unfitted estimator and the parameters it was built with (defaults filled in).
 

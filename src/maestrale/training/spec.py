@@ -108,8 +108,59 @@ class Backtest(StrictModel):
 
 
 class SplitSpec(StrictModel):
+    """How the window's rows are split for evaluation, and whether the registered model refits on all of them.
+
+    >>> SplitSpec.model_validate({"holdout": {"test_start": "2011-08-01"}, "refit": True}).refit
+    True
+    """
+
     holdout: Holdout = Field(default_factory=lambda: Holdout(test_fraction=0.2))
     backtest: Backtest | None = None
+    refit: bool = Field(
+        False,
+        description=(
+            "After the holdout evaluation, fit a fresh estimator on every row of the window (train + "
+            "holdout) and register that one, so it has seen the newest data (e.g. after a level shift). "
+            "The recorded metrics stay those of the holdout, i.e. of the model fitted on the rows before "
+            "test_start: the registered model itself has no out-of-sample score."
+        ),
+    )
+
+
+class SampleWeight(StrictModel):
+    """Exponential recency weighting of the training rows of every fit (folds, holdout, refit).
+
+    A row `half_life` older than the newest row of its fit counts half, twice as old a quarter:
+    `weight = 0.5 ** ((t_last - t) / half_life)`. The estimator must take `fit(..., sample_weight=)`.
+
+    >>> SampleWeight.model_validate({"half_life": "7D"}).half_life
+    '7D'
+    """
+
+    half_life: Duration = Field(description='How long until a row counts half, e.g. "7D", "36h".')
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, v: Any) -> Any:
+        # the nested key is easy to forget (`sample_weight: 7D`): say the whole form, not just "not a dict"
+        if not isinstance(v, dict):
+            raise ValueError(f'{v!r} is not a weighting: write sample_weight: {{half_life: "7D"}}')
+        if unknown := sorted(set(v) - {"half_life"}):
+            raise ValueError(
+                f"unknown field {unknown[0]!r}: sample_weight takes only half_life, "
+                'e.g. sample_weight: {half_life: "7D"}'
+            )
+        if "half_life" not in v:
+            raise ValueError('half_life is missing: write sample_weight: {half_life: "7D"}')
+        return v
+
+    @field_validator("half_life")
+    @classmethod
+    def _positive(cls, v: str) -> str:
+        # "0D" is a valid duration but would divide by zero: every row but the newest would weigh 0
+        if float(re.sub(r"[^\d.]", "", v)) <= 0:
+            raise ValueError(f'half_life {v!r} must be longer than zero, e.g. "7D"')
+        return v
 
 
 class Persistence(StrictModel):
@@ -175,6 +226,9 @@ class TrainingSpec(StrictModel):
     capacity: float | None = Field(None, gt=0, description="Installed capacity, for nMAE and nRMSE.")
     tags: dict[str, str] = Field(default_factory=dict)
     train_window: TrainWindow | None = None
+    sample_weight: SampleWeight | None = Field(
+        None, description='Recency weighting of training rows: {half_life: "7D"}; needs fit(sample_weight=).'
+    )
     max_nan_share: float = Field(0.2, ge=0, le=1, description="Largest NaN share in target or a feature.")
     time_limit_s: float | None = Field(None, gt=0)
 
@@ -388,8 +442,10 @@ __all__ = [
     "DatasetSource",
     "DvcSource",
     "Holdout",
+    "SampleWeight",
     "SpecError",
     "SpecIssue",
+    "SplitSpec",
     "SqlSource",
     "TrainWindow",
     "TrainingSpec",

@@ -8,10 +8,17 @@
 ...     print(result.ref, result.metrics["nmae"], result.backtest_mean["nmae"])
 pv-nrel-50:1 0.0405 0.0463
 
-What is registered is the model fitted on the training rows of the holdout split, not a refit on the
-whole window: its recorded holdout metrics are then honest out-of-sample figures for that exact model,
-and `reproduce` can rebuild it bit for bit. The price is that the newest `test` period is not learned
-from; retraining moves `train_window` forward, so the next version does learn from it.
+By default what is registered is the model fitted on the training rows of the holdout split, not a
+refit on the whole window: its recorded holdout metrics are then honest out-of-sample figures for that
+exact model, and `reproduce` can rebuild it bit for bit. The price is that the newest `test` period is
+not learned from; retraining moves `train_window` forward, so the next version does learn from it.
+
+`split: {refit: true}` trades that for recency (e.g. after a level shift the model must have seen the
+new level): after the holdout evaluation a fresh estimator is fitted on every row of the window and
+registered. The recorded metrics stay the holdout model's, so they describe a sibling fitted on fewer
+rows, not the registered model itself; the version's params say `refit: "true"` so nobody mistakes
+them. The reference profile then covers every row the registered model was fitted on.
+`sample_weight: {half_life: 7D}` weighs each fit's rows by recency (param `sample_weight_half_life`).
 """
 
 from __future__ import annotations
@@ -38,7 +45,14 @@ class TrainingResult(BaseModel):
     """What one training produced and registered.
 
     `metrics` are the holdout's; `backtest` has one entry per fold and `backtest_mean` their mean;
-    `baselines` maps `persistence` / `climatology` to their holdout metrics.
+    `baselines` maps `persistence` / `climatology` to their holdout metrics. `n_train`, `train_start`
+    and `train_end` describe the rows the registered model was fitted on: with `split.refit` the whole
+    window, test period included (then `train_end` is `test_end`), although `metrics` still come from
+    the model fitted on the rows before `test_start` (whose count is the metric `n_train`).
+
+    >>> r = train(load_spec(text_with_refit), reg)  # doctest: +SKIP
+    >>> r.train_end == r.test_end, r.n_train > r.metrics["n_train"]  # doctest: +SKIP
+    (True, True)
     """
 
     name: str
@@ -134,9 +148,13 @@ def train(
     timings.update(ev.timings)
 
     t0 = time.perf_counter()
-    train_rows = slice(int(ev.split.train[0]), int(ev.split.train[-1]) + 1)
+    # the profile describes what the registered model learnt from: with refit, the whole window
+    train_rows = ev.fit_rows
     X_train, y_train = prepared.X.iloc[train_rows], prepared.y.iloc[train_rows]
-    profile = reference_profile(X_train, ev.test_predictions, target=y_train.to_numpy())
+    # predictions of the registered model itself: with refit, on its own rows (the holdout
+    # predictions come from the holdout model, which a monitor of the refit model must not expect)
+    predictions = ev.model.predict(X_train) if spec.split.refit else ev.test_predictions
+    profile = reference_profile(X_train, predictions, target=y_train.to_numpy())
     timings["profile"] = time.perf_counter() - t0
     deadline.check("evaluation")
 
@@ -148,11 +166,16 @@ def train(
     tags = dict(spec.tags)
     if request_id:
         tags["request_id"] = request_id
+    params = {"estimator": ev.estimator_class, **{k: _param_value(v) for k, v in ev.params.items()}}
+    # after the estimator's own params: how the model was trained must read true in the registry
+    params["refit"] = "true" if spec.split.refit else "false"
+    if spec.sample_weight is not None:
+        params["sample_weight_half_life"] = spec.sample_weight.half_life
     t0 = time.perf_counter()
     mv = registry.register(
         spec.name,
         ev.model,
-        params={"estimator": ev.estimator_class, **{k: _param_value(v) for k, v in ev.params.items()}},
+        params=params,
         metrics=ev.flat_metrics(),
         tags=tags,
         input_example=X_train.head(5),
@@ -179,7 +202,7 @@ def train(
         baselines=ev.baselines,
         duration_s=time.perf_counter() - started,
         data_version=loaded.version,
-        n_train=int(ev.split.train.size),
+        n_train=train_rows.stop - train_rows.start,
         n_test=int(ev.split.test.size),
         train_start=times[train_rows.start],
         train_end=times[train_rows.stop - 1],
