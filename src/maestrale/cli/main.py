@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from maestrale import __version__
-from maestrale.cli import admin, artifacts, bus, demo, lifecycle, models, service, train
+from maestrale.cli import admin, artifacts, bus, demo, lifecycle, models, monitoring, service, train
 from maestrale.cli.output import error
 from maestrale.errors import MaestraleError
 
@@ -77,6 +77,7 @@ bus.register(app)
 demo.register(app)
 train.register(app)
 service.register(app)
+app.command("report")(monitoring.report)
 
 
 def main() -> None:
