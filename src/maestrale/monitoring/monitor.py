@@ -210,12 +210,20 @@ class Monitor:
 
     def _drift(self, mv: ModelVersion, as_of: datetime, c: Condition) -> dict[str, Any]:
         from maestrale.stats.drift import DriftThresholds, drift_report
+        from maestrale.stats.profile import month_reference
 
         profile = mv.profile
-        start = as_of - parse_window(c.window) + timedelta(microseconds=1)
+        span = parse_window(c.window)
+        start = as_of - span + timedelta(microseconds=1)
         logged = self.store.logged(mv.name, start, as_of + timedelta(microseconds=1), version=mv.version)
         if profile is None or logged.empty:
             return {"n": len(logged), "note": "no profile on the version" if profile is None else "no data"}
+        reference = "training"
+        if c.reference == "season":
+            # the month in the middle of the window: a 7-day window is mostly in one month
+            seasonal = month_reference(profile, [(as_of - span / 2).month])
+            if seasonal is not None:
+                profile, reference = seasonal, f"month {(as_of - span / 2).month}"
         names = [
             n for n in (c.features or profile["columns"]) if n in profile["columns"] and n not in c.exclude
         ]
@@ -223,14 +231,14 @@ class Monitor:
         if not names:
             return {"n": len(logged), "note": "no logged feature matches the profile"}
         report = drift_report(
-            profile, logged[names], predictions=logged["prediction"].to_numpy(),
+            profile, logged[names], columns=names, predictions=logged["prediction"].to_numpy(),
             thresholds=DriftThresholds(psi=None, wasserstein_norm=None),
         )  # fmt: skip
         stats = {
             f.name: {k: getattr(f, k) for k in ("psi", "ks", "ks_pvalue", "wasserstein_norm", "js", "n_cur")}
             for f in [*report.features, *([report.predictions] if report.predictions else [])]
         }
-        return {"n": len(logged), "features": names, "stats": _finite(stats)}
+        return {"n": len(logged), "features": names, "reference": reference, "stats": _finite(stats)}
 
     def _check(
         self,
@@ -276,7 +284,7 @@ class Monitor:
         breaches: list[Breach],
         result: EvaluationResult,
     ) -> None:  # fmt: skip
-        why = "; ".join(b.description for b in breaches)
+        why = "; ".join(f"{b.condition}: {b.description}" for b in breaches)
         last = state.get("last_retrain_at")
         pending = state.get("last_retrain_request")
         if self.requests is None:

@@ -86,6 +86,12 @@ def window_metrics(
     m = energy_metrics(actual, prediction, capacity=capacity)
     if capacity:
         m["nbias"] = m["bias"] / capacity
+    both = np.isfinite(actual) & np.isfinite(prediction)
+    forecast_energy = float(prediction[both].sum())
+    if forecast_energy > 0:
+        # Share of the forecast energy that did not come (Σ(p - a) / Σp): 0.2 after a 20% capacity
+        # loss whatever the weather or season, where bias/capacity shrinks on dull winter days.
+        m["rbias"] = float((prediction[both] - actual[both]).sum()) / forecast_energy
     if reference is not None:
         ok = np.isfinite(reference) & np.isfinite(actual) & np.isfinite(prediction)
         ref_rmse = float(np.sqrt(np.mean((reference[ok] - actual[ok]) ** 2))) if ok.any() else float("nan")

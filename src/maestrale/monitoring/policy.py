@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from maestrale.errors import InvalidInput
 from maestrale.monitoring.performance import parse_window
 
-PERFORMANCE_METRICS = ("mae", "rmse", "bias", "nbias", "mape", "nmae", "nrmse", "skill")
+PERFORMANCE_METRICS = ("mae", "rmse", "bias", "nbias", "rbias", "mape", "nmae", "nrmse", "skill")
 DRIFT_METRICS = ("psi", "ks", "wasserstein", "js")
 Action = Literal["breach", "retrain"]
 
@@ -61,6 +61,11 @@ class Condition(_Strict):
     min_share: float = Field(0.3, gt=0, le=1, description="Drift: share of features over the bound.")
     features: list[str] | None = Field(None, description="Drift: features to test (default: all).")
     exclude: list[str] = Field(default_factory=list, description="Drift: features never tested.")
+    reference: Literal["season", "training"] = Field(
+        "season",
+        description="Drift: compare with the training rows of the same calendar month (season; falls "
+        "back to all training rows when the version has no bins for that month) or with all of them.",
+    )
     actions: list[Action] | None = Field(None, description="Overrides the policy's actions.")
 
     @field_validator("window", mode="before")
@@ -192,7 +197,9 @@ class Promotion(_Strict):
     def _guards(cls, v: dict[str, float]) -> dict[str, float]:
         for k, tol in v.items():
             if k not in PERFORMANCE_METRICS or k == "skill":
-                raise ValueError(f"guardrail {k!r}: use one of mae, rmse, bias, nbias, nmae, nrmse, mape")
+                raise ValueError(
+                    f"guardrail {k!r}: use one of mae, rmse, bias, nbias, rbias, nmae, nrmse, mape"
+                )
             if tol < 0:
                 raise ValueError(f"guardrail {k}: tolerance {tol} is negative; 0 means 'not worse at all'")
         return v

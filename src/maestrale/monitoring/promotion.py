@@ -36,7 +36,7 @@ class Comparison:
 
 
 def _lower_is_better(metric: str, value: float) -> float:
-    return abs(value) if metric in ("bias", "nbias") else value
+    return abs(value) if metric in ("bias", "nbias", "rbias") else value
 
 
 def feature_columns(version: Any, frame: pd.DataFrame) -> list[str]:

@@ -222,11 +222,77 @@ def psi(column: dict, values: ArrayLike, epsilon: float = PSI_EPSILON) -> float:
     return float(psi_from_counts(ref, bin_counts(column, values), epsilon))
 
 
+#: A month needs at least this many training rows (a week of hourly data) to get its own bins.
+MIN_MONTH_ROWS = 168
+
+
+def _bins_only(values: np.ndarray, quantile_bins: int) -> dict[str, Any]:
+    """The parts of `column_profile` that PSI and JS need: counts, moments and quantile bins."""
+    finite = values[np.isfinite(values)]
+    out: dict[str, Any] = {"count": int(finite.size), "nan_count": int(values.size - finite.size)}
+    if not finite.size:
+        return {**out, "mean": None, "std": None, "quantiles": {"edges": [], "counts": []}}
+    ordered = np.sort(finite)
+    edges = quantile_edges(ordered, quantile_bins)
+    return {
+        **out,
+        "mean": _num(finite.mean()),
+        "std": _num(finite.std()),
+        "quantiles": {"edges": edges.tolist(), "counts": sorted_bin_counts(edges, ordered).tolist()},
+    }
+
+
+def monthly_profiles(
+    columns: dict[str, np.ndarray], months: np.ndarray, quantile_bins: int = QUANTILE_BINS
+) -> dict[str, Any]:
+    """Quantile bins of each column per calendar month ("1".."12") with enough rows.
+
+    Weather inputs are seasonal: a July week compared with a whole year of training data always
+    "drifts" in temperature. Against the same months of the training data it drifts only when
+    something changed. Bins only (no sample): PSI and JS, not KS or Wasserstein.
+
+    >>> m = monthly_profiles({"t": np.arange(400.0)}, np.repeat([1, 2], 200))
+    >>> sorted(m), m["1"]["rows"], m["1"]["columns"]["t"]["quantiles"]["edges"][-1]
+    (['1', '2'], 200, 199.0)
+    """
+    out: dict[str, Any] = {}
+    for month in range(1, 13):
+        sel = months == month
+        n = int(sel.sum())
+        if n >= MIN_MONTH_ROWS:
+            out[str(month)] = {
+                "rows": n,
+                "columns": {name: _bins_only(v[sel], quantile_bins) for name, v in columns.items()},
+            }
+    return out
+
+
+def month_reference(profile: dict[str, Any], months: list[int]) -> dict[str, Any] | None:
+    """A profile-shaped reference from the monthly bins of `months` (None if one is missing).
+
+    Several months (a window across a month's end) are merged by taking the first month's edges and
+    re-weighting is avoided: the window's dominant month is passed alone by the monitor.
+    """
+    by_month = profile.get("by_month") or {}
+    picked = [by_month.get(str(m)) for m in months]
+    if not picked or any(p is None for p in picked):
+        return None
+    first = picked[0]
+    return {
+        "schema": profile.get("schema", SCHEMA),
+        "rows": first["rows"],
+        "quantile_bins": profile.get("quantile_bins", QUANTILE_BINS),
+        "columns": {k: v for k, v in first["columns"].items() if k != "<predictions>"},
+        "predictions": first["columns"].get("<predictions>"),
+    }
+
+
 def reference_profile(
     df: Any,
     predictions: ArrayLike,
     *,
     target: ArrayLike | None = None,
+    months: ArrayLike | None = None,
     quantile_bins: int = QUANTILE_BINS,
     histogram_bins: int = HISTOGRAM_BINS,
     sample_size: int = SAMPLE_SIZE,
@@ -236,6 +302,8 @@ def reference_profile(
     `df` is any frame with `.columns` and `df[col].to_numpy()` (pandas); bool columns count as numeric.
     Each column keeps a reference sample of up to `sample_size` evenly spaced order statistics, against
     which the monitor computes KS and Wasserstein exactly (`maestrale.stats.drift.drift_report`).
+    With `months` (the calendar month of each row) the profile also gets `by_month`: quantile bins per
+    month, so seasonal inputs are compared with the same season (`monthly_profiles`).
 
     >>> prof = reference_profile(X_train, model.predict(X_test), target=y_train)  # doctest: +SKIP
     >>> prof["predictions"]["mean"]  # doctest: +SKIP
@@ -264,6 +332,15 @@ def reference_profile(
     }
     if target is not None:
         out["target"] = column_profile(target, quantile_bins, histogram_bins, sample_size)
+    if months is not None:
+        month_arr = np.asarray(months).ravel()
+        if month_arr.size != len(df):
+            raise ValueError(f"months has {month_arr.size} values for {len(df)} rows: pass one per row")
+        values = {str(n): df[n].to_numpy(dtype="float64", na_value=np.nan) for n in columns}
+        pred = np.asarray(predictions, dtype="float64").ravel()
+        if pred.size == month_arr.size:  # predictions of the same rows (not of a holdout)
+            values["<predictions>"] = pred
+        out["by_month"] = monthly_profiles(values, month_arr, quantile_bins)
     if skipped:
         out["skipped"] = skipped
     return out

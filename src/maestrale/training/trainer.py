@@ -154,7 +154,8 @@ def train(
     # predictions of the registered model itself: with refit, on its own rows (the holdout
     # predictions come from the holdout model, which a monitor of the refit model must not expect)
     predictions = ev.model.predict(X_train) if spec.split.refit else ev.test_predictions
-    profile = reference_profile(X_train, predictions, target=y_train.to_numpy())
+    months = prepared.times[train_rows].month.to_numpy() if hasattr(prepared.times, "month") else None
+    profile = reference_profile(X_train, predictions, target=y_train.to_numpy(), months=months)
     timings["profile"] = time.perf_counter() - t0
     deadline.check("evaluation")
 

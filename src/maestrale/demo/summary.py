@@ -1,0 +1,150 @@
+"""The demo's figures (the `--summary` JSON) and its plot of the loop."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from maestrale.demo.replay import ReplayLog
+    from maestrale.demo.scenario import Scenario
+    from maestrale.monitoring.store import MonitorStore
+
+#: Length of the before/after windows the summary compares.
+SPAN = timedelta(days=14)
+
+
+def served_pairs(store: MonitorStore, scenario: Scenario) -> pd.DataFrame:
+    """Every logged forecast joined to its actual, with the local forecast day."""
+    from datetime import UTC, datetime
+
+    from maestrale.demo.scenario import MODEL, SITE_TZ
+
+    frame = store.scored(MODEL, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    frame["day"] = frame["target_time"].dt.tz_convert(SITE_TZ).dt.date
+    frame["abs_error"] = (frame["prediction"] - frame["actual"]).abs()
+    return frame
+
+
+def nmae_between(pairs: pd.DataFrame, start: date | None, end: date | None, capacity: float) -> float | None:
+    """Pooled nMAE of the served forecasts for local days [start, end)."""
+    if start is None or end is None:
+        return None
+    sel = pairs[(pairs["day"] >= start) & (pairs["day"] < end)]
+    return None if sel.empty else round(float(sel["abs_error"].mean() / capacity), 6)
+
+
+def summarise(
+    store: MonitorStore, log: ReplayLog, scenario: Scenario, first_version: int, elapsed: float
+) -> dict[str, Any]:
+    """The summary: fault, detections, retrains, promotions and the nMAE before/after (pooled, hourly)."""
+    pairs = served_pairs(store, scenario)
+    fault = scenario.fault_start
+    detections = sorted({e.day for e in log.events if e.kind == "breach" and e.detail.get("retrain_action")})
+    drift_alerts = sorted(
+        {e.day for e in log.events if e.kind == "breach" and not e.detail.get("retrain_action")}
+    )
+    retrains = sorted({e.day for e in log.events if e.kind == "retrain"})
+    promotions = [e for e in log.events if e.kind == "promoted"]
+    rejections = [e for e in log.events if e.kind == "rejected"]
+    after = [d for d in detections if fault and d >= fault]
+    first_detection = after[0] if after else None
+    promoted_after = next((p for p in promotions if fault and p.day >= fault), None)
+    cap = scenario.capacity
+    delay = None
+    if first_detection is not None and fault is not None:
+        # days of faulty actuals the monitor had seen when it fired (actuals of day D arrive on D+1)
+        delay = (first_detection - fault).days
+    p_day = promoted_after.day if promoted_after else None
+    return {
+        "fault_start": fault.isoformat() if fault else None,
+        "fault_loss": scenario.fault_loss if fault else 0.0,
+        "first_version": first_version,
+        "detections": [d.isoformat() for d in detections],
+        "detection_delay_days": delay,
+        "drift_alerts": [d.isoformat() for d in drift_alerts],
+        "retrains": [d.isoformat() for d in retrains],
+        "promotions": [{"date": p.day.isoformat(), "version": p.version} for p in promotions],
+        "rejections": [{"date": p.day.isoformat(), "version": p.version} for p in rejections],
+        "nmae_before_fault": nmae_between(pairs, fault - SPAN if fault else None, fault, cap),
+        "nmae_after_fault": nmae_between(pairs, fault, p_day or (fault + SPAN if fault else None), cap),
+        "nmae_after_promotion": nmae_between(pairs, p_day, p_day + SPAN if p_day else None, cap),
+        "nmae_two_weeks_later": nmae_between(
+            pairs, p_day + SPAN if p_day else None, p_day + 2 * SPAN if p_day else None, cap
+        ),
+        "nmae_overall": round(float(pairs["abs_error"].mean() / cap), 6) if len(pairs) else None,
+        "evaluations": log.evaluations,
+        "predictions": log.published_predictions,
+        "actuals": log.published_actuals,
+        "training_s": round(log.training_s, 1),
+        "elapsed_s": round(elapsed, 1),
+        "timeline": [
+            {"date": e.day.isoformat(), "kind": e.kind, "text": e.text, "version": e.version}
+            for e in log.events
+        ],
+    }
+
+
+def plot_loop(home: Path, store: MonitorStore, log: ReplayLog, scenario: Scenario) -> Path | None:
+    """`demo-loop.png`: weekly nMAE of the served forecasts with the fault, detections and promotions."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    import pandas as pd
+
+    pairs = served_pairs(store, scenario)
+    if pairs.empty:
+        return None
+    daily = pairs.groupby("day").agg(
+        err=("abs_error", "mean"), pred=("prediction", "sum"), act=("actual", "sum")
+    )
+    daily.index = pd.to_datetime(daily.index)
+    nmae7 = daily["err"].rolling(7, min_periods=4).mean() / scenario.capacity
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=[3, 2])
+    ax.plot(daily.index, daily["err"] / scenario.capacity, color="0.8", linewidth=0.8, label="daily nMAE")
+    ax.plot(nmae7.index, nmae7, color="tab:blue", linewidth=1.6, label="7-day nMAE (served forecasts)")
+    if scenario.fault_start:
+        for a in (ax, ax2):
+            a.axvline(pd.Timestamp(scenario.fault_start), color="tab:red", linewidth=1.5)
+        label = f" fault −{scenario.fault_loss:.0%}"
+        ax.text(pd.Timestamp(scenario.fault_start), ax.get_ylim()[1] * 0.95, label,
+                color="tab:red", va="top")  # fmt: skip
+    marks = {
+        "breach": ("tab:orange", "v", "breach"),
+        "retrain": ("tab:cyan", "^", "retrain requested"),
+        "promoted": ("tab:green", "*", "promoted"),
+        "rejected": ("tab:purple", "x", "challenger rejected"),
+    }
+    top = float(np.nanmax(nmae7.to_numpy())) if nmae7.notna().any() else 0.1
+    for kind, (color, marker, label) in marks.items():
+        days = sorted({pd.Timestamp(e.day) for e in log.events if e.kind == kind})
+        if days:
+            ax.scatter(
+                days, [top * 1.08] * len(days), color=color, marker=marker, s=60, label=label, zorder=3
+            )
+    for e in log.events:
+        if e.kind == "promoted":
+            ax.annotate(f"v{e.version}", (pd.Timestamp(e.day), top * 1.08), textcoords="offset points",
+                        xytext=(0, 8), ha="center", color="tab:green")  # fmt: skip
+    ax.set_ylabel("nMAE (by capacity)")
+    ax.set_ylim(0, top * 1.25)
+    ax.legend(loc="upper left", fontsize=8, ncols=3)
+    ax.set_title("NREL system 50 replayed as production: monitoring, retraining and promotion")
+    ax2.plot(daily.index, daily["act"], color="black", linewidth=0.8, label="measured kWh/day")
+    ax2.plot(daily.index, daily["pred"], color="tab:orange", linewidth=0.8, label="forecast kWh/day")
+    ax2.set_ylabel("energy (kWh/day)")
+    ax2.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path = home / "demo-loop.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
