@@ -122,7 +122,7 @@ def run_demo(
                 )
             log = replay.run(replay_start, replay_end, progress=lambda d: bar.update(task, advance=1))
     elapsed = time.perf_counter() - t_start
-    summary = summarise(monitor.store, log, scenario, first.version, elapsed)
+    summary = summarise(monitor.store, log, scenario, first, registry.load(first.ref), elapsed)
     plot = plot_loop(home, monitor.store, log, scenario)
     summary["plot"] = str(plot) if plot else None
     if report:
@@ -180,6 +180,10 @@ def _print_summary(console: Console, s: dict[str, Any], log: Any) -> None:
         ("nMAE fault → promotion (old champion)", _fmt(s["nmae_after_fault"])),
         ("nMAE 14 days after the promotion", _fmt(s["nmae_after_promotion"])),
         ("nMAE days 14–28 after the promotion", _fmt(s["nmae_two_weeks_later"])),
+        (
+            "nMAE of the replay: served · first version never retrained",
+            f"{_fmt(s['nmae_overall'])} · {_fmt(s['nmae_without_loop'])}",
+        ),
         (
             "evaluations · predictions · actuals",
             f"{s['evaluations']} · {s['predictions']:,} · {s['actuals']:,}",

@@ -27,7 +27,8 @@ TRAIN_START = date(2011, 4, 15)
 TRAIN_END = date(2012, 3, 31)  # the first months: almost a year, so every season has been seen once
 HOLDOUT_START = date(2012, 3, 1)
 REPLAY_START = date(2012, 4, 1)
-REPLAY_END = date(2013, 12, 31)
+REPLAY_END = date(2012, 12, 31)  # `--end 2013-12-31` replays the rest of the series
+SERIES_END = date(2013, 12, 31)
 DEFAULT_FAULT_START = date(2012, 7, 2)
 DEFAULT_FAULT_LOSS = 0.2
 ISSUE_HOUR = 12  # day-ahead forecasts are issued at local noon for the next local day
@@ -71,10 +72,10 @@ def build_scenario(fault_start: date | None, fault_loss: float) -> Scenario:
         )
     frame = nrel_system50("1h")
     if fault_start is not None:
-        if not REPLAY_START < fault_start <= REPLAY_END:
+        if not REPLAY_START < fault_start <= SERIES_END:
             raise ValueError(
                 f"--fault-start {fault_start} must fall inside the replay, after {REPLAY_START} and up to "
-                f"{REPLAY_END}, e.g. {DEFAULT_FAULT_START}"
+                f"{SERIES_END}, e.g. {DEFAULT_FAULT_START}"
             )
         start = pd.Timestamp(fault_start, tz=SITE_TZ).tz_convert("UTC")
         frame.loc[frame.index >= start, TARGET] *= 1.0 - fault_loss

@@ -19,13 +19,15 @@ if TYPE_CHECKING:
 SPAN = timedelta(days=14)
 
 
-def served_pairs(store: MonitorStore, scenario: Scenario) -> pd.DataFrame:
+def served_pairs(store: MonitorStore, scenario: Scenario, features: bool = False) -> pd.DataFrame:
     """Every logged forecast joined to its actual, with the local forecast day."""
     from datetime import UTC, datetime
 
     from maestrale.demo.scenario import MODEL, SITE_TZ
 
-    frame = store.scored(MODEL, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    frame = store.scored(
+        MODEL, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC), features=features
+    )
     frame["day"] = frame["target_time"].dt.tz_convert(SITE_TZ).dt.date
     frame["abs_error"] = (frame["prediction"] - frame["actual"]).abs()
     return frame
@@ -40,12 +42,25 @@ def nmae_between(pairs: pd.DataFrame, start: date | None, end: date | None, capa
 
 
 def summarise(
-    store: MonitorStore, log: ReplayLog, scenario: Scenario, first_version: int, elapsed: float
+    store: MonitorStore,
+    log: ReplayLog,
+    scenario: Scenario,
+    first: Any,
+    first_model: Any,
+    elapsed: float,
 ) -> dict[str, Any]:
-    """The summary: fault, detections, retrains, promotions and the nMAE before/after (pooled, hourly)."""
-    pairs = served_pairs(store, scenario)
+    """The summary: fault, detections, retrains, promotions and the nMAE before/after (pooled, hourly).
+
+    `first`/`first_model` are the initial champion's version and model: scoring it on every logged
+    input gives the counterfactual "no monitoring" figures (`nmae_without_loop`).
+    """
+    pairs = served_pairs(store, scenario, features=True)
+    columns = [c.name for c in first.input_schema or []]
+    pairs["first_error"] = (first_model.predict(pairs[columns]) - pairs["actual"]).abs()
     fault = scenario.fault_start
-    detections = sorted({e.day for e in log.events if e.kind == "breach" and e.detail.get("retrain_action")})
+    breach_days = sorted({e.day for e in log.events if e.kind == "breach" and e.detail.get("retrain_action")})
+    # a detection is the first day of a run of breached days (a breach lasting a week is one detection)
+    detections = [d for i, d in enumerate(breach_days) if i == 0 or (d - breach_days[i - 1]).days > 1]
     drift_alerts = sorted(
         {e.day for e in log.events if e.kind == "breach" and not e.detail.get("retrain_action")}
     )
@@ -64,8 +79,9 @@ def summarise(
     return {
         "fault_start": fault.isoformat() if fault else None,
         "fault_loss": scenario.fault_loss if fault else 0.0,
-        "first_version": first_version,
+        "first_version": first.version,
         "detections": [d.isoformat() for d in detections],
+        "breach_days": len(breach_days),
         "detection_delay_days": delay,
         "drift_alerts": [d.isoformat() for d in drift_alerts],
         "retrains": [d.isoformat() for d in retrains],
@@ -78,6 +94,10 @@ def summarise(
             pairs, p_day + SPAN if p_day else None, p_day + 2 * SPAN if p_day else None, cap
         ),
         "nmae_overall": round(float(pairs["abs_error"].mean() / cap), 6) if len(pairs) else None,
+        # the same rows forecast by the first champion, never retrained: what the loop changed
+        "nmae_without_loop": round(float(pairs["first_error"].mean() / cap), 6) if len(pairs) else None,
+        "nmae_after_fault_served": _mean(pairs, "abs_error", fault, cap),
+        "nmae_after_fault_without_loop": _mean(pairs, "first_error", fault, cap),
         "evaluations": log.evaluations,
         "predictions": log.published_predictions,
         "actuals": log.published_actuals,
@@ -88,6 +108,13 @@ def summarise(
             for e in log.events
         ],
     }
+
+
+def _mean(pairs: pd.DataFrame, column: str, since: date | None, capacity: float) -> float | None:
+    if since is None:
+        return None
+    sel = pairs[pairs["day"] >= since]
+    return None if sel.empty else round(float(sel[column].mean() / capacity), 6)
 
 
 def plot_loop(home: Path, store: MonitorStore, log: ReplayLog, scenario: Scenario) -> Path | None:

@@ -164,7 +164,11 @@ class Monitor:
             )  # fmt: skip
         for c in policy.conditions:
             if c.drift and c.window not in drift:
-                drift[c.window] = self._drift(mv, as_of, c)
+                try:
+                    drift[c.window] = self._drift(mv, as_of, c)
+                except Exception as exc:  # drift must not stop the performance checks
+                    log.exception("%s: drift over %s failed", mv.ref, c.window)
+                    drift[c.window] = {"n": 0, "note": f"drift failed: {exc}"}
         breaches = [b for c in policy.conditions if (b := self._check(c, perf, drift, mv)) is not None]
         result = EvaluationResult(model, mv.version, as_of, perf, drift, breaches)
         state = self.store.state(model)
@@ -230,8 +234,10 @@ class Monitor:
         names = [n for n in names if n in logged.columns]
         if not names:
             return {"n": len(logged), "note": "no logged feature matches the profile"}
+        with_pred = profile.get("predictions") is not None
         report = drift_report(
-            profile, logged[names], columns=names, predictions=logged["prediction"].to_numpy(),
+            profile, logged[names], columns=names,
+            predictions=logged["prediction"].to_numpy() if with_pred else None,
             thresholds=DriftThresholds(psi=None, wasserstein_norm=None),
         )  # fmt: skip
         stats = {
@@ -293,8 +299,8 @@ class Monitor:
             note = f"retraining {pending} still running"
         elif state.get("challenger_since") is not None:
             note = "a challenger is still being evaluated"
-        elif last is not None and as_of < last + parse_window(policy.cooldown):
-            note = f"cooldown until {(last + parse_window(policy.cooldown)).isoformat()}"
+        elif last is not None and as_of < last + self._cooldown(policy, mv.name):
+            note = f"cooldown until {(last + self._cooldown(policy, mv.name)).isoformat()}"
         elif mv.spec is None:
             note = f"{mv.ref} has no recorded spec to retrain from"
         else:
@@ -313,6 +319,23 @@ class Monitor:
             return
         for b in breaches:
             b.actions["retrain"] = f"not requested: {note}"
+
+    def _cooldown(self, policy: Policy, model: str) -> timedelta:
+        """The policy's cooldown, multiplied by `backoff` per rejected challenger since the last promotion."""
+        from sqlalchemy import select
+
+        from maestrale.monitoring.schema import monitor_decisions as d
+
+        q = select(d.c.outcome).where(d.c.model == model).order_by(d.c.as_of.desc(), d.c.id.desc()).limit(10)
+        with self.store.engine.connect() as conn:
+            outcomes = list(conn.execute(q).scalars())
+        rejected = 0
+        for outcome in outcomes:
+            if outcome == "promoted":
+                break
+            rejected += 1
+        factor = min(policy.backoff**rejected, policy.max_backoff)
+        return parse_window(policy.cooldown) * factor
 
     def _request_done(self, request_id: str) -> bool:
         assert self.requests is not None

@@ -220,6 +220,13 @@ class Policy(_Strict):
     conditions: list[Condition] = Field(min_length=1)
     actions: list[Action] = Field(default_factory=lambda: ["breach", "retrain"])
     cooldown: str = Field("7D", description="No new retraining within this data time of the last one.")
+    backoff: float = Field(
+        2.0,
+        ge=1,
+        description="After each rejected challenger in a row the cooldown is multiplied by this (up to "
+        "max_backoff): a cause that retraining cannot fix (snow on the panels) stops costing trainings.",
+    )
+    max_backoff: float = Field(4.0, ge=1)
     retrain: Retrain = Field(default_factory=Retrain)
     promotion: Promotion = Field(default_factory=Promotion)
 

@@ -278,13 +278,15 @@ def month_reference(profile: dict[str, Any], months: list[int]) -> dict[str, Any
     if not picked or any(p is None for p in picked):
         return None
     first = picked[0]
-    return {
+    out = {
         "schema": profile.get("schema", SCHEMA),
         "rows": first["rows"],
         "quantile_bins": profile.get("quantile_bins", QUANTILE_BINS),
         "columns": {k: v for k, v in first["columns"].items() if k != "<predictions>"},
-        "predictions": first["columns"].get("<predictions>"),
     }
+    if "<predictions>" in first["columns"]:
+        out["predictions"] = first["columns"]["<predictions>"]
+    return out
 
 
 def reference_profile(
