@@ -61,7 +61,7 @@ def summarise(
     breach_days = sorted({e.day for e in log.events if e.kind == "breach" and e.detail.get("retrain_action")})
     # a detection is the first day of a run of breached days (a breach lasting a week is one detection)
     detections = [d for i, d in enumerate(breach_days) if i == 0 or (d - breach_days[i - 1]).days > 1]
-    drift_alerts = sorted(
+    alert_days = sorted(
         {e.day for e in log.events if e.kind == "breach" and not e.detail.get("retrain_action")}
     )
     retrains = sorted({e.day for e in log.events if e.kind == "retrain"})
@@ -83,7 +83,7 @@ def summarise(
         "detections": [d.isoformat() for d in detections],
         "breach_days": len(breach_days),
         "detection_delay_days": delay,
-        "drift_alerts": [d.isoformat() for d in drift_alerts],
+        "alert_days": len(alert_days),  # breaches of alert-only conditions (drift, nMAE vs training)
         "retrains": [d.isoformat() for d in retrains],
         "promotions": [{"date": p.day.isoformat(), "version": p.version} for p in promotions],
         "rejections": [{"date": p.day.isoformat(), "version": p.version} for p in rejections],
@@ -143,8 +143,9 @@ def plot_loop(home: Path, store: MonitorStore, log: ReplayLog, scenario: Scenari
         for a in (ax, ax2):
             a.axvline(pd.Timestamp(scenario.fault_start), color="tab:red", linewidth=1.5)
         label = f" fault −{scenario.fault_loss:.0%}"
-        ax.text(pd.Timestamp(scenario.fault_start), ax.get_ylim()[1] * 0.95, label,
-                color="tab:red", va="top")  # fmt: skip
+        # x in data, y in axes coordinates: the label stays inside whatever the y range becomes
+        ax.text(pd.Timestamp(scenario.fault_start), 0.5, label, color="tab:red", va="center",
+                transform=ax.get_xaxis_transform())  # fmt: skip
     marks = {
         "breach": ("tab:orange", "v", "breach"),
         "retrain": ("tab:cyan", "^", "retrain requested"),
@@ -155,15 +156,13 @@ def plot_loop(home: Path, store: MonitorStore, log: ReplayLog, scenario: Scenari
     for kind, (color, marker, label) in marks.items():
         days = sorted({pd.Timestamp(e.day) for e in log.events if e.kind == kind})
         if days:
-            ax.scatter(
-                days, [top * 1.08] * len(days), color=color, marker=marker, s=60, label=label, zorder=3
-            )
+            ax.scatter(days, [top * 1.1] * len(days), color=color, marker=marker, s=60, label=label, zorder=3)
     for e in log.events:
         if e.kind == "promoted":
-            ax.annotate(f"v{e.version}", (pd.Timestamp(e.day), top * 1.08), textcoords="offset points",
+            ax.annotate(f"v{e.version}", (pd.Timestamp(e.day), top * 1.1), textcoords="offset points",
                         xytext=(0, 8), ha="center", color="tab:green")  # fmt: skip
     ax.set_ylabel("nMAE (by capacity)")
-    ax.set_ylim(0, top * 1.25)
+    ax.set_ylim(0, top * 1.7)  # room above the curve for the event markers and the legend
     ax.legend(loc="upper left", fontsize=8, ncols=3)
     ax.set_title("NREL system 50 replayed as production: monitoring, retraining and promotion")
     ax2.plot(daily.index, daily["act"], color="black", linewidth=0.8, label="measured kWh/day")
