@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(PY) bench/training.py
 	bash bench/setup_evidently.sh
 	$(PY) bench/drift.py
+	$(PY) bench/ingest.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .demo

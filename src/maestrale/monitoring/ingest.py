@@ -15,6 +15,7 @@ A batch is never all-or-nothing: one record with a naive timestamp or a NaN fore
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -71,8 +72,18 @@ def _prediction_adapter() -> TypeAdapter[PredictionRecord]:
 
 
 @cache
+def _prediction_list_adapter() -> TypeAdapter[list[PredictionRecord]]:
+    return TypeAdapter(list[PredictionRecord])
+
+
+@cache
 def _actual_adapter() -> TypeAdapter[ActualRecord]:
     return TypeAdapter(ActualRecord)
+
+
+@cache
+def _actual_list_adapter() -> TypeAdapter[list[ActualRecord]]:
+    return TypeAdapter(list[ActualRecord])
 
 
 def _reason(exc: ValidationError) -> str:
@@ -92,6 +103,13 @@ def _utc(dt: datetime) -> datetime:
 
 def _clean_features(features: dict[str, Any]) -> dict[str, Any]:
     # JSON has no NaN (PostgreSQL refuses it): a missing input is stored as null.
+    try:
+        # Fast path (the usual all-numeric, all-finite inputs): a sum of numbers is finite only if
+        # each one is; strings, None or an overflow fall through to the item-by-item copy.
+        if math.isfinite(sum(features.values())):
+            return features
+    except (TypeError, OverflowError):
+        pass
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in features.items()}
 
 
@@ -116,55 +134,98 @@ def validate_predictions(
     matches `target_time - issued_at` within a second, and record ids are unique within the batch.
     """
     logged_at = logged_at or datetime.now(UTC)
+    checked, rejected = checked_predictions(records)
+    rows = [
+        {
+            "record_id": record_id,
+            "entity": entity,
+            "issued_at": issued_at,
+            "target_time": target_time,
+            "horizon_s": horizon_s,
+            "prediction": point,
+            "output": output,
+            "features": dict(features),
+            "logged_at": logged_at,
+        }
+        for record_id, entity, issued_at, target_time, horizon_s, point, output, features in checked
+    ]
+    return rows, rejected
+
+
+#: The fields of a checked prediction, in the order `checked_predictions` gives them.
+CHECKED_FIELDS = (
+    "record_id", "entity", "issued_at", "target_time", "horizon_s", "prediction", "output", "features"
+)  # fmt: skip
+
+
+def checked_predictions(records: Sequence[Any]) -> tuple[list[tuple[Any, ...]], list[Rejection]]:
+    """`validate_predictions` as tuples of `CHECKED_FIELDS` (times in UTC), for the store's bulk path."""
+    typed: Sequence[Any] = records
+    if not all(isinstance(r, PredictionRecord) for r in records):
+        # One call for the whole batch; a batch with a bad record is redone record by record below.
+        with contextlib.suppress(ValidationError):
+            typed = _prediction_list_adapter().validate_python(records)
     adapter = _prediction_adapter()
-    rows: list[dict[str, Any]] = []
+    out: list[tuple[Any, ...]] = []
     rejected: list[Rejection] = []
     seen: set[str] = set()
-    for i, raw in enumerate(records):
-        rid = raw.get("record_id") if isinstance(raw, dict) else getattr(raw, "record_id", None)
-        rid = rid if isinstance(rid, str) else None
-        try:
-            rec = raw if isinstance(raw, PredictionRecord) else adapter.validate_python(raw)
-        except ValidationError as exc:
-            rejected.append(Rejection(i, _reason(exc), rid))
+    isfinite = math.isfinite
+    # Records of a batch share their issue and target times: each distinct time is converted to UTC
+    # once (astimezone on pydantic's parsed times is the costliest step of this loop otherwise).
+    in_utc: dict[datetime, datetime] = {}
+    for i, raw in enumerate(typed):
+        # Typed records (the monitor's consumer parsed the event into them) were validated already.
+        if isinstance(raw, PredictionRecord):
+            rec = raw
+        else:
+            try:
+                rec = adapter.validate_python(raw)
+            except ValidationError as exc:
+                rid = raw.get("record_id") if isinstance(raw, dict) else getattr(raw, "record_id", None)
+                rejected.append(Rejection(i, _reason(exc), rid if isinstance(rid, str) else None))
+                continue
+        record_id = rec.record_id
+        if record_id in seen:
+            rejected.append(Rejection(i, "record_id repeats an earlier record of this batch", record_id))
             continue
-        if rec.record_id in seen:
-            rejected.append(Rejection(i, "record_id repeats an earlier record of this batch", rec.record_id))
+        prediction = rec.prediction
+        if type(prediction) is float:  # the common case, as `_point` would return it
+            point, output = prediction, None
+        else:
+            try:
+                point, output = _point(prediction)
+            except ValueError as exc:
+                rejected.append(Rejection(i, str(exc), record_id))
+                continue
+        if point is not None and not isfinite(point):
+            rejected.append(Rejection(i, f"prediction is {point}: send a finite number", record_id))
             continue
-        try:
-            point, output = _point(rec.prediction)
-        except ValueError as exc:
-            rejected.append(Rejection(i, str(exc), rec.record_id))
-            continue
-        if point is not None and not math.isfinite(point):
-            rejected.append(Rejection(i, f"prediction is {point}: send a finite number", rec.record_id))
-            continue
-        lead = (rec.target_time - rec.issued_at).total_seconds()
+        issued_at, target_time = rec.issued_at, rec.target_time
+        lead = (target_time - issued_at).total_seconds()
         if rec.horizon is not None and abs(rec.horizon.total_seconds() - lead) > 1:
             rejected.append(
                 Rejection(
                     i,
                     f"horizon {rec.horizon} disagrees with target_time - issued_at = {lead:.0f} s: "
                     "send one that matches, or leave horizon out",
-                    rec.record_id,
+                    record_id,
                 )
             )
             continue
-        seen.add(rec.record_id)
-        rows.append(
-            {
-                "record_id": rec.record_id,
-                "entity": rec.entity,
-                "issued_at": _utc(rec.issued_at),
-                "target_time": _utc(rec.target_time),
-                "horizon_s": round(lead),
-                "prediction": point,
-                "output": output,
-                "features": _clean_features(rec.features),
-                "logged_at": logged_at,
-            }
-        )
-    return rows, rejected
+        seen.add(record_id)
+        issued_utc = in_utc.get(issued_at)
+        if issued_utc is None:
+            issued_utc = in_utc[issued_at] = issued_at.astimezone(UTC)
+        target_utc = in_utc.get(target_time)
+        if target_utc is None:
+            target_utc = in_utc[target_time] = target_time.astimezone(UTC)
+        out.append(
+            (
+                record_id, rec.entity, issued_utc, target_utc, round(lead), point, output,
+                _clean_features(rec.features),
+            )
+        )  # fmt: skip
+    return out, rejected
 
 
 def validate_actuals(
@@ -175,7 +236,13 @@ def validate_actuals(
     adapter = _actual_adapter()
     by_key: dict[tuple[str, datetime], dict[str, Any]] = {}
     rejected: list[Rejection] = []
-    for i, raw in enumerate(records):
+    typed: Sequence[Any] = records if isinstance(records, Sequence) else list(records)
+    if not all(isinstance(r, ActualRecord) for r in typed):
+        # One call for the whole batch; a batch with a bad record is redone record by record below.
+        with contextlib.suppress(ValidationError):
+            typed = _actual_list_adapter().validate_python(typed)
+    in_utc: dict[datetime, datetime] = {}
+    for i, raw in enumerate(typed):
         try:
             rec = raw if isinstance(raw, ActualRecord) else adapter.validate_python(raw)
         except ValidationError as exc:
@@ -184,7 +251,9 @@ def validate_actuals(
         if not math.isfinite(rec.value):
             rejected.append(Rejection(i, f"value is {rec.value}: leave a missing actual out of the batch"))
             continue
-        when = _utc(rec.target_time)
+        when = in_utc.get(rec.target_time)
+        if when is None:
+            when = in_utc[rec.target_time] = _utc(rec.target_time)
         by_key[(rec.entity, when)] = {
             "entity": rec.entity,
             "target_time": when,
