@@ -341,7 +341,9 @@ def end_to_end(
 ) -> dict[str, Any]:
     """From the first publish to the last record stored by a MonitorService in another process."""
     from maestrale.db import ensure_schema
+    from maestrale.monitoring.service import INGEST_TYPES, QUEUE
 
+    bus.declare(QUEUE, INGEST_TYPES)  # the service's queue, declared here too so bus.delete() removes it
     engine = ensure_schema(db_url)
     truncate(engine)
     n = sum(map(len, batches))
