@@ -369,3 +369,100 @@ def test_server_serves_with_bootstrapped_admin_token(home):
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     assert str(token_file) in out
+
+
+# -- monitoring ------------------------------------------------------------------------------------
+POLICY = """
+name: cli-test
+conditions:
+  - {name: accuracy, metric: nmae, window: 2D, ratio_to_training: 1.3, min_samples: 24}
+actions: [breach]
+"""
+
+
+def test_policy_check_prints_the_normalised_policy(cli, tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    result = cli("policy", "check", str(path))
+    assert result.exit_code == 0, result.output
+    assert "policy 'cli-test' is valid" in result.stdout
+    assert "accuracy: nmae over 2D > 1.3 × training (n ≥ 24) → breach" in result.stdout
+    assert "cooldown: 7D" in result.stdout  # defaults are filled in
+    normalised = run_json(cli, "policy", "check", str(path))
+    assert normalised["conditions"][0]["ratio_to_training"] == 1.3
+    assert normalised["promotion"]["margin"] == 0.05
+
+
+def test_policy_check_names_each_invalid_field_and_exits_2(cli, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(POLICY.replace("metric: nmae", "metric: nmea") + "cooldown: soon\n")
+    result = cli("policy", "check", str(path))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"{path} is invalid" in result.stderr
+    assert "conditions.0: unknown metric 'nmea'" in result.stderr and "cooldown:" in result.stderr
+    missing = cli("policy", "check", str(tmp_path / "nope.yaml"))
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_monitor_without_subcommand_prints_help(cli):
+    result = cli("monitor")
+    assert "status" in result.output and "evaluate" in result.output and "Traceback" not in result.output
+
+
+def test_monitor_evaluate_then_status_breaches_on_sqlite(cli, home, reg, tmp_path):
+    """Predictions 10% too high on a 4 kW plant: nMAE 2D is ~10× the registered 0.01, a breach."""
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import Ridge
+
+    from maestrale.monitoring.store import MonitorStore
+
+    rng = np.random.default_rng(5)
+    times = pd.date_range(datetime(2012, 6, 1, tzinfo=UTC), periods=72, freq="h")
+    ghi = rng.uniform(0, 1, 72)
+    power = 4 * ghi
+    reg.register("pv-mon", Ridge().fit(ghi[:, None], power), metrics={"nmae": 0.01}, spec={"capacity": 4.0})
+    reg.set_alias("pv-mon", "champion", 1)
+    store = MonitorStore(f"sqlite:///{home}/registry.db")
+    records = [
+        {"record_id": f"p/{t.isoformat()}", "entity": "p", "issued_at": (t - timedelta(hours=24)).isoformat(),
+         "target_time": t.isoformat(), "features": {"ghi": g}, "prediction": 1.1 * p}
+        for t, g, p in zip(times, ghi, power, strict=True)
+    ]  # fmt: skip
+    assert store.log_predictions("pv-mon", 1, records).stored == 72
+    actuals = [
+        {"entity": "p", "target_time": t.isoformat(), "value": p} for t, p in zip(times, power, strict=True)
+    ]
+    store.log_actuals(actuals)
+
+    # nothing evaluated yet: the status says so
+    (before,) = run_json(cli, "monitor", "status")
+    assert before["model"] == "pv-mon" and before["serving_version"] == 1 and before["as_of"] is None
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    evaluated = run_json(cli, "monitor", "evaluate", "pv-mon", "--policy", str(policy))
+    expected = float(np.mean(0.1 * power[-48:]) / 4.0)
+    assert evaluated["as_of"] == times[-1].isoformat()
+    assert evaluated["performance"]["2D"]["overall"]["nmae"] == pytest.approx(expected)
+    assert [b["condition"] for b in evaluated["breaches"]] == ["accuracy"]
+
+    (status,) = run_json(cli, "monitor", "status", "pv-mon")
+    assert status["champion"] == 1 and status["open_breaches"] == 1 and status["breaches_total"] == 1
+    assert status["performance"]["2D"]["n"] == 48
+    assert status["performance"]["2D"]["ratios"]["nmae"] == pytest.approx(expected / 0.01, rel=1e-5)
+    table = cli("monitor", "status")
+    assert table.exit_code == 0 and "pv-mon" in table.stdout and "(n=48, 2D)" in table.stdout
+    assert "1 open / 1" in table.stdout
+
+    (breach,) = run_json(cli, "monitor", "breaches", "pv-mon")
+    assert breach["metric"] == "nmae" and breach["n"] == 48 and breach["threshold"] == pytest.approx(0.013)
+    assert run_json(cli, "monitor", "decisions", "pv-mon") == []
+    assert "no champion/challenger decisions" in cli("monitor", "decisions", "pv-mon").stdout
+
+    unknown = cli("monitor", "status", "pv-nope")
+    assert unknown.exit_code == 1 and "nothing monitored for 'pv-nope'" in unknown.stderr
+    naive = cli("monitor", "evaluate", "pv-mon", "--as-of", "2012-06-03T00:00")
+    assert naive.exit_code == 2 and "time zone" in naive.output

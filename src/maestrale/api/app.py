@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import text
 
 from maestrale import __version__
+from maestrale.api import monitoring as monitoring_routes
 from maestrale.api import registry as registry_routes
 from maestrale.api import tokens as token_routes
 from maestrale.api import trainings as training_routes
@@ -26,6 +27,7 @@ from maestrale.api.telemetry import REGISTRY, MetricsMiddleware
 from maestrale.config import Settings, load_settings
 from maestrale.db import ensure_schema, exclusive_lock
 from maestrale.errors import BackendUnavailable, MaestraleError
+from maestrale.monitoring.store import MonitorStore
 from maestrale.registry.artifacts import ArtifactStore
 from maestrale.registry.store import SqlStore
 from maestrale.tokens import create_token, list_tokens
@@ -81,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.artifacts = artifacts
     app.state.tokens = TokenCache(settings.database_url)
     app.state.admin_token_file = token_file
+    app.state.monitor_store = MonitorStore(settings.database_url, auto_upgrade=settings.auto_upgrade)
+    # per app, not in the process-wide REGISTRY: each app scrapes its own database
+    monitor_metrics = monitoring_routes.metrics_registry(app.state.monitor_store)
     app.add_middleware(MetricsMiddleware)
 
     @app.exception_handler(MaestraleError)
@@ -112,9 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def metrics() -> PlainTextResponse:
         """Prometheus metrics."""
         VERSIONS.set(store.count_versions())
-        return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(REGISTRY) + generate_latest(monitor_metrics)
+        return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(registry_routes.router)
     app.include_router(token_routes.router)
     app.include_router(training_routes.router)
+    app.include_router(monitoring_routes.router)
     return app

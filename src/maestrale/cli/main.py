@@ -78,6 +78,7 @@ demo.register(app)
 train.register(app)
 service.register(app)
 app.command("report")(monitoring.report)
+monitoring.register(app)
 
 
 def main() -> None:
