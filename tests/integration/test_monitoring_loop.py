@@ -242,3 +242,18 @@ def test_performance_joins_late_and_corrected_actuals(world):
     assert rep.overall["rbias"] == pytest.approx(0.1 / 1.1, rel=1e-9)
     assert rep.ratios["nmae"] == pytest.approx(expected["nmae"] / 0.01, rel=1e-6)
     assert set(rep.by_horizon) <= {"0-6h", "6-24h", "24-48h", "2-7d", ">7d"}
+
+
+def test_an_unregistered_model_is_retried_once_per_period_not_every_tick(world, caplog):
+    _, store, _, mon = world
+    X = irradiance(0).to_frame()
+    store.log_predictions("ghost", 1, [
+        {"record_id": str(i), "entity": "g", "issued_at": START.isoformat(), "target_time": t.isoformat(),
+         "features": {"ghi": float(g)}, "prediction": 1.0}
+        for i, (t, g) in enumerate(zip(X.index, X["ghi"], strict=True))
+    ])  # fmt: skip
+    store.log_actuals([{"entity": "g", "target_time": t.isoformat(), "value": 1.0} for t in X.index])
+    assert mon.tick() == []
+    assert "evaluating ghost" in caplog.text and "next try after the schedule period" in caplog.text
+    caplog.clear()
+    assert mon.tick() == [] and "ghost" not in caplog.text  # not due again until a day of data passes

@@ -141,7 +141,13 @@ class Monitor:
                 try:
                     results.append(self.evaluate(model, as_of))
                 except Exception:  # one broken model must not stop the fleet's monitoring
-                    log.exception("evaluating %s at %s failed", model, as_of)
+                    log.exception(
+                        "evaluating %s at %s failed; next try after the schedule period", model, as_of
+                    )
+                    # move its clock anyway: a model that cannot be evaluated (not registered, no
+                    # policy) is retried once per period, not on every tick
+                    with self.store._writer.begin() as conn:
+                        self.store.set_state(conn, model, as_of=as_of)
         return results
 
     # -- one evaluation ---------------------------------------------------------------------------
