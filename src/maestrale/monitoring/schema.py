@@ -5,7 +5,8 @@ SQLite hands them back naive and `maestrale.registry.outbox.aware` restores the 
 
 The indexes serve the two hot queries: "the predictions of model M whose target time falls in
 [t0, t1)" (`ix_predictions_model_target`) and the join of each prediction with the actual of the
-same entity and target time (the actuals' primary key).
+same entity and target time (the actuals' primary key). Nothing else is indexed on `predictions`:
+each index costs every ingested record a write (see bench/ingest.py).
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ predictions = Table(
     Column("logged_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("model", "record_id", name="uq_predictions_model_record"),
     Index("ix_predictions_model_target", "model", "target_time"),
-    Index("ix_predictions_entity_target", "entity", "target_time"),
 )
 
 actuals = Table(

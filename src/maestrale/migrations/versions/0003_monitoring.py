@@ -123,14 +123,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("model", "record_id", name="uq_predictions_model_record"),
     )
     with op.batch_alter_table("predictions", schema=None) as batch_op:
-        batch_op.create_index("ix_predictions_entity_target", ["entity", "target_time"], unique=False)
         batch_op.create_index("ix_predictions_model_target", ["model", "target_time"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("predictions", schema=None) as batch_op:
         batch_op.drop_index("ix_predictions_model_target")
-        batch_op.drop_index("ix_predictions_entity_target")
 
     op.drop_table("predictions")
     op.drop_table("monitor_state")

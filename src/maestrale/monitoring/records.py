@@ -1,0 +1,237 @@
+"""The monitor's own records: evaluations, breaches, decisions, per-model state and read models.
+
+A mixin of `MonitorStore` (same engine): `store.breaches("pv-nrel-50")`, `store.decisions(...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from maestrale.monitoring import schema as t
+from maestrale.registry.outbox import aware
+
+if TYPE_CHECKING:
+    pass
+
+
+class MonitorRecords:
+    """Evaluations, breaches, decisions and state; expects `self.engine` and `self._writer`."""
+
+    engine: Engine
+    _writer: Engine
+
+    def add_evaluation(self, conn: Connection, **row: Any) -> None:
+        """Append one evaluation (kind performance|drift) inside the caller's transaction."""
+        conn.execute(insert(t.monitor_evaluations).values(evaluated_at=datetime.now(UTC), **row))
+
+    def add_breach(self, conn: Connection, **row: Any) -> int:
+        """Record a breach inside the caller's transaction; returns its id."""
+        res = conn.execute(insert(t.monitor_breaches).values(detected_at=datetime.now(UTC), **row))
+        return int(res.inserted_primary_key[0])
+
+    def add_decision(self, conn: Connection, **row: Any) -> None:
+        """Record a champion/challenger decision inside the caller's transaction."""
+        conn.execute(insert(t.monitor_decisions).values(decided_at=datetime.now(UTC), **row))
+
+    def state(self, model: str) -> dict[str, Any]:
+        """The monitor's state of `model` (empty dict before its first evaluation)."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(t.monitor_state).where(t.monitor_state.c.model == model))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return {}
+        return {k: (aware(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+
+    def set_state(self, conn: Connection, model: str, **values: Any) -> None:
+        """Update (or create) the state row of `model` inside the caller's transaction."""
+        values["updated_at"] = datetime.now(UTC)
+        done = conn.execute(update(t.monitor_state).where(t.monitor_state.c.model == model).values(**values))
+        if done.rowcount == 0:
+            conn.execute(insert(t.monitor_state).values(model=model, **values))
+
+    def series(
+        self, model: str, *, kind: str = "performance", window: str | None = None, limit: int = 10_000
+    ) -> list[dict[str, Any]]:
+        """Stored evaluations of `model`, oldest first: as_of, version, window, n and the values."""
+        e = t.monitor_evaluations
+        q = select(e.c.as_of, e.c.version, e.c.window, e.c.n, e.c["values"]).where(
+            e.c.model == model, e.c.kind == kind
+        )
+        if window is not None:
+            q = q.where(e.c.window == window)
+        q = q.order_by(e.c.as_of, e.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [{**r, "as_of": aware(r["as_of"])} for r in rows]
+
+    def breaches(self, model: str | None = None, limit: int = 1_000) -> list[dict[str, Any]]:
+        """Recorded breaches, oldest first."""
+        b = t.monitor_breaches
+        q = select(b).order_by(b.c.as_of, b.c.id).limit(limit)
+        if model is not None:
+            q = q.where(b.c.model == model)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [_aware_row(r) for r in rows]
+
+    def decisions(self, model: str | None = None, limit: int = 1_000) -> list[dict[str, Any]]:
+        """Champion/challenger decisions with their numbers, oldest first."""
+        d = t.monitor_decisions
+        q = select(d).order_by(d.c.as_of, d.c.id).limit(limit)
+        if model is not None:
+            q = q.where(d.c.model == model)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [_aware_row(r) for r in rows]
+
+    def decided(self, model: str, challenger_version: int) -> bool:
+        """True once a decision about `model:challenger_version` is recorded."""
+        d = t.monitor_decisions
+        q = select(d.c.id).where(d.c.model == model, d.c.challenger_version == challenger_version)
+        with self.engine.connect() as conn:
+            return conn.execute(q).first() is not None
+
+    # -- read models of the API, the CLI and /metrics ---------------------------------------------
+    def latest_evaluations(
+        self, *, kind: str | None = None, model: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest stored evaluation of each (model, kind, window), in one bounded query.
+
+        Rows: id, model, version, kind, window, as_of, n, values, evaluated_at (aware datetimes).
+
+        >>> rows = store.latest_evaluations(kind="performance")  # doctest: +SKIP
+        >>> [(r["model"], r["window"], r["n"]) for r in rows]  # doctest: +SKIP
+        [('pv-nrel-50', '3D', 72), ('pv-nrel-50', '7D', 168)]
+        """
+        e = t.monitor_evaluations
+        # max(id) per group is the latest row: ids grow with time, so no second sort key is needed
+        latest = select(func.max(e.c.id).label("id")).group_by(e.c.model, e.c.kind, e.c.window)
+        if kind is not None:
+            latest = latest.where(e.c.kind == kind)
+        if model is not None:
+            latest = latest.where(e.c.model == model)
+        sub = latest.subquery()
+        q = select(e).join(sub, e.c.id == sub.c.id).order_by(e.c.model, e.c.kind, e.c.window)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [_aware_row(r) for r in rows]
+
+    def breach_counts(self, model: str | None = None) -> dict[tuple[str, str], int]:
+        """Recorded breaches per (model, condition), in one grouped query."""
+        b = t.monitor_breaches
+        q = select(b.c.model, b.c.condition, func.count()).group_by(b.c.model, b.c.condition)
+        if model is not None:
+            q = q.where(b.c.model == model)
+        with self.engine.connect() as conn:
+            return {(m, c): int(n) for m, c, n in conn.execute(q).all()}
+
+    def known(self, model: str) -> bool:
+        """True if `model` has logged predictions or stored evaluations (an index lookup each)."""
+        p, e = t.predictions, t.monitor_evaluations
+        with self.engine.connect() as conn:
+            if conn.execute(select(p.c.id).where(p.c.model == model).limit(1)).first() is not None:
+                return True
+            return conn.execute(select(e.c.id).where(e.c.model == model).limit(1)).first() is not None
+
+    def audit_trail(self, kind: str, model: str, limit: int = 1_000) -> list[dict[str, Any]]:
+        """The newest `limit` breaches (`kind="breaches"`) or decisions (`"decisions"`), oldest first.
+
+        Unlike `breaches()`/`decisions()`, a long history keeps its recent end, not its start.
+        """
+        table = {"breaches": t.monitor_breaches, "decisions": t.monitor_decisions}[kind]
+        q = (
+            select(table)
+            .where(table.c.model == model)
+            .order_by(table.c.as_of.desc(), table.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [_aware_row(r) for r in reversed(rows)]
+
+    def overview(
+        self, model: str | None = None, *, aliases: Callable[[str], dict[str, int]] | None = None
+    ) -> list[dict[str, Any]]:
+        """One summary per monitored model: clock, latest performance per window, breaches, challenger.
+
+        `aliases(name)` gives the registry's aliases of a model (`{"champion": 3}`): the serving
+        version is the champion, else the version of the latest logged prediction (as the monitor
+        decides). `open_breaches` counts the conditions that fired at the latest evaluation.
+
+        >>> store.overview(aliases=lambda name: registry.get_model(name).aliases)  # doctest: +SKIP
+        [{'model': 'pv-nrel-50', 'serving_version': 3, 'as_of': ..., 'performance': {'7D': {...}}, ...}]
+        """
+        models = [model] if model is not None else self.models()
+        perf: dict[str, dict[str, Any]] = {}
+        evaluated: dict[str, datetime] = {}
+        for row in self.latest_evaluations(model=model):
+            m = row["model"]
+            evaluated[m] = max(evaluated.get(m, row["evaluated_at"]), row["evaluated_at"])
+            if row["kind"] == "performance":
+                values = row["values"] or {}
+                perf.setdefault(m, {})[row["window"]] = {
+                    "version": row["version"],
+                    "as_of": row["as_of"],
+                    "n": row["n"],
+                    "overall": values.get("overall", {}),
+                    "ratios": values.get("ratios", {}),
+                    "training": values.get("training", {}),
+                }
+        s, b = t.monitor_state, t.monitor_breaches
+        states_q = select(s)
+        totals_q = select(b.c.model, func.count()).group_by(b.c.model)
+        # breaches recorded at the model's latest evaluation: the conditions firing now
+        open_q = (
+            select(b.c.model, func.count())
+            .join(s, and_(s.c.model == b.c.model, s.c.as_of == b.c.as_of))
+            .group_by(b.c.model)
+        )
+        if model is not None:
+            states_q = states_q.where(s.c.model == model)
+            totals_q = totals_q.where(b.c.model == model)
+            open_q = open_q.where(b.c.model == model)
+        with self.engine.connect() as conn:
+            states = {r["model"]: _aware_row(r) for r in conn.execute(states_q).mappings().all()}
+            totals = dict(conn.execute(totals_q).all())
+            opened = dict(conn.execute(open_q).all())
+        out = []
+        for m in models:
+            state = states.get(m, {})
+            known_aliases = aliases(m) if aliases is not None else {}
+            champion = known_aliases.get("champion")
+            out.append(
+                {
+                    "model": m,
+                    "serving_version": champion if champion is not None else self.latest_version(m),
+                    "champion": champion,
+                    "challenger": known_aliases.get("challenger"),
+                    "challenger_since": state.get("challenger_since"),
+                    "as_of": state.get("as_of"),
+                    "evaluated_at": evaluated.get(m),
+                    "performance": perf.get(m, {}),
+                    "open_breaches": int(opened.get(m, 0)),
+                    "breaches_total": int(totals.get(m, 0)),
+                    "last_retrain_at": state.get("last_retrain_at"),
+                    "last_retrain_request": state.get("last_retrain_request"),
+                }
+            )
+        return out
+
+
+def _aware_row(row: Any) -> dict[str, Any]:
+    return {k: (aware(v) if isinstance(v, datetime) else v) for k, v in row.items()}
