@@ -19,13 +19,14 @@ One evaluation of a model, at the monitor's clock `as_of` (the latest target tim
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from maestrale.errors import NotFound
+from maestrale.monitoring.conditions import Breach, check_condition, window_drift
 from maestrale.monitoring.performance import PerformanceReport, parse_window, performance
 from maestrale.monitoring.policy import Condition, Policy, default_policy, policy_for
 from maestrale.monitoring.promotion import Comparison, compare, feature_columns
@@ -41,20 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 EVENT_SOURCE = "maestrale/monitor"
 CHAMPION, CHALLENGER = "champion", "challenger"
-
-
-@dataclass
-class Breach:
-    """A condition that fired at one evaluation, with the numbers behind it."""
-
-    condition: str
-    metric: str
-    value: float
-    threshold: float
-    window: str
-    n: int
-    description: str
-    actions: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,11 +158,11 @@ class Monitor:
         for c in policy.conditions:
             if c.drift and c.window not in drift:
                 try:
-                    drift[c.window] = self._drift(mv, as_of, c)
+                    drift[c.window] = window_drift(self.store, mv, as_of, c)
                 except Exception as exc:  # drift must not stop the performance checks
                     log.exception("%s: drift over %s failed", mv.ref, c.window)
                     drift[c.window] = {"n": 0, "note": f"drift failed: {exc}"}
-        breaches = [b for c in policy.conditions if (b := self._check(c, perf, drift, mv)) is not None]
+        breaches = [b for c in policy.conditions if (b := check_condition(c, perf, drift, mv)) is not None]
         result = EvaluationResult(model, mv.version, as_of, perf, drift, breaches)
         state = self.store.state(model)
         retrain = [b for b in breaches if "retrain" in policy.actions_of(self._condition(policy, b))]
@@ -217,78 +204,6 @@ class Monitor:
     @staticmethod
     def _condition(policy: Policy, breach: Breach) -> Condition:
         return next(c for c in policy.conditions if c.name == breach.condition)
-
-    def _drift(self, mv: ModelVersion, as_of: datetime, c: Condition) -> dict[str, Any]:
-        from maestrale.stats.drift import DriftThresholds, drift_report
-        from maestrale.stats.profile import month_reference
-
-        profile = mv.profile
-        span = parse_window(c.window)
-        start = as_of - span + timedelta(microseconds=1)
-        logged = self.store.logged(mv.name, start, as_of + timedelta(microseconds=1), version=mv.version)
-        if profile is None or logged.empty:
-            return {"n": len(logged), "note": "no profile on the version" if profile is None else "no data"}
-        reference = "training"
-        if c.reference == "season":
-            # the month in the middle of the window: a 7-day window is mostly in one month
-            seasonal = month_reference(profile, [(as_of - span / 2).month])
-            if seasonal is not None:
-                profile, reference = seasonal, f"month {(as_of - span / 2).month}"
-        names = [
-            n for n in (c.features or profile["columns"]) if n in profile["columns"] and n not in c.exclude
-        ]
-        names = [n for n in names if n in logged.columns]
-        if not names:
-            return {"n": len(logged), "note": "no logged feature matches the profile"}
-        with_pred = profile.get("predictions") is not None
-        report = drift_report(
-            profile, logged[names], columns=names,
-            predictions=logged["prediction"].to_numpy() if with_pred else None,
-            thresholds=DriftThresholds(psi=None, wasserstein_norm=None),
-        )  # fmt: skip
-        stats = {
-            f.name: {k: getattr(f, k) for k in ("psi", "ks", "ks_pvalue", "wasserstein_norm", "js", "n_cur")}
-            for f in [*report.features, *([report.predictions] if report.predictions else [])]
-        }
-        return {"n": len(logged), "features": names, "reference": reference, "stats": _finite(stats)}
-
-    def _check(
-        self,
-        c: Condition,
-        perf: dict[str, PerformanceReport],
-        drift: dict[str, dict[str, Any]],
-        mv: ModelVersion,
-    ) -> Breach | None:
-        if c.metric:
-            rep = perf[c.window]
-            if rep.n < c.min_samples or c.metric not in rep.overall:
-                return None
-            value = rep.overall[c.metric]
-            training = mv.metrics.get(c.metric)
-            fired = c.fires(value, training)
-            if not fired:
-                return None
-            threshold = (
-                c.threshold * training if c.ratio_to_training is not None and training else c.threshold
-            )
-            desc = c.describe() + f": {value:.4g}" + (f" vs training {training:.4g}" if training else "")
-            return Breach(c.name, c.metric, float(value), float(threshold), c.window, rep.n, desc)
-        d = drift[c.window]
-        if d.get("n", 0) < c.min_samples or "stats" not in d:
-            return None
-        stat = c.drift or "psi"
-        values = {n: d["stats"][n][stat] for n in d["features"] if stat in d["stats"].get(n, {})}
-        over = sorted(n for n, v in values.items() if v > float(c.above or 0))
-        share = len(over) / len(values) if values else 0.0
-        if share < c.min_share:
-            return None
-        worst = max(over, key=lambda n: values[n])
-        desc = (
-            c.describe() + f": {share:.0%} of features ({', '.join(over)}); worst {worst} {values[worst]:.3g}"
-        )
-        return Breach(
-            c.name, f"{stat}:{worst}", float(values[worst]), float(c.above or 0), c.window, d["n"], desc
-        )
 
     # -- retraining -------------------------------------------------------------------------------
     def _maybe_retrain(
@@ -431,17 +346,6 @@ class Monitor:
                 )  # fmt: skip
             self.store.set_state(conn, model, challenger_since=None, last_retrain_request=None)
         log.info("%s: challenger %s %s: %s", model, challenger.version, comparison.outcome, comparison.reason)
-
-
-def _finite(obj: Any) -> Any:
-    """JSON-safe copy: NaN and inf become None (PostgreSQL's JSON refuses them)."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def utcnow() -> datetime:
