@@ -23,6 +23,7 @@ from maestrale.api import registry as registry_routes
 from maestrale.api import tokens as token_routes
 from maestrale.api import trainings as training_routes
 from maestrale.api.auth import TokenCache
+from maestrale.api.monitoring_metrics import metrics_registry
 from maestrale.api.telemetry import REGISTRY, MetricsMiddleware
 from maestrale.config import Settings, load_settings
 from maestrale.db import ensure_schema, exclusive_lock
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.admin_token_file = token_file
     app.state.monitor_store = MonitorStore(settings.database_url, auto_upgrade=settings.auto_upgrade)
     # per app, not in the process-wide REGISTRY: each app scrapes its own database
-    monitor_metrics = monitoring_routes.metrics_registry(app.state.monitor_store)
+    monitor_metrics = metrics_registry(app.state.monitor_store)
     app.add_middleware(MetricsMiddleware)
 
     @app.exception_handler(MaestraleError)

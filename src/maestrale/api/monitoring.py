@@ -12,25 +12,31 @@ Ingest is per record: a batch with a naive timestamp or a NaN forecast stores it
 and lists the others with their index and the reason (status 200). Resending a batch stores
 nothing twice (predictions are keyed by model and record id, actuals by entity and target time).
 
-The module also holds `MonitorCollector`, which `/metrics` scrapes: the latest evaluation of each
-model and window as Prometheus gauges, read with two bounded SQL queries per scrape.
+The request and response bodies are in `maestrale.api.monitoring_schemas`; `MonitorCollector`, which
+`/metrics` scrapes, is in `maestrale.api.monitoring_metrics`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from fastapi import APIRouter, Query, Request
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime
 
 from maestrale.api.auth import Read, Write
+from maestrale.api.monitoring_schemas import (
+    ActualBatch,
+    BreachOut,
+    DecisionOut,
+    EvaluationPoint,
+    EvaluationSeries,
+    IngestResponse,
+    ModelStatus,
+    PredictionBatch,
+)
 from maestrale.errors import InvalidInput, NotFound, PayloadTooLarge
 from maestrale.monitoring import ingest
 from maestrale.monitoring.performance import parse_window, performance
@@ -39,137 +45,8 @@ from maestrale.monitoring.store import MonitorStore
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"])
 Limit = Annotated[int, Query(ge=1, le=10_000)]
-#: Metrics of a performance evaluation exposed as `maestrale_monitor_metric{metric=…}`.
-GAUGE_METRICS = ("mae", "rmse", "bias", "nbias", "nmae", "nrmse", "mape", "skill")
 #: A policy is a few hundred bytes; this bound keeps a stray upload from being parsed as YAML.
 MAX_POLICY_BYTES = 1 << 20
-
-
-# -- request and response bodies ------------------------------------------------------------------
-class PredictionBatch(BaseModel):
-    """Predictions of one registered version; each record is validated on its own (see `rejected`)."""
-
-    model: str = Field(description="Registered model name, e.g. pv-nrel-50.")
-    version: int = Field(ge=1, description="The registry version that made the predictions.")
-    # dicts, not PredictionRecord: one bad record must be reported with its reason, not fail the batch
-    records: list[dict[str, Any]] = Field(
-        description="record_id, entity, issued_at, target_time (ISO 8601 with a time zone), "
-        "optional horizon, features (the model inputs) and prediction (number, quantiles or label)."
-    )
-
-
-class ActualBatch(BaseModel):
-    """Observed values; a second value for the same entity and target time replaces the first."""
-
-    records: list[dict[str, Any]] = Field(
-        description="entity, target_time (ISO 8601 with a time zone) and value (a finite number)."
-    )
-
-
-class Rejected(BaseModel):
-    """A record that was not stored: its index in the batch, its id if it had one, and why."""
-
-    index: int
-    record_id: str | None = None
-    reason: str
-
-
-class IngestResponse(BaseModel):
-    """What happened to a batch."""
-
-    stored: int = Field(description="Records stored now.")
-    duplicates: int = Field(description="Records already stored by an earlier call (not stored twice).")
-    rejected: list[Rejected] = Field(default_factory=list)
-
-
-class EvaluationPoint(BaseModel):
-    """One evaluation: the window ending at `as_of` (data time), its pairs `n` and its figures."""
-
-    as_of: datetime
-    version: int
-    window: str
-    n: int
-    values: dict[str, Any] = Field(
-        description="Performance: overall, by_entity, by_horizon, training, ratios. "
-        "Drift: features and per-feature stats (psi, ks, wasserstein_norm, js)."
-    )
-
-
-class EvaluationSeries(BaseModel):
-    """Stored evaluations of a model, oldest first (`live`: one computed now, not stored)."""
-
-    model: str
-    kind: Literal["performance", "drift"]
-    window: str | None = None
-    live: bool = False
-    items: list[EvaluationPoint]
-
-
-class WindowPerformance(BaseModel):
-    """The latest performance evaluation over one window."""
-
-    version: int
-    as_of: datetime
-    n: int
-    overall: dict[str, float]
-    ratios: dict[str, float] = Field(default_factory=dict, description="Production / training.")
-    training: dict[str, float] = Field(default_factory=dict)
-
-
-class ModelStatus(BaseModel):
-    """Where a monitored model stands."""
-
-    model: str
-    serving_version: int | None = Field(description="The champion, else the latest logged version.")
-    champion: int | None = None
-    challenger: int | None = Field(None, description="A retrained version waiting for its decision.")
-    challenger_since: datetime | None = None
-    as_of: datetime | None = Field(None, description="Data time of the latest evaluation.")
-    evaluated_at: datetime | None = Field(None, description="Wall time of the latest evaluation.")
-    performance: dict[str, WindowPerformance] = Field(default_factory=dict, description="By window.")
-    open_breaches: int = Field(description="Conditions that fired at the latest evaluation.")
-    breaches_total: int
-    last_retrain_at: datetime | None = None
-    last_retrain_request: str | None = None
-
-
-class BreachOut(BaseModel):
-    """A condition that fired, with the numbers behind it and what the monitor did."""
-
-    id: int
-    model: str
-    version: int
-    policy: str
-    condition: str
-    metric: str
-    value: float
-    threshold: float
-    window: str
-    n: int
-    as_of: datetime
-    actions: dict[str, Any]
-    details: dict[str, Any]
-    detected_at: datetime
-
-
-class DecisionOut(BaseModel):
-    """A champion/challenger decision with the figures of both on the same out-of-sample rows."""
-
-    id: int
-    model: str
-    champion_version: int | None
-    challenger_version: int
-    outcome: str
-    reason: str
-    metric: str
-    margin: float
-    window_start: datetime | None
-    window_end: datetime | None
-    n: int
-    champion_metrics: dict[str, float]
-    challenger_metrics: dict[str, float]
-    as_of: datetime
-    decided_at: datetime
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -356,99 +233,3 @@ async def validate_policy(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PolicyError(f"policy must be a mapping with name and conditions, got {type(data).__name__}")
     return load_policy(data).model_dump(mode="json")
-
-
-# -- Prometheus -----------------------------------------------------------------------------------
-def _ts(value: datetime) -> float:
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-
-
-class MonitorCollector(Collector):
-    """Prometheus families read from the monitor's store at each scrape (latest evaluation per window).
-
-    >>> registry = CollectorRegistry(); registry.register(MonitorCollector(store))  # doctest: +SKIP
-
-    Two queries per scrape, both bounded by the number of models × windows (or × conditions):
-    the latest row per (model, kind, window) of `monitor_evaluations`, and the breach counts.
-    """
-
-    def __init__(self, store: MonitorStore) -> None:
-        self.store = store
-
-    def describe(self) -> list[Metric]:
-        # no families up front: describing would otherwise mean a scrape (SQL) at registration
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        """Build every family from the latest evaluations and the breach counts."""
-        metric = GaugeMetricFamily(
-            "maestrale_monitor_metric",
-            "Production performance of the latest evaluation over the window (mae, rmse, nmae, skill, …)",
-            labels=["model", "version", "window", "metric"],
-        )
-        samples = GaugeMetricFamily(
-            "maestrale_monitor_samples",
-            "Prediction/actual pairs behind the latest performance evaluation of the window",
-            labels=["model", "version", "window"],
-        )
-        ratio = GaugeMetricFamily(
-            "maestrale_monitor_ratio_to_training",
-            "Production metric / the version's training (holdout) metric; 1.3 = 30% worse",
-            labels=["model", "version", "window", "metric"],
-        )
-        psi = GaugeMetricFamily(
-            "maestrale_monitor_drift_psi",
-            "Population stability index of each logged feature (and the prediction) vs the training profile",
-            labels=["model", "version", "window", "feature"],
-        )
-        breaches = CounterMetricFamily(
-            "maestrale_monitor_breaches",
-            "Policy breaches recorded by the monitor",
-            labels=["model", "condition"],
-        )
-        last = GaugeMetricFamily(
-            "maestrale_monitor_last_evaluation_timestamp_seconds",
-            "Wall-clock time of the model's latest evaluation (Unix seconds)",
-            labels=["model"],
-        )
-        clock = GaugeMetricFamily(
-            "maestrale_monitor_as_of_timestamp_seconds",
-            "Data time of the model's latest evaluation: the latest target time with an actual",
-            labels=["model"],
-        )
-        latest: dict[str, tuple[datetime, datetime]] = {}
-        for row in self.store.latest_evaluations():
-            model, version, window = row["model"], str(row["version"]), row["window"]
-            values = row["values"] or {}
-            seen = latest.get(model)
-            if seen is None or row["evaluated_at"] > seen[0]:
-                latest[model] = (row["evaluated_at"], row["as_of"])
-            if row["kind"] == "performance":
-                samples.add_metric([model, version, window], float(row["n"]))
-                overall = values.get("overall", {})
-                for name in GAUGE_METRICS:
-                    if isinstance(overall.get(name), int | float):
-                        metric.add_metric([model, version, window, name], float(overall[name]))
-                for name, value in (values.get("ratios") or {}).items():
-                    if isinstance(value, int | float):
-                        ratio.add_metric([model, version, window, name], float(value))
-            elif row["kind"] == "drift":
-                for feature, stats in (values.get("stats") or {}).items():
-                    if isinstance((stats or {}).get("psi"), int | float):
-                        psi.add_metric([model, version, window, feature], float(stats["psi"]))
-        for (model, condition), count in sorted(self.store.breach_counts().items()):
-            breaches.add_metric([model, condition], float(count))
-        for model, (evaluated_at, as_of) in sorted(latest.items()):
-            last.add_metric([model], _ts(evaluated_at))
-            clock.add_metric([model], _ts(as_of))
-        yield from (metric, samples, ratio, psi, breaches, last, clock)
-
-
-def metrics_registry(store: MonitorStore) -> CollectorRegistry:
-    """A registry holding the monitor's collector, scraped with the API's own at `/metrics`.
-
-    One per app (not the process-wide registry of `telemetry`): each app reads its own database.
-    """
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(MonitorCollector(store))
-    return registry

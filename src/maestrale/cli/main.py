@@ -18,7 +18,19 @@ import typer
 from typer.core import TyperGroup
 
 from maestrale import __version__
-from maestrale.cli import admin, artifacts, bus, demo, lifecycle, models, monitoring, service, train
+from maestrale.cli import (
+    admin,
+    artifacts,
+    bus,
+    demo,
+    lifecycle,
+    models,
+    monitoring,
+    policy,
+    report,
+    service,
+    train,
+)
 from maestrale.cli.output import error
 from maestrale.errors import MaestraleError
 
@@ -77,8 +89,9 @@ bus.register(app)
 demo.register(app)
 train.register(app)
 service.register(app)
-app.command("report")(monitoring.report)
+report.register(app)
 monitoring.register(app)
+policy.register(app)
 
 
 def main() -> None:

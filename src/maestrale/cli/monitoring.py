@@ -1,17 +1,17 @@
-"""`maestrale monitor …`, `maestrale policy check` and `maestrale report`: the monitor from the shell.
+"""`maestrale monitor …`: the production monitor from the shell.
 
 `monitor run` is the service (bus consumer, evaluation loop, outbox relay); `status`, `breaches`
 and `decisions` read what it recorded, from the database (MAESTRALE_DATABASE_URL) or, with
---registry URL, from a `maestrale server`; `evaluate` runs one evaluation now; `policy check`
-validates a policy file before the monitor uses it; `report NAME` writes the monitoring report of
-a model as one self-contained HTML file.
+--registry URL, from a `maestrale server`; `evaluate` runs one evaluation now. `maestrale policy
+check` lives in `maestrale.cli.policy`, `maestrale report` in `maestrale.cli.report`; the helpers
+these commands share (store and server access, rows) in `maestrale.cli._monitor_io`.
 
 Each command of this module imports what it needs inside its body, so `maestrale --help` stays fast
 and the commands stay independent of one another.
 
 >>> from typer.testing import CliRunner
 >>> from maestrale.cli.main import app
->>> CliRunner().invoke(app, ["policy", "check", "policy.yaml"]).exit_code  # doctest: +SKIP
+>>> CliRunner().invoke(app, ["monitor", "status", "--json"]).exit_code  # doctest: +SKIP
 0
 """
 
@@ -20,14 +20,25 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from maestrale.cli._monitor_io import (
+    aliases_of,
+    as_datetime,
+    evaluation_json,
+    evaluation_lines,
+    load_policies,
+    open_store,
+    remote_get,
+    require_known,
+    status_rows,
+    trail,
+)
 from maestrale.cli.models import RegistryUrl, Token
 from maestrale.cli.output import (
     JsonFlag,
-    error,
     fields,
     fmt_metric,
     fmt_time,
@@ -40,8 +51,6 @@ from maestrale.cli.output import (
 
 if TYPE_CHECKING:
     from maestrale.monitoring.monitor import EvaluationResult
-    from maestrale.monitoring.policy import Policy
-    from maestrale.monitoring.store import MonitorStore
 
 monitor_app = typer.Typer(
     help=(
@@ -50,10 +59,6 @@ monitor_app = typer.Typer(
         "Reads MAESTRALE_DATABASE_URL (embedded: MAESTRALE_HOME); status, breaches and decisions "
         "also work against a `maestrale server` with --registry URL --token TOKEN."
     ),
-    no_args_is_help=True,
-)
-policy_app = typer.Typer(
-    help="Monitoring policies: when a model is out of bounds and what the monitor does about it.",
     no_args_is_help=True,
 )
 
@@ -67,109 +72,9 @@ PolicyFiles = Annotated[
         "(default: the policy shipped with Maestrale).",
     ),
 ]
-#: The window and metric the status table shows (the default policy's accuracy condition).
-STATUS_WINDOW, STATUS_METRIC = "7D", "nmae"
-
-
-# -- shared helpers -------------------------------------------------------------------------------
-def _store() -> MonitorStore:
-    from maestrale.config import load_settings
-    from maestrale.monitoring.store import MonitorStore
-
-    settings = load_settings()
-    assert settings.database_url  # filled by the Settings defaults
-    return MonitorStore(settings.database_url, auto_upgrade=settings.auto_upgrade)
-
-
-def _aliases_of() -> Any:
-    """`name → {alias: version}` from the embedded registry metadata (no artifact store needed)."""
-    from maestrale.config import load_settings
-    from maestrale.errors import NotFound
-    from maestrale.registry.store import SqlStore
-
-    settings = load_settings()
-    assert settings.database_url
-    meta = SqlStore(settings.database_url, settings.auto_upgrade)
-
-    def aliases(name: str) -> dict[str, int]:
-        try:
-            return dict(meta.get_model(name).aliases)
-        except NotFound:  # monitored but not registered here
-            return {}
-
-    return aliases
-
-
-def _remote(url: str, token: str | None, path: str, **params: Any) -> Any:
-    """GET a monitoring endpoint of a `maestrale server`, server errors raised as Maestrale errors."""
-    from maestrale.registry.remote import RemoteSession
-
-    session = RemoteSession(url, token=token)
-    query = {k: v for k, v in params.items() if v is not None}
-    return session.json("GET", f"/api/v1/monitoring{path}", params=query)
-
-
-def _known(store: MonitorStore, name: str) -> None:
-    from maestrale.errors import NotFound
-    from maestrale.refs import validate_name
-
-    validate_name(name)
-    if not store.known(name):
-        raise NotFound(
-            f"nothing monitored for {name!r}: no predictions logged and no evaluations stored "
-            "(see `maestrale monitor status` for the monitored models)"
-        )
-
-
-def _dt(value: datetime | str | None) -> datetime | None:
-    """Datetimes as the store returns them, or ISO strings as the REST API does."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value)
-
-
-def _policies(files: list[Path] | None) -> list[Policy] | None:
-    from maestrale.monitoring.policy import load_policy
-
-    return [load_policy(Path(f)) for f in files] if files else None
-
-
-def _headline(perf: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
-    """The window to show (7D, else the longest evaluated) and its figures."""
-    if not perf:
-        return None, None
-    if STATUS_WINDOW in perf:
-        return STATUS_WINDOW, perf[STATUS_WINDOW]
-    from maestrale.monitoring.performance import parse_window
-
-    window = max(perf, key=parse_window)
-    return window, perf[window]
 
 
 # -- run ------------------------------------------------------------------------------------------
-def _evaluation_lines(r: EvaluationResult) -> list[str]:
-    """What one evaluation found and did, as the lines `monitor run` prints."""
-    figures = []
-    for window, rep in r.performance.items():
-        metric = STATUS_METRIC if STATUS_METRIC in rep.overall else "mae"
-        value = rep.overall.get(metric)
-        ratio = rep.ratios.get(metric)
-        times = f", {ratio:.2f}× training" if ratio is not None else ""
-        figures.append(f"{metric} {window} {fmt_metric(value)} (n={rep.n}{times})")
-    lines = [f"{r.model}:{r.version} at {fmt_time(r.as_of)}: " + ("; ".join(figures) or "no performance")]
-    for b in r.breaches:
-        acted = ", ".join(f"{k}: {v}" for k, v in b.actions.items() if v is not False)
-        lines.append(f"  breach {b.condition}: {b.description}" + (f" [{acted}]" if acted else ""))
-    if r.retrain_request:
-        lines.append(f"  retraining requested: {r.retrain_request}")
-    if r.decision is not None and r.challenger is not None:
-        outcome = r.decision.outcome or "undecided"
-        lines.append(f"  challenger {r.model}:{r.challenger} {outcome}: {r.decision.reason}")
-    if r.promoted is not None:
-        lines.append(f"  promoted {r.model}:{r.promoted} to champion")
-    return lines
-
-
 class _OneLineErrors(logging.Filter):
     """Log a model's user-level failure (unregistered, no policy…) once, on one line.
 
@@ -230,7 +135,7 @@ def run(
     from maestrale.config import load_settings
     from maestrale.monitoring.service import QUEUE, MonitorService
 
-    policies = _policies(policy)
+    policies = load_policies(policy)
     settings = load_settings()
     if settings.broker_url.startswith("memory"):
         note("MAESTRALE_BROKER_URL is memory://: only events published in this process reach the monitor")
@@ -245,7 +150,7 @@ def run(
     def tick_and_print() -> list[EvaluationResult]:
         results = tick()
         for result in results:
-            for line in _evaluation_lines(result):
+            for line in evaluation_lines(result):
                 say(line)
         return results
 
@@ -270,36 +175,6 @@ def run(
 
 
 # -- status ---------------------------------------------------------------------------------------
-def _status_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
-    rows = []
-    for item in items:
-        window, perf = _headline(item.get("performance") or {})
-        figure = ratio = "-"
-        if perf is not None:
-            value = (perf.get("overall") or {}).get(STATUS_METRIC)
-            where = "" if window == STATUS_WINDOW else f", {window}"
-            figure = f"{fmt_metric(value)} (n={perf['n']}{where})"
-            r = (perf.get("ratios") or {}).get(STATUS_METRIC)
-            ratio = "-" if r is None else f"{r:.2f}×"
-        challenger = item.get("challenger")
-        since = _dt(item.get("challenger_since"))
-        pending = (
-            "-" if challenger is None else f"v{challenger}" + (f" since {fmt_time(since)}" if since else "")
-        )
-        rows.append(
-            [
-                item["model"],
-                item.get("serving_version") or "-",
-                fmt_time(_dt(item.get("as_of"))),
-                figure,
-                ratio,
-                f"{item['open_breaches']} open / {item['breaches_total']}",
-                pending,
-            ]
-        )
-    return rows
-
-
 def status(
     name: Annotated[str | None, typer.Argument(help="One model; every monitored model if omitted.")] = None,
     registry: RegistryUrl = None,
@@ -315,12 +190,12 @@ def status(
     Example: `maestrale monitor status pv-nrel-50 --json`
     """
     if registry:
-        items = _remote(registry, token, "/models", name=name)
+        items = remote_get(registry, token, "/models", name=name)
     else:
-        store = _store()
+        store = open_store()
         if name is not None:
-            _known(store, name)
-        items = store.overview(name, aliases=_aliases_of())
+            require_known(store, name)
+        items = store.overview(name, aliases=aliases_of())
     if as_json:
         print_json(items)
         return
@@ -328,18 +203,10 @@ def status(
         note("no predictions logged yet: send them with maestrale.log_predictions or the REST API")
         return
     columns = ["model", "serving", "as of", "nMAE 7D", "× training", "breaches", "challenger"]
-    table(None, columns, _status_rows(items), no_wrap=["model", "as of"])
+    table(None, columns, status_rows(items), no_wrap=["model", "as of"])
 
 
 # -- audit trail ----------------------------------------------------------------------------------
-def _trail(kind: str, name: str, registry: str | None, token: str | None, limit: int) -> list[dict[str, Any]]:
-    if registry:
-        return _remote(registry, token, f"/models/{name}/{kind}", limit=limit)
-    store = _store()
-    _known(store, name)
-    return store.audit_trail(kind, name, limit)
-
-
 TrailLimit = Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000, help="The newest N entries.")]
 
 
@@ -354,7 +221,7 @@ def breaches(
 
     Example: `maestrale monitor breaches pv-nrel-50 -n 20`
     """
-    items = _trail("breaches", name, registry, token, limit)
+    items = trail("breaches", name, registry, token, limit)
     if as_json:
         print_json(items)
         return
@@ -363,7 +230,7 @@ def breaches(
         return
     rows = [
         [
-            fmt_time(_dt(b["as_of"])),
+            fmt_time(as_datetime(b["as_of"])),
             f"v{b['version']}",
             b["condition"],
             b["metric"],
@@ -394,7 +261,7 @@ def decisions(
 
     Example: `maestrale monitor decisions pv-nrel-50 --json`
     """
-    items = _trail("decisions", name, registry, token, limit)
+    items = trail("decisions", name, registry, token, limit)
     if as_json:
         print_json(items)
         return
@@ -403,7 +270,7 @@ def decisions(
         return
     rows = [
         [
-            fmt_time(_dt(d["as_of"])),
+            fmt_time(as_datetime(d["as_of"])),
             f"v{d['champion_version'] or '-'} → v{d['challenger_version']}",
             d["outcome"],
             d["reason"],
@@ -420,23 +287,6 @@ def decisions(
 
 
 # -- evaluate -------------------------------------------------------------------------------------
-def _evaluation_json(r: EvaluationResult) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return {
-        "model": r.model,
-        "version": r.version,
-        "as_of": r.as_of,
-        "performance": {w: rep.as_dict() for w, rep in r.performance.items()},
-        "drift": r.drift,
-        "breaches": [asdict(b) for b in r.breaches],
-        "retrain_request": r.retrain_request,
-        "challenger": r.challenger,
-        "decision": None if r.decision is None else asdict(r.decision),
-        "promoted": r.promoted,
-    }
-
-
 def _parse_as_of(value: str) -> datetime:
     try:
         when = datetime.fromisoformat(value)
@@ -481,9 +331,9 @@ def evaluate(
     from maestrale.registry.client import Registry
 
     when = _parse_as_of(as_of) if as_of is not None else None
-    policies = _policies(policy)
-    store = _store()
-    _known(store, name)
+    policies = load_policies(policy)
+    store = open_store()
+    require_known(store, name)
     if when is None:
         when = store.data_time(name)
         if when is None:
@@ -498,7 +348,7 @@ def evaluate(
     monitor = Monitor(store, Registry(settings=settings, actor="monitor"), requests, policies)
     result = monitor.evaluate(name, when)
     if as_json:
-        print_json(_evaluation_json(result))
+        print_json(evaluation_json(result))
         return
     say(f"{name}:{result.version} as of {fmt_time(result.as_of)}")
     fields(
@@ -537,113 +387,11 @@ def evaluate(
         say(f"challenger {result.challenger}: {outcome}: {result.decision.reason}")
 
 
-# -- policy check ---------------------------------------------------------------------------------
-def check(
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="The policy YAML.")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Validate a policy file: print it normalised (defaults filled in) or every problem (exit 2).
-
-    Each problem names its field, e.g. `conditions.0: unknown metric 'nmea': use one of …`.
-
-    Example: `maestrale policy check policies/pv.yaml`
-    """
-    import yaml
-
-    from maestrale.monitoring.policy import PolicyError, load_policy
-
-    try:
-        policy = load_policy(Path(file))
-    except PolicyError as exc:
-        error(exc.message)
-        raise typer.Exit(2) from None
-    normalised = policy.model_dump(mode="json")
-    if as_json:
-        print_json(normalised)
-        return
-    say(f"{file}: policy {policy.name!r} is valid; it applies to {', '.join(policy.models)}")
-    for c in policy.conditions:
-        say(f"  {c.name}: {c.describe()} → {', '.join(policy.actions_of(c))}")
-    say("")
-    # unset options (null) are left out of the human form; --json keeps every field
-    shown = policy.model_dump(mode="json", exclude_none=True)
-    say(yaml.safe_dump(shown, sort_keys=False, allow_unicode=True, width=100).rstrip())
-
-
-# -- report ---------------------------------------------------------------------------------------
-def report(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name, e.g. pv-nrel-50.")],
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", "--output", "-o", help="HTML file to write (default: report-NAME.html in this folder)."
-        ),
-    ] = None,
-    window: Annotated[
-        str | None,
-        typer.Option("--window", help="Only evaluations over this window, e.g. 7D (default: every window)."),
-    ] = None,
-    title: Annotated[str | None, typer.Option("--title", help="Title of the report.")] = None,
-    registry: RegistryUrl = None,
-    token: Token = None,
-    json_output: JsonFlag = False,
-) -> None:
-    """Write a self-contained HTML monitoring report: performance, forecast vs actual, drift, events.
-
-    The monitor's records are read from MAESTRALE_DATABASE_URL (also when the registry is remote);
-    versions and alias moves from the registry. A model without data still gets a report that says
-    what is missing. Plots need matplotlib: pip install 'maestrale\\[plot]'.
-
-    Example: maestrale report pv-nrel-50 --window 7D --out pv.html
-    """
-    import os
-
-    from maestrale.cli.models import open_registry
-    from maestrale.config import load_settings
-    from maestrale.monitoring.performance import parse_window
-    from maestrale.monitoring.report import collect, render, require_matplotlib
-    from maestrale.monitoring.store import MonitorStore
-    from maestrale.refs import validate_name
-
-    validate_name(name)
-    require_matplotlib()  # fail before reading anything, with the install hint
-    if window is not None:
-        try:
-            parse_window(window)
-        except ValueError as exc:
-            raise usage_error(str(exc)) from None
-    reg = open_registry(registry, token)
-    settings = load_settings()
-    if reg.is_remote and not os.environ.get("MAESTRALE_DATABASE_URL"):
-        # the server holds the registry, but the monitor's tables are read straight from SQL: without
-        # the URL this is the local default database, most likely not the one the monitor writes to
-        note(
-            f"reading the monitor's records from {settings.database_url}: set MAESTRALE_DATABASE_URL "
-            "to the database `maestrale monitor` writes to"
-        )
-    assert settings.database_url  # filled by the Settings defaults
-    store = MonitorStore(settings.database_url, auto_upgrade=settings.auto_upgrade)
-    data = collect(store, reg, name, window=window)
-    if not data.registered and not data.logged:  # most likely a typo: say so, still write the report
-        note(f"{name!r} is neither registered nor monitored here: the report says there is no data")
-    text = render(data, title=title)
-    path = out if out is not None else Path(f"report-{name}.html")
-    path.write_text(text, encoding="utf-8")
-    plots = text.count('<img src="data:image/png;base64,')
-    if json_output:
-        print_json({"path": str(path), "plots": plots, "summary": data.summary()})
-        return
-    say(str(path))
-    say(f"{data.summary()}; {plots} plots")
-
-
 def register(app: typer.Typer) -> None:
-    """Attach `maestrale monitor …` and `maestrale policy …` to the root app."""
+    """Attach `maestrale monitor …` to the root app."""
     monitor_app.command("run")(run)
     monitor_app.command("status")(status)
     monitor_app.command("breaches")(breaches)
     monitor_app.command("decisions")(decisions)
     monitor_app.command("evaluate")(evaluate)
-    policy_app.command("check")(check)
     app.add_typer(monitor_app, name="monitor")
-    app.add_typer(policy_app, name="policy")
