@@ -23,6 +23,7 @@ from maestrale.cli import (
     artifacts,
     bus,
     demo,
+    deploy,
     lifecycle,
     models,
     monitoring,
@@ -92,6 +93,7 @@ service.register(app)
 report.register(app)
 monitoring.register(app)
 policy.register(app)
+deploy.register(app)
 
 
 def main() -> None:
