@@ -29,6 +29,7 @@ from maestrale.cli import (
     monitoring,
     policy,
     report,
+    serve,
     service,
     train,
 )
@@ -90,6 +91,7 @@ bus.register(app)
 demo.register(app)
 train.register(app)
 service.register(app)
+serve.register(app)
 report.register(app)
 monitoring.register(app)
 policy.register(app)

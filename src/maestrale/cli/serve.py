@@ -1,0 +1,91 @@
+"""`maestrale serve NAME@ALIAS …`: the V2 model server from the shell."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from maestrale.cli.output import note, say, table
+
+
+def serve(
+    refs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="NAME@ALIAS...", help="Models to serve: NAME@ALIAS follows the alias, NAME:V is pinned."
+        ),
+    ],
+    host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 for all.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions to the bus.")] = False,
+    reload_poll: Annotated[
+        float, typer.Option("--reload-poll", min=0, help="Seconds between alias checks (0: bus events only).")
+    ] = 30.0,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve registered models over the Open Inference Protocol (V2), reloading them when promoted.
+
+    Endpoints: /v2/health/ready, /v2/models/NAME, POST /v2/models/NAME/infer, POST /models/NAME/predict
+    (plain JSON records) and /metrics. Each worker consumes `maestrale.model.promoted` on a queue of its
+    own and polls the alias every --reload-poll seconds; predictions go to the monitor over the bus.
+
+    Example: maestrale serve pv-nrel-50@champion --host 0.0.0.0 --port 8000
+    """
+    from maestrale.errors import ConfigError
+
+    try:
+        import uvicorn
+
+        from maestrale.serving.app import create_app
+    except ImportError as exc:
+        raise ConfigError(
+            f"`maestrale serve` needs the server extra ({exc.name} is missing): "
+            "pip install 'maestrale[server]'"
+        ) from None
+    from maestrale.config import load_settings
+
+    settings = load_settings()
+    poll = reload_poll or None
+    if settings.broker_url.startswith("memory"):
+        note(
+            "MAESTRALE_BROKER_URL is memory://: promotions made by other processes arrive through the "
+            "alias poll only, and logged predictions reach no monitor (set amqp://… to connect both)"
+        )
+    if workers == 1:
+        app = create_app(settings, refs, log_predictions=not no_log, reload_poll_s=poll)
+        served = [app.state.repository.get(n) for n in app.state.repository.names()]
+        rows = [[s.name, _follows(s.alias, s.version), s.version, s.sha256[:12]] for s in served]
+    else:  # each worker loads its own copy; resolve here only to say what they will serve
+        from maestrale.refs import ModelRef
+        from maestrale.registry.client import Registry
+
+        reg = Registry(settings=settings)
+        parsed = [ModelRef.parse(r) for r in refs]
+        metas = [reg.get_version(str(r)) for r in parsed]
+        rows = [[m.name, _follows(r.alias, m.version), m.version, m.artifact.sha256[:12]]
+                for r, m in zip(parsed, metas, strict=True)]  # fmt: skip
+    table("serving", ["model", "follows", "version", "sha256"], rows)
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    say(f"serving on http://{shown}:{port}/v2 (V2 inference: POST /v2/models/NAME/infer)")
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+    else:
+        os.environ["MAESTRALE_SERVE_REFS"] = " ".join(refs)
+        os.environ["MAESTRALE_SERVE_LOG"] = "0" if no_log else "1"
+        os.environ["MAESTRALE_SERVE_RELOAD_POLL"] = str(reload_poll)
+        uvicorn.run(
+            "maestrale.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+            log_level=log_level,
+        )  # fmt: skip
+
+
+def _follows(alias: str | None, version: int) -> str:
+    return f"@{alias}" if alias else f":{version} (pinned)"
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `serve` to the root app."""
+    app.command("serve")(serve)

@@ -1,0 +1,30 @@
+"""The model server: V2 (Open Inference Protocol) over HTTP, hot reload on promotion, prediction logging.
+
+>>> from maestrale.serving import create_app
+>>> app = create_app(settings, ["pv-nrel-50@champion"])  # doctest: +SKIP
+
+Modules: `v2` (request/response bodies and the tensor ↔ DataFrame codec), `repository` (the served
+models and their atomic swap), `reload` (bus consumer + alias poll), `logger` (bounded prediction
+log buffer flushed to the bus), `metrics` (Prometheus), `app` (the FastAPI application). Names are
+imported on first use, so `maestrale.serving.repository` works without the server extra (FastAPI).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "create_app": "maestrale.serving.app",
+    "ModelRepository": "maestrale.serving.repository",
+    "ServedModel": "maestrale.serving.repository",
+    "PredictionLogger": "maestrale.serving.logger",
+    "ReloadWatcher": "maestrale.serving.reload",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'maestrale.serving' has no attribute {name!r}")

@@ -1,0 +1,91 @@
+"""Prometheus metrics of a model server, in a registry of its own (several apps can share a process).
+
+>>> m = ServingMetrics()
+>>> m.model_version.labels("pv-forecast").set(3)
+>>> b"maestrale_serving_model_version" in m.render()
+True
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class ServingMetrics:
+    """Request latency and counts by model/endpoint/status, served versions, reloads, logger health."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.latency = Histogram(
+            "maestrale_serving_request_duration_seconds", "Request latency by model and endpoint",
+            ["model", "endpoint"], buckets=BUCKETS, registry=r,
+        )  # fmt: skip
+        self.requests = Counter(
+            "maestrale_serving_requests_total", "Requests by model, endpoint and HTTP status",
+            ["model", "endpoint", "status"], registry=r,
+        )  # fmt: skip
+        self.model_version = Gauge(
+            "maestrale_serving_model_version", "Version currently served, by model", ["model"], registry=r
+        )
+        self.reloads = Counter(
+            "maestrale_serving_reloads_total", "Versions swapped in by a reload", ["model"], registry=r
+        )
+        self.reload_failures = Counter(
+            "maestrale_serving_reload_failures_total", "Reloads that failed (the old version kept serving)",
+            ["model"], registry=r,
+        )  # fmt: skip
+        self.predictions_logged = Counter(
+            "maestrale_serving_predictions_logged_total",
+            "Prediction records published to the bus",
+            registry=r,
+        )
+        self.predictions_dropped = Counter(
+            "maestrale_serving_predictions_dropped_total",
+            "Prediction records not logged: buffer full or the bus refused them", ["reason"], registry=r,
+        )  # fmt: skip
+        self.log_queue = Gauge(
+            "maestrale_serving_prediction_log_queue", "Prediction records waiting to be published", registry=r
+        )
+
+    def render(self) -> bytes:
+        """The text exposition of every metric."""
+        return generate_latest(self.registry)
+
+
+class ServingMetricsMiddleware:
+    """Pure ASGI middleware: latency and status per (model, endpoint).
+
+    `endpoint` is the route template (bounded cardinality); `model` is the path's `{name}` only when
+    this server serves it (`other` otherwise, so random names cannot blow up the label set).
+    """
+
+    def __init__(self, app: Any, metrics: ServingMetrics, served: set[str]) -> None:
+        self.app, self.metrics, self.served = app, metrics, served
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            name = (scope.get("path_params") or {}).get("name")
+            model = "" if name is None else name if name in self.served else "other"
+            self.metrics.requests.labels(model, endpoint, str(status)).inc()
+            self.metrics.latency.labels(model, endpoint).observe(time.perf_counter() - start)
