@@ -50,6 +50,7 @@ bench: $(STAMP)
 	bash bench/setup_evidently.sh
 	$(PY) bench/drift.py
 	$(PY) bench/ingest.py
+	$(PY) bench/serving.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .demo
