@@ -44,6 +44,10 @@ def test_demo_detects_the_fault_retrains_and_promotes(tmp_path):
     s, output = run(tmp_path, "--fault-start", "2012-07-02", "--fault-loss", "0.2")
     check_fault_run(s, tmp_path)
     assert "shortfall" in output and "promoted" in output
+    # the forecasts came from the V2 model server, which hot-reloaded each promoted version
+    assert s["served"]["equal"] is True
+    assert s["served"]["model_version"] == s["promotions"][-1]["version"]
+    assert "the model server answers with v2" in output
 
 
 def test_clean_run_does_not_retrain(tmp_path):

@@ -37,6 +37,7 @@ _STYLE = {
     "promoted": "bold green",
     "rejected": "magenta",
     "failed": "bold red",
+    "served": "green",
     "fault": "bold red",
 }
 
@@ -59,6 +60,7 @@ def run_demo(
     from maestrale.config import load_settings
     from maestrale.demo.replay import Replay, TimelineEvent
     from maestrale.demo.scenario import DataLake, build_scenario, initial_spec
+    from maestrale.demo.serving import DemoServer
     from maestrale.demo.summary import plot_loop, summarise
     from maestrale.monitoring.policy import default_policy, load_policy
     from maestrale.monitoring.service import MonitorService
@@ -109,9 +111,15 @@ def run_demo(
             style = _STYLE.get(e.kind, "")
             bar.console.print(f"{e.day}  [{style}]{e.kind:<9}[/] {e.text}")
 
-        replay = Replay(
-            settings, scenario, lake, registry, requests, monitor, actual_delay=actual_delay, on_event=show
+        server = DemoServer(settings, f"{MODEL}@champion").start()
+        console.print(
+            f"model server (V2) at {server.url}: {MODEL}@champion → v{server.served_version(MODEL)}; "
+            "the forecasting service calls POST /v2/models/pv-nrel-50/infer"
         )
+        replay = Replay(
+            settings, scenario, lake, registry, requests, monitor, actual_delay=actual_delay, on_event=show,
+            server=server,
+        )  # fmt: skip
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         days = (replay_end - replay_start).days + 1
         with Progress(*columns, console=console, transient=True) as bar:
@@ -120,15 +128,44 @@ def run_demo(
                 bar.console.print(
                     f"{fault_start}  [bold red]fault    [/] the plant loses {fault_loss:.0%} of its capacity"
                 )
-            log = replay.run(replay_start, replay_end, progress=lambda d: bar.update(task, advance=1))
+            try:
+                log = replay.run(replay_start, replay_end, progress=lambda d: bar.update(task, advance=1))
+                served = _show_v2(console, server, replay)
+            finally:
+                server.stop()
     elapsed = time.perf_counter() - t_start
     summary = summarise(monitor.store, log, scenario, first, registry.load(first.ref), elapsed)
     plot = plot_loop(home, monitor.store, log, scenario)
     summary["plot"] = str(plot) if plot else None
+    summary["served"] = served
     if report:
         summary["report"] = _write_report(home, monitor.store, registry, console)
     _print_summary(console, summary, log)
     return summary
+
+
+def _show_v2(console: Console, server: Any, replay: Any) -> dict[str, Any]:
+    """One V2 request to the model server for the last replayed day, shown as a client sees it."""
+    import json
+
+    import numpy as np
+
+    from maestrale.demo.serving import v2_request
+
+    day = max(replay.log.served) if replay.log.served else REPLAY_END
+    X = replay.features.loc[replay.scenario.local_day(day).index].iloc[10:13]
+    t0 = time.perf_counter()
+    predictions, version = server.infer(MODEL, X)
+    ms = 1000 * (time.perf_counter() - t0)
+    same = bool(np.allclose(predictions, replay.registry.load(f"{MODEL}:{version}").predict(X)))
+    first = v2_request(X.round(3))["inputs"][0]
+    console.print(
+        f"POST {server.url}/v2/models/{MODEL}/infer with {X.shape[1]} inputs like {json.dumps(first)}\n"
+        f"  → model_version {version}, outputs[predict] {np.round(predictions, 3).tolist()} kW "
+        f"in {ms:.1f} ms "
+        f"(equal to the registry's {MODEL}:{version}: {same})"
+    )
+    return {"url": server.url, "model_version": version, "ms": round(ms, 2), "equal": same}
 
 
 def _utc_midnight(day: date) -> Any:

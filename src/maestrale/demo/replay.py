@@ -7,8 +7,9 @@ Each local day D at the plant:
 2. the monitor ingests them and evaluates (its clock is the latest actual); a breach may request a
    retraining, which the training service runs on the lake's data; simulated time waits for it, as
    production would carry on with the old champion meanwhile;
-3. noon: the forecasting service loads `pv-nrel-50@champion` (again only after a `model.promoted`),
-   forecasts day D + 1 and logs the forecast with its inputs (`maestrale.log_predictions` → bus).
+3. noon: the forecasting service asks the model server (`maestrale serve pv-nrel-50@champion`,
+   V2 protocol) for day D + 1 and logs the forecast with its inputs (`maestrale.log_predictions`).
+   Without a server it loads `pv-nrel-50@champion` itself (again only after a promotion).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from maestrale.config import Settings
     from maestrale.demo.scenario import DataLake, Scenario
+    from maestrale.demo.serving import DemoServer
     from maestrale.monitoring.monitor import EvaluationResult
     from maestrale.monitoring.service import MonitorService
     from maestrale.registry.client import Registry
@@ -65,12 +67,14 @@ class Replay:
         *,
         actual_delay: int = 1,
         on_event: Callable[[TimelineEvent], None] | None = None,
+        server: DemoServer | None = None,
     ) -> None:
         from maestrale.datasets import pv_features
 
         self.settings, self.scenario, self.lake = settings, scenario, lake
         self.registry, self.requests, self.service = registry, requests, service
         self.actual_delay = actual_delay
+        self.server = server
         self.on_event = on_event or (lambda e: None)
         self.log = ReplayLog()
         self.features = pv_features(scenario.frame)
@@ -98,13 +102,16 @@ class Replay:
         from maestrale.demo.scenario import ENTITY, MODEL
         from maestrale.monitoring.client import log_predictions
 
-        version = self.registry.get_version(f"{MODEL}@champion").version
-        if self._loaded is None or self._loaded[0] != version:
-            self._loaded = (version, self.registry.load(f"{MODEL}:{version}"))
         rows = self.scenario.local_day(day)
         X = self.features.loc[rows.index]
         frame = X.copy()
-        frame["prediction"] = self._loaded[1].predict(X)
+        if self.server is not None:
+            frame["prediction"], version = self.server.infer(MODEL, X)
+        else:
+            version = self.registry.get_version(f"{MODEL}@champion").version
+            if self._loaded is None or self._loaded[0] != version:
+                self._loaded = (version, self.registry.load(f"{MODEL}:{version}"))
+            frame["prediction"] = self._loaded[1].predict(X)
         issued = self.scenario.issue_time(day)
         n = log_predictions(
             frame, model=MODEL, version=version, entity=ENTITY, issued_at=issued, settings=self.settings
@@ -177,6 +184,22 @@ class Replay:
                 f"challenger v{result.challenger} {d.outcome}: {d.reason} (n={d.n})",
                 result.challenger,
             )
+            if kind == "promoted" and self.server is not None and result.promoted:
+                self._relay_promotion()
+                seconds = self.server.wait_for_version(result.model, result.promoted)
+                self._emit(
+                    day, "served", f"the model server answers with v{result.promoted} "
+                    f"(hot reload {1000 * seconds:.0f} ms after the promotion, no restart)", result.promoted,
+                )  # fmt: skip
+
+    def _relay_promotion(self) -> None:
+        """Publish the outbox now (`model.promoted`) instead of waiting for the relay's next poll."""
+        from maestrale.bus.relay import OutboxRelay
+        from maestrale.bus.transport import get_transport
+
+        assert self.settings.database_url
+        transport = get_transport(self.settings.broker_url, self.settings.bus_namespace)
+        OutboxRelay(self.settings.database_url, transport).run_once()
 
     def run(self, start: date, end: date, progress: Callable[[date], None] | None = None) -> ReplayLog:
         """Replay local days [start, end]; the first forecast is issued the day before `start`."""
