@@ -39,9 +39,13 @@ What it does
    ``--concurrency`` keep-alive connections, each with one request in flight (closed loop), from
    the load generator in ``_serving_load.py`` (raw asyncio HTTP/1.1 by default; ``--client httpx``
    for ``httpx.AsyncClient``). Latency is per request, from writing it to reading the whole
-   response. Server CPU is read from /proc (user + system of its process group).
+   response. Server CPU is read from /proc (user + system of its process group) over the same
+   window: ``CPU ms/req`` is what one request costs the server, a figure that holds when other
+   work shares the machine (req/s and latency do not: check ``srv CPU``, the share of a core
+   the server got, and the load averages in the JSON).
 5. Prints a table on stderr and ONE JSON line on stdout. ``ratio`` is req/s over the anchor's
-   req/s; the anchor is the faster of the two MLServer runs. Targets (Maestrale with logging on,
+   req/s, ``CPU ratio`` the anchor's CPU ms per request over the server's; the anchor is the
+   faster of the two MLServer runs. Targets (Maestrale with logging on,
    its default): req/s >= 2x the anchor, p99 <= 10 ms; logging on costs <= 10 % of req/s
    (``maestrale`` against ``maestrale-nolog``). ``--check``: exit 2 when a target is missed.
 """
@@ -103,9 +107,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def ensure_mlserver() -> dict[str, str]:
-    if not (MLS_STAMP.exists() and (MLS_VENV / "bin" / "mlserver").exists()):
+    """Run the (idempotent) setup script: a no-op when the venv matches pyproject.toml."""
+    if not MLS_STAMP.exists():
         log(f"setting up MLServer 1.7.1 in {MLS_VENV} (about a minute, once) ...")
-        subprocess.run(["bash", str(BENCH / "setup_mlserver.sh")], check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        ["bash", str(BENCH / "setup_mlserver.sh")], check=True, stdin=subprocess.DEVNULL, stdout=sys.stderr
+    )
     return dict(kv.split("=", 1) for kv in MLS_STAMP.read_text().split() if "=" in kv)
 
 
@@ -279,11 +286,13 @@ def measure(name: str, workdir: Path, prep: dict[str, Any], args: argparse.Names
             cpu0, t0 = group_cpu_s(proc.pid), time.perf_counter()
             res = run_load("127.0.0.1", port, path, prep["body"], duration=args.duration,
                            concurrency=args.concurrency, client=args.client)  # fmt: skip
-            server_cpu = (group_cpu_s(proc.pid) - cpu0) / (time.perf_counter() - t0)
+            server_cpu_s, wall = group_cpu_s(proc.pid) - cpu0, time.perf_counter() - t0
         finally:
             os.sched_setaffinity(0, all_cpus)
         info.update(res.summary())
-        info["server_cpu_pct"] = round(100 * server_cpu, 1)
+        info["server_cpu_pct"] = round(100 * server_cpu_s / wall, 1)
+        # CPU per request: what the server costs whatever else the machine runs (req/s is not)
+        info["cpu_ms_per_req"] = round(1000 * server_cpu_s / res.requests, 3) if res.requests else None
         info["rss_mb"], _ = group_rss_mb(proc.pid)
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited {proc.returncode} during the load")
@@ -297,8 +306,11 @@ def build_report(results: dict[str, dict[str, Any]], errors: dict[str, str]) -> 
     rps = {k: v.get("rps") for k, v in results.items()}
     anchors = [(rps[k], k) for k in MLSERVERS if rps.get(k)]
     anchor_rps, anchor = max(anchors) if anchors else (None, None)
+    anchor_cpu = results[anchor].get("cpu_ms_per_req") if anchor else None
     for v in results.values():
         v["ratio_vs_mlserver"] = round(v["rps"] / anchor_rps, 2) if anchor_rps and v.get("rps") else None
+        cpu = v.get("cpu_ms_per_req")
+        v["cpu_ratio_vs_mlserver"] = round(anchor_cpu / cpu, 2) if anchor_cpu and cpu else None
     ma, nolog = results.get("maestrale", {}), results.get("maestrale-nolog", {})
     log_cost = None
     if ma.get("rps") and nolog.get("rps"):
@@ -313,6 +325,7 @@ def build_report(results: dict[str, dict[str, Any]], errors: dict[str, str]) -> 
         "servers": results,
         "anchor": anchor,
         "maestrale_rps_ratio_vs_mlserver": ma.get("ratio_vs_mlserver"),
+        "maestrale_cpu_ratio_vs_mlserver": ma.get("cpu_ratio_vs_mlserver"),
         "maestrale_p99_ms": {
             k: results[k].get("p99_ms") for k in ("maestrale", "maestrale-nolog") if k in results
         },
@@ -330,8 +343,8 @@ def build_report(results: dict[str, dict[str, Any]], errors: dict[str, str]) -> 
 def print_table(rep: dict[str, Any]) -> None:
     log("")
     log(
-        f"{'server':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}"
-        f"{'srv CPU':>9}{'cli CPU':>9}"
+        f"{'server':<18}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}{'ratio':>7}"
+        f"{'CPU ms/req':>11}{'CPU ratio':>10}{'srv CPU':>8}{'cli CPU':>8}"
     )
     for name, v in rep["servers"].items():
 
@@ -340,14 +353,16 @@ def print_table(rep: dict[str, Any]) -> None:
             return "-" if x is None else format(x, fmt)
 
         ratio = "-" if v.get("ratio_vs_mlserver") is None else f"{v['ratio_vs_mlserver']:.2f}x"
+        cratio = "-" if v.get("cpu_ratio_vs_mlserver") is None else f"{v['cpu_ratio_vs_mlserver']:.2f}x"
         log(
-            f"{name:<18}{f('rps', '.0f'):>9}{f('p50_ms', '.2f'):>9}{f('p99_ms', '.2f'):>9}"
-            f"{f('errors', 'd'):>8}{ratio:>8}"
-            f"{f('server_cpu_pct', '.0f') + '%':>9}{f('client_cpu_pct', '.0f') + '%':>9}"
+            f"{name:<18}{f('rps', '.0f'):>8}{f('p50_ms', '.2f'):>8}{f('p99_ms', '.2f'):>8}"
+            f"{f('errors', 'd'):>7}{ratio:>7}{f('cpu_ms_per_req', '.3f'):>11}{cratio:>10}"
+            f"{f('server_cpu_pct', '.0f') + '%':>8}{f('client_cpu_pct', '.0f') + '%':>8}"
         )
     for name, msg in rep.get("errors", {}).items():
         log(f"{name:<18}FAILED: {msg.splitlines()[0]}")
-    log(f"ratio = req/s / req/s of {rep['anchor'] or '(no MLServer result)'}")
+    anchor = rep["anchor"] or "(no MLServer result)"
+    log(f"ratio = req/s / req/s of {anchor}; CPU ratio = its server CPU ms per request / this one's")
     log("targets:")
     for key, text in rep["targets"].items():
         ok = rep["met"][key]
