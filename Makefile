@@ -31,8 +31,8 @@ demo: $(STAMP)
 	$(VENV)/bin/maestrale demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests examples
 
 test: $(STAMP) $(NPM_STAMP) lint
 	$(PY) -m pytest -q

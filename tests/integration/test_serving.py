@@ -277,7 +277,15 @@ def test_served_predictions_reach_the_monitor(world: World):
             served = output(r)
             recs = {"records": X.iloc[:2].to_dict("records"), "parameters": {"entity": "p2"}}
             assert c.post(f"/models/{NAME}/predict", json=recs).status_code == 200
-            wait_for(lambda: monitor.stats.predictions == 26, 10, "26 predictions in the monitor store")
+            # a backfill: the caller says when the forecast was made
+            issued = {"records": X.iloc[:1].to_dict("records"),
+                      "parameters": {"entity": "p3", "issued_at": "2011-05-31T18:00:00Z",
+                                     "target_time": "2011-06-01T12:00:00Z"}}  # fmt: skip
+            assert c.post(f"/models/{NAME}/predict", json=issued).status_code == 200
+            bad = {"records": X.iloc[:1].to_dict("records"), "parameters": {"issued_at": "yesterday"}}
+            r = c.post(f"/models/{NAME}/predict", json=bad)
+            assert r.status_code == 400 and "ISO 8601" in r.json()["error"]
+            wait_for(lambda: monitor.stats.predictions == 27, 10, "27 predictions in the monitor store")
     finally:
         monitor.stop()
     stored = _stored(world.settings)
@@ -289,6 +297,9 @@ def test_served_predictions_reach_the_monitor(world: World):
     plain = stored[stored["entity"] == "p2"]
     assert len(plain) == 2  # no target time: the request time, with record ids unique per row
     assert (plain["target_time"] == plain["issued_at"]).all()
+    backfill = stored[stored["entity"] == "p3"].iloc[0]
+    assert pd.Timestamp(backfill["issued_at"]).tz_localize(None) == pd.Timestamp("2011-05-31 18:00")
+    assert backfill["horizon_s"] == 18 * 3600
 
 
 def test_full_buffer_drops_are_counted_requests_stay_fast_and_shutdown_flushes(world: World):

@@ -21,7 +21,8 @@ Every response names the version that actually served it (`model_version`), so a
 swap. Prediction logging reads `entity` from a `parameters.entity`, an `X-Maestrale-Entity` header,
 an `entity` input/record key (per row), else the model name; `target_time` from a `target_time`
 input/record key or `parameters.target_time` (one ISO 8601 time, or one per row), else the request
-time, which is also `issued_at`.
+time; `issued_at` from `parameters.issued_at` (one ISO 8601 time: a forecast computed earlier, or a
+backfill), else the request time.
 """
 
 from __future__ import annotations
@@ -244,6 +245,12 @@ def create_app(
     ) -> Any:  # fmt: skip
         target = decoded.extras.get("target_time", params.get("target_time"))
         target_time = None if target is None else _times(target, decoded.rows)
+        if params.get("issued_at") is not None:
+            if not isinstance(params["issued_at"], str):
+                raise InvalidInput(
+                    "parameters.issued_at must be one ISO 8601 time, e.g. 2012-06-01T18:00:00Z"
+                )
+            issued_at = _times(params["issued_at"], 1)[0].to_pydatetime()
         try:
             pred = served.predict(decoded.frame)
         except ValueError as exc:  # scikit-learn's way of saying "not this input" (NaN, wrong width…)
