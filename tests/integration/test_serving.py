@@ -326,3 +326,21 @@ def test_full_buffer_drops_are_counted_requests_stay_fast_and_shutdown_flushes(w
     finally:
         monitor.stop()
     print(f"\nrequest latency with a full log buffer: {[round(t * 1000, 1) for t in took]} ms")
+
+
+def test_custom_classes_are_served_only_when_trusted(world: World):
+    from sklearn.pipeline import make_pipeline
+
+    from maestrale.errors import MaestraleError
+    from tests.unit.custom_estimators import ClipTransformer
+
+    model = make_pipeline(ClipTransformer(), Ridge()).fit(world.X, world.y)
+    kind = "tests.unit.custom_estimators.ClipTransformer"
+    world.registry.register("pv-custom", model, input_example=world.X.head(), trusted_types=[kind])
+    world.registry.set_alias("pv-custom", "champion", 1)
+    with pytest.raises(MaestraleError, match="ClipTransformer"):
+        create_app(world.settings, ["pv-custom@champion"], log_predictions=False)
+    app = create_app(world.settings, ["pv-custom@champion"], log_predictions=False, trusted_types=[kind])
+    with serving(app) as url:
+        served = output(httpx.post(f"{url}/v2/models/pv-custom/infer", json=per_feature(world.X.iloc[:5])))
+    np.testing.assert_allclose(served.ravel(), model.predict(world.X.iloc[:5]))

@@ -25,6 +25,10 @@ def serve(
     ] = 30.0,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    trust_type: Annotated[
+        list[str] | None,
+        typer.Option("--trust-type", help="A custom class (module.Class) the artifacts may contain; repeat."),
+    ] = None,
 ) -> None:
     """Serve registered models over the Open Inference Protocol (V2), reloading them when promoted.
 
@@ -55,7 +59,9 @@ def serve(
             "alias poll only, and logged predictions reach no monitor (set amqp://… to connect both)"
         )
     if workers == 1:
-        app = create_app(settings, refs, log_predictions=not no_log, reload_poll_s=poll)
+        app = create_app(
+            settings, refs, log_predictions=not no_log, reload_poll_s=poll, trusted_types=trust_type or None
+        )
         served = [app.state.repository.get(n) for n in app.state.repository.names()]
         rows = [[s.name, _follows(s.alias, s.version), s.version, s.sha256[:12]] for s in served]
     else:  # each worker loads its own copy; resolve here only to say what they will serve
@@ -76,6 +82,7 @@ def serve(
         os.environ["MAESTRALE_SERVE_REFS"] = " ".join(refs)
         os.environ["MAESTRALE_SERVE_LOG"] = "0" if no_log else "1"
         os.environ["MAESTRALE_SERVE_RELOAD_POLL"] = str(reload_poll)
+        os.environ["MAESTRALE_SERVE_TRUST"] = " ".join(trust_type or [])
         uvicorn.run(
             "maestrale.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
             log_level=log_level,

@@ -103,12 +103,15 @@ def create_app(
     log_capacity: int = 10_000,
     log_batch_size: int = 1_000,
     log_interval_s: float = 1.0,
+    trusted_types: list[str] | None = None,
 ) -> FastAPI:
     """Load `refs` (`NAME@ALIAS` follows the alias, `NAME:V` is pinned) and build the V2 server.
 
-    Models load here, so a bad reference fails at once; the bus consumer, the alias poll (every
-    `reload_poll_s` s; None: events only) and the prediction logger run between the app's lifespan
-    startup and shutdown (uvicorn's default), and the shutdown publishes what the logger holds.
+    `trusted_types` lists the custom classes (`module.Class`) a skops artifact may contain, as in
+    `Registry.load(..., trusted_types=...)`. Models load here, so a bad reference fails at once;
+    the bus consumer, the alias poll (every `reload_poll_s` s; None: events only) and the
+    prediction logger run between the app's lifespan startup and shutdown (uvicorn's default), and
+    the shutdown publishes what the logger holds.
     """
     from maestrale.bus.transport import get_transport
     from maestrale.registry.client import Registry
@@ -125,6 +128,7 @@ def create_app(
     repo = ModelRepository(
         Registry(settings=settings, actor="serving"), refs, on_swap=on_swap,
         on_reload_error=lambda name, _exc: metrics.reload_failures.labels(name).inc(),
+        trusted_types=trusted_types,
     )  # fmt: skip
     started = True
     transport = get_transport(settings.broker_url, settings.bus_namespace)
@@ -357,4 +361,5 @@ def app_from_env() -> FastAPI:
     return create_app(
         load_settings(), refs, log_predictions=os.environ.get("MAESTRALE_SERVE_LOG", "1") == "1",
         reload_poll_s=poll or None,
+        trusted_types=os.environ.get("MAESTRALE_SERVE_TRUST", "").split() or None,
     )  # fmt: skip
