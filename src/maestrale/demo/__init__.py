@@ -60,7 +60,6 @@ def run_demo(
     from maestrale.config import load_settings
     from maestrale.demo.replay import Replay, TimelineEvent
     from maestrale.demo.scenario import DataLake, build_scenario, initial_spec
-    from maestrale.demo.serving import DemoServer
     from maestrale.demo.summary import plot_loop, summarise
     from maestrale.monitoring.policy import default_policy, load_policy
     from maestrale.monitoring.service import MonitorService
@@ -111,11 +110,7 @@ def run_demo(
             style = _STYLE.get(e.kind, "")
             bar.console.print(f"{e.day}  [{style}]{e.kind:<9}[/] {e.text}")
 
-        server = DemoServer(settings, f"{MODEL}@champion").start()
-        console.print(
-            f"model server (V2) at {server.url}: {MODEL}@champion → v{server.served_version(MODEL)}; "
-            "the forecasting service calls POST /v2/models/pv-nrel-50/infer"
-        )
+        server = _start_server(settings, console)
         replay = Replay(
             settings, scenario, lake, registry, requests, monitor, actual_delay=actual_delay, on_event=show,
             server=server,
@@ -130,9 +125,10 @@ def run_demo(
                 )
             try:
                 log = replay.run(replay_start, replay_end, progress=lambda d: bar.update(task, advance=1))
-                served = _show_v2(console, server, replay)
+                served = _show_v2(console, server, replay) if server is not None else None
             finally:
-                server.stop()
+                if server is not None:
+                    server.stop()
     elapsed = time.perf_counter() - t_start
     summary = summarise(monitor.store, log, scenario, first, registry.load(first.ref), elapsed)
     plot = plot_loop(home, monitor.store, log, scenario)
@@ -142,6 +138,25 @@ def run_demo(
         summary["report"] = _write_report(home, monitor.store, registry, console)
     _print_summary(console, summary, log)
     return summary
+
+
+def _start_server(settings: Any, console: Console) -> Any:
+    """The V2 model server for the replay, or None (with a note) without the server extra."""
+    from maestrale.demo.serving import DemoServer
+
+    try:
+        server = DemoServer(settings, f"{MODEL}@champion").start()
+    except ImportError as exc:  # uvicorn, fastapi and httpx come with the server extra
+        console.print(
+            f"[dim]no model server ({exc.name} is missing: pip install 'maestrale[server]'); the "
+            "forecasting service loads the champion itself[/]"
+        )
+        return None
+    console.print(
+        f"model server (V2) at {server.url}: {MODEL}@champion → v{server.served_version(MODEL)}; "
+        "the forecasting service calls POST /v2/models/pv-nrel-50/infer"
+    )
+    return server
 
 
 def _show_v2(console: Console, server: Any, replay: Any) -> dict[str, Any]:
