@@ -146,9 +146,13 @@ def actual_records(
     ]
 
 
-def _publish(
-    payloads: list[Any], subject: str | None, settings: Settings | None, transport: Transport | None
+def publish_payloads(
+    payloads: list[Any],
+    subject: str | None,
+    settings: Settings | None = None,
+    transport: Transport | None = None,
 ) -> None:
+    """Publish `(payload class, data dict)` pairs as CloudEvents in one confirmed batch."""
     from maestrale.bus.events import CloudEvent
 
     bus = transport or _transport(settings)
@@ -190,7 +194,7 @@ def log_predictions(
         return store.log_predictions(model, int(version), records)
     batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
     payload = [(PredictionLogged, {"model": model, "version": int(version), "records": b}) for b in batches]
-    _publish(payload, model, settings, transport)
+    publish_payloads(payload, model, settings, transport)
     return len(records)
 
 
@@ -209,7 +213,7 @@ def log_actuals(
     if store is not None:
         return store.log_actuals(records)
     batches = [records[i : i + batch_size] for i in range(0, len(records), batch_size)]
-    _publish([(ActualLogged, {"records": b}) for b in batches], None, settings, transport)
+    publish_payloads([(ActualLogged, {"records": b}) for b in batches], None, settings, transport)
     return len(records)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,15 +41,48 @@ class ServedModel:
     columns: list[ColumnSchema] | None
     alias: str | None
     loaded_at: float
+    positional: bool = False  # predict on the bare array (see `positional`)
 
     def predict(self, X: Any) -> Any:
-        """`model.predict(X)`."""
+        """`model.predict(X)`; on the frame's array when the model reads its columns by position."""
+        if self.positional and hasattr(X, "to_numpy"):
+            return self.model.predict(X.to_numpy())
         return self.model.predict(X)
 
     @property
     def platform(self) -> str:
         """The library the model comes from (`sklearn`, `lightgbm`, …), as V2 metadata's `platform`."""
         return self.meta.artifact.flavor.split(".", 1)[0]
+
+
+# Estimators that read columns by name: a DataFrame must reach them.
+_BY_NAME = (
+    "ColumnTransformer",
+    "Pipeline",
+    "FeatureUnion",
+    "FunctionTransformer",
+    "TransformedTargetRegressor",
+)
+# scikit-learn warns when an array reaches an estimator fitted on a DataFrame; for `positional`
+# models the columns are in the fitted order by construction, so the warning says nothing.
+_NAMES_WARNING = "X does not have valid feature names"
+
+
+def positional(model: Any, columns: list[ColumnSchema] | None) -> bool:
+    """True when `model.predict(frame.to_numpy())` equals `model.predict(frame)` for frames in `columns`.
+
+    That holds for a plain scikit-learn estimator fitted on exactly these numeric columns in this
+    order (its `feature_names_in_`): it then only reads positions. Skipping the DataFrame path saves
+    about 0.6 ms of scikit-learn input checks per request (bench/serving.py). Pipelines and column
+    transformers select by name and keep the DataFrame.
+    """
+    cls = type(model)
+    if not cls.__module__.startswith("sklearn.") or columns is None or cls.__name__ in _BY_NAME:
+        return False
+    names = getattr(model, "feature_names_in_", None)
+    if names is None or [str(n) for n in names] != [c.name for c in columns]:
+        return False
+    return all(c.dtype.startswith(("float", "int", "uint", "bool")) for c in columns)
 
 
 def columns_of(meta: ModelVersion, model: Any) -> list[ColumnSchema] | None:
@@ -106,9 +140,13 @@ class ModelRepository:
         # of one version with the bytes of another.
         meta = self.registry.get_version(str(ref))
         loaded = self.registry.load_version(meta.ref, trusted_types=self.trusted_types)
+        columns = columns_of(meta, loaded.model)
+        fast = positional(loaded.model, columns)
+        if fast:
+            warnings.filterwarnings("ignore", message=_NAMES_WARNING, category=UserWarning)
         return ServedModel(
             name=meta.name, version=meta.version, sha256=loaded.sha256, model=loaded.model, meta=meta,
-            columns=columns_of(meta, loaded.model), alias=alias, loaded_at=time.time(),
+            columns=columns, alias=alias, loaded_at=time.time(), positional=fast,
         )  # fmt: skip
 
     def _swapped(self, served: ServedModel) -> None:
