@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 class _Entry:
     model: str
     version: int
-    frame: pd.DataFrame
+    rows: int
+    names: list[str]  # the numeric feature columns
+    values: np.ndarray | None  # rows × len(names), float64; the request's frame is not kept
     predictions: Any
     entity: str | np.ndarray
     issued_at: datetime
@@ -91,7 +93,15 @@ class PredictionLogger:
         """Buffer one request's rows; False (and counted) when the buffer is full. Never raises."""
         try:
             n = len(frame)
-            entry = _Entry(model, version, frame, predictions, entity, issued_at, target_time,
+            keep, names = _layout(frame)
+            # Copy the numbers out now: holding each request's DataFrame until the flush costs more
+            # (allocator and GC work on the request threads) than this one array.
+            values = None
+            if names:
+                values = frame.to_numpy(dtype="float64") if len(keep) == frame.shape[1] else (
+                    frame.iloc[:, keep].to_numpy(dtype="float64")
+                )  # fmt: skip
+            entry = _Entry(model, version, n, names, values, predictions, entity, issued_at, target_time,
                            request_id or uuid.uuid4().hex)  # fmt: skip
             with self._cond:
                 refused = (
@@ -142,7 +152,7 @@ class PredictionLogger:
             while self._queue and (rows < self.batch_size or not taken):
                 entry = self._queue.popleft()
                 taken.append(entry)
-                rows += len(entry.frame)
+                rows += entry.rows
             self._size -= rows
         if self.metrics is not None and rows:
             self.metrics.log_queue.dec(rows)
@@ -169,7 +179,7 @@ class PredictionLogger:
         for e in batch:
             groups.setdefault((e.model, e.version), []).append(e)
         for (model, version), entries in groups.items():
-            n = sum(len(e.frame) for e in entries)
+            n = sum(e.rows for e in entries)
             try:
                 records = [r for e in entries for r in _records(e)]
                 size = self.batch_size
@@ -233,15 +243,8 @@ def _records(e: _Entry) -> list[dict[str, Any]]:
     Features are the numeric input columns (the monitor stores numbers); record ids are unique per
     row and request, so a forecast without a target time does not collapse onto one id.
     """
-    frame = e.frame
-    n = len(frame)
-    keep, names = _layout(frame)
-    if not names:
-        values: list[list[float]] = [[] for _ in range(n)]
-    elif len(keep) == frame.shape[1]:
-        values = frame.to_numpy(dtype="float64").tolist()
-    else:
-        values = frame.iloc[:, keep].to_numpy(dtype="float64").tolist()
+    n, names = e.rows, e.names
+    values: list[list[float]] = [[] for _ in range(n)] if e.values is None else e.values.tolist()
     pred = np.asarray(e.predictions)
     preds = pred.tolist() if pred.ndim > 1 else pred.astype("float64").ravel().tolist()
     issued = _iso(e.issued_at)
