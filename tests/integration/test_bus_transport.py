@@ -321,3 +321,32 @@ def test_inline_handlers_retry_and_dead_letter_the_same(bus):
     finally:
         ok.stop()
         dead.stop()
+
+
+def test_rabbitmq_queues_with_expires_disappear_when_unused(rabbit):
+    """A per-process queue (a model server's reload queue) must not outlive a SIGKILLed process."""
+    import pika
+
+    from maestrale.bus.transport import RetryPolicy
+
+    policy = RetryPolicy(2, (1.0,), expires_s=1.0)
+    rabbit.declare("short-lived", ["maestrale.model.promoted"], policy)
+    full = rabbit.queue_name("short-lived")
+    names = [full, f"{full}.dlq", f"{full}.retry.1000"]
+    params = pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F")
+
+    def exists(name: str) -> bool:
+        conn = pika.BlockingConnection(params)
+        try:
+            conn.channel().queue_declare(name, passive=True)
+            return True
+        except pika.exceptions.ChannelClosedByBroker:
+            return False
+        finally:
+            if conn.is_open:
+                conn.close()
+
+    assert all(exists(n) for n in names)
+    # even a passive declare renews the lease: look again only once it has surely run out
+    time.sleep(4)
+    assert not any(exists(n) for n in names), "queues declared with expires_s were not deleted"

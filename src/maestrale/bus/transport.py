@@ -97,10 +97,16 @@ class RetryPolicy:
 
     max_attempts: int = 5
     delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
+    # Seconds a queue (and its retry and dead-letter queues) may stay unused before the broker
+    # deletes it; None: never. For per-process queues (a model server's reload queue), so that a
+    # process killed without its shutdown hook leaves nothing behind.
+    expires_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or not self.delays or min(self.delays) < 0:
             raise InvalidInput("RetryPolicy needs max_attempts >= 1 and at least one delay >= 0")
+        if self.expires_s is not None and self.expires_s <= 0:
+            raise InvalidInput(f"RetryPolicy expires_s must be positive seconds, not {self.expires_s}")
 
     def delay(self, failed_attempt: int) -> float:
         """Seconds to wait after attempt number `failed_attempt` failed."""

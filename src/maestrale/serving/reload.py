@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 RELOAD_TYPES = ("maestrale.model.promoted", "maestrale.model.alias_set")
 
 
+#: A reload queue unused this long is deleted by RabbitMQ: a server killed with SIGKILL (OOM, a
+#: node lost) cannot delete its own queue at shutdown.
+RELOAD_QUEUE_EXPIRES_S = 3600.0
+
+
 def queue_name() -> str:
     """A queue name unique to this server instance: `serve-<host>-<pid>-<6 hex>`."""
     host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())[:60]
@@ -64,7 +69,8 @@ class ReloadWatcher:
         if transport is not None and self.following:
             # One quick retry: the handler only schedules a reload, so a failure is a bug, not the weather.
             self.consumer = Consumer(
-                transport, self.queue, self.handle, RELOAD_TYPES, retry=RetryPolicy(2, (1.0,)), prefetch=8,
+                transport, self.queue, self.handle, RELOAD_TYPES,
+                retry=RetryPolicy(2, (1.0,), expires_s=RELOAD_QUEUE_EXPIRES_S), prefetch=8,
                 concurrency=0, handler_name="maestrale.serving.reload",
             )  # fmt: skip
 

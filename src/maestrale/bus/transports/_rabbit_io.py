@@ -182,13 +182,19 @@ def declare_topology(
     ch: Any, exchange: str, name: str, patterns: Sequence[str], policy: RetryPolicy
 ) -> list[str]:
     """Declare (idempotently) exchange, queue + bindings, DLQ and retry queues; returns the queue names."""
+    expiry = {} if policy.expires_s is None else {"x-expires": round(policy.expires_s * 1000)}
     ch.exchange_declare(exchange, "topic", durable=True)
-    ch.queue_declare(name, durable=True)
+    ch.queue_declare(name, durable=True, arguments=expiry or None)
     for p in patterns:
         ch.queue_bind(name, exchange, routing_key=p)
-    ch.queue_declare(f"{name}.dlq", durable=True)
+    ch.queue_declare(f"{name}.dlq", durable=True, arguments=expiry or None)
     for ms in _delays_ms(policy):
-        args = {"x-message-ttl": ms, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": name}
+        args = {
+            "x-message-ttl": ms,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": name,
+            **expiry,
+        }
         ch.queue_declare(retry_queue(name, ms), durable=True, arguments=args)
     return topology_names(name, policy)
 
