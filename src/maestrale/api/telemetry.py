@@ -20,8 +20,11 @@ LATENCY = Histogram(
 )
 
 
-class MetricsMiddleware:
-    """Pure ASGI middleware (BaseHTTPMiddleware would cost a task per request)."""
+class TimingMiddleware:
+    """Pure ASGI middleware that times each HTTP request; subclasses `record` it.
+
+    BaseHTTPMiddleware would cost a task per request. Shared by the API server and the model server.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -42,9 +45,19 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            # the route template, not the raw path, keeps label cardinality bounded
-            path = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            REQUESTS.labels(method, path, str(status)).inc()
-            LATENCY.labels(method, path).observe(time.perf_counter() - start)
+            self.record(scope, status, time.perf_counter() - start)
+
+    def record(self, scope: dict[str, Any], status: int, seconds: float) -> None:
+        """Count one finished request (`scope["route"]` is the matched route, if any)."""
+        raise NotImplementedError
+
+
+class MetricsMiddleware(TimingMiddleware):
+    """The API server's request counts and latency by method and route template."""
+
+    def record(self, scope: dict[str, Any], status: int, seconds: float) -> None:
+        # the route template, not the raw path, keeps label cardinality bounded
+        path = getattr(scope.get("route"), "path", None) or "unmatched"
+        method = scope.get("method", "")
+        REQUESTS.labels(method, path, str(status)).inc()
+        LATENCY.labels(method, path).observe(seconds)

@@ -8,10 +8,11 @@ True
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from maestrale.api.telemetry import TimingMiddleware
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -57,35 +58,20 @@ class ServingMetrics:
         return generate_latest(self.registry)
 
 
-class ServingMetricsMiddleware:
-    """Pure ASGI middleware: latency and status per (model, endpoint).
+class ServingMetricsMiddleware(TimingMiddleware):
+    """Latency and status per (model, endpoint).
 
     `endpoint` is the route template (bounded cardinality); `model` is the path's `{name}` only when
     this server serves it (`other` otherwise, so random names cannot blow up the label set).
     """
 
     def __init__(self, app: Any, metrics: ServingMetrics, served: set[str]) -> None:
-        self.app, self.metrics, self.served = app, metrics, served
+        super().__init__(app)
+        self.metrics, self.served = metrics, served
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
-            name = (scope.get("path_params") or {}).get("name")
-            model = "" if name is None else name if name in self.served else "other"
-            self.metrics.requests.labels(model, endpoint, str(status)).inc()
-            self.metrics.latency.labels(model, endpoint).observe(time.perf_counter() - start)
+    def record(self, scope: dict[str, Any], status: int, seconds: float) -> None:
+        endpoint = getattr(scope.get("route"), "path", None) or "unmatched"
+        name = (scope.get("path_params") or {}).get("name")
+        model = "" if name is None else name if name in self.served else "other"
+        self.metrics.requests.labels(model, endpoint, str(status)).inc()
+        self.metrics.latency.labels(model, endpoint).observe(seconds)
