@@ -77,8 +77,14 @@ class IntegrityError(MaestraleError):
 
 
 class ArtifactMissing(IntegrityError):
-    """The artifact object recorded for a version is absent from storage."""
+    """The artifact object recorded for a version (or asked for by digest) is absent from storage.
 
+    A 404 like `NotFound`, but still an `IntegrityError` (`Registry.verify` reports it as a failed
+    check) and deliberately not a `NotFound`: callers treat `NotFound` as "no such model or version",
+    while a missing object behind an existing version is damage to repair.
+    """
+
+    status_code = 404
     code = "artifact_missing"
 
 

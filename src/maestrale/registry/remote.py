@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 from urllib.parse import quote
 
@@ -31,14 +32,26 @@ class RemoteSession:
     """An HTTP session that turns server errors back into Maestrale's typed errors."""
 
     def __init__(self, base_url: str, token: str | None = None, timeout: float = 60.0) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self.client = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout, transport=httpx.HTTPTransport(retries=2)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = timeout
+        self.client = self._connect()
+
+    def _connect(self) -> httpx.Client:
+        self._pid = os.getpid()
+        return httpx.Client(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self._timeout,
+            transport=httpx.HTTPTransport(retries=2),
         )
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send a request; raise the typed error the server reported, or BackendUnavailable."""
+        if self._pid != os.getpid():
+            # forked: the pool's keep-alive sockets are the parent's; a fresh pool (the old one is
+            # left alone: closing it would shut the parent's connections down)
+            self.client = self._connect()
         try:
             resp = self.client.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -100,12 +113,17 @@ class RemoteStore:
     def archive_model(self, name: str, actor: str | None = None) -> None:
         self.s.request("POST", f"/api/v1/models/{_q(name)}/archive")
 
-    def create_version(self, name: str, new: VersionCreate) -> ModelVersion:
+    def create_version(
+        self, name: str, new: VersionCreate, trusted_types: list[str] | None = None
+    ) -> ModelVersion:
+        headers = {"content-type": "application/json"}
+        if trusted_types:  # the server vets skops archives; these are the caller's own classes
+            headers["X-Maestrale-Trusted-Types"] = " ".join(trusted_types)
         data = self.s.json(
             "POST",
             f"/api/v1/models/{_q(validate_name(name))}/versions",
             content=new.model_dump_json(),
-            headers={"content-type": "application/json"},
+            headers=headers,
         )
         return ModelVersion.model_validate(data)
 
