@@ -201,6 +201,8 @@ def test_an_estimator_without_sample_weight_fails_before_fitting(
     estimator: str, shown: str, sqlite_registry, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(CountingMeanRegressor, "fits", 0)
+    # the admin's trust for the test's own estimator module (specs may name no other code)
+    monkeypatch.setenv("MAESTRALE_ESTIMATOR_MODULES", "tests.unit.custom_estimators")
     spec = load_spec(
         SPEC.replace("estimator: ridge", f"estimator: {estimator}") + "sample_weight: {half_life: 7D}\n"
     )

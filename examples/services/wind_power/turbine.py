@@ -16,8 +16,9 @@ Both are built only from scikit-learn classes, so the registry stores them with 
   direction, air density, availability, the weather forecast's error.
 
 The training specs name the factories (`estimator: turbine:corrected_power_curve`), so `maestrale train`
-must be able to import this module: run it from this folder with `PYTHONPATH=.`, or package the module
-and declare the factories in the `maestrale.estimators` entry-point group.
+must be able to import this module and trust it: run it from this folder with `PYTHONPATH=.` and
+`MAESTRALE_ESTIMATOR_MODULES=turbine`, or package the module and declare the factories in the
+`maestrale.estimators` entry-point group.
 
 Power curve: Enercon E-126/4200 (EP4), 4.2 MW, from the Open Energy Platform's Wind Turbine Library
 (© Reiner Lemoine Institut, Open Data Commons Open Database License 1.0,

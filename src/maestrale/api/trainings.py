@@ -1,8 +1,18 @@
-"""Training endpoints: submit a spec (a fleet fans out to one request per member) and follow it."""
+"""Training endpoints: submit a spec (a fleet fans out to one request per member) and follow it.
+
+A submitted spec is untrusted data. It arrives as JSON (`spec`) or YAML text (`yaml`), never as a
+path: the server reads none of its own files for it. It is validated (bounded YAML, estimator and
+feature-set references checked against the server's `estimator_modules`, data sources against
+`data_sources` and `spec_env`) before anything is queued, and every problem comes back as one 400
+listing each issue. The worker checks again before it reads anything: that check is authoritative.
+
+>>> httpx.post(f"{url}/api/v1/trainings", headers=auth,
+...            json={"yaml": Path("pv.yaml").read_text(), "reason": "new plant"})  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
@@ -11,16 +21,22 @@ from maestrale.api.auth import Read, Write
 from maestrale.errors import InvalidInput
 from maestrale.training.requests import TrainingRecord, TrainingRequests
 
+if TYPE_CHECKING:
+    from maestrale.config import Settings
+    from maestrale.training.spec import TrainingSpec
+
 router = APIRouter(prefix="/api/v1/trainings", tags=["training"])
 
 
 class TrainingSubmit(BaseModel):
     """A spec as JSON (`spec`) or as the YAML text of a spec file (`yaml`), and why it is trained."""
 
-    spec: dict[str, Any] | None = None
-    yaml: str | None = Field(default=None, description="The YAML spec text, validated with line numbers.")
-    reason: str = "manual"
-    parent_version: int | None = Field(default=None, ge=1)
+    spec: dict[str, Any] | None = Field(default=None, description="The spec as a JSON object.")
+    yaml: str | None = Field(
+        default=None, description="The YAML text of a spec file (never a path), validated with line numbers."
+    )
+    reason: str = Field(default="manual", max_length=500)
+    parent_version: int | None = Field(default=None, ge=1, le=2**31 - 1)  # an INTEGER column
     idempotency_key: str | None = Field(
         default=None, max_length=100, description="Resubmitting with the same key trains once."
     )
@@ -36,16 +52,46 @@ def _requests(request: Request) -> TrainingRequests:
 @router.post("", response_model=list[TrainingRecord], status_code=202, dependencies=[Write])
 def submit(request: Request, body: TrainingSubmit) -> list[TrainingRecord]:
     """Queue a training (one request per fleet member); workers pick them up from the bus."""
-    from maestrale.training.spec import load_spec
-
     if (body.spec is None) == (body.yaml is None):
         raise InvalidInput("send exactly one of 'spec' (JSON object) or 'yaml' (the spec file's text)")
-    spec: Any = load_spec(body.yaml) if body.yaml is not None else body.spec
+    members, fleet = checked_members(body, request.app.state.settings)
     actor = getattr(request.state, "actor", None)
-    return _requests(request).submit(
-        spec, reason=body.reason, parent_version=body.parent_version, requested_by=actor,
+    return _requests(request).submit_members(
+        members, fleet=fleet, reason=body.reason, parent_version=body.parent_version, requested_by=actor,
         idempotency_key=body.idempotency_key,
     )  # fmt: skip
+
+
+def checked_members(body: TrainingSubmit, settings: Settings) -> tuple[list[TrainingSpec], bool]:
+    """The submitted spec's members, validated under the server's settings; `SpecError` (400) if not.
+
+    Returns `(members, is_fleet)`. Nothing here reads a file or imports code a spec names; the
+    data-source policy only resolves the symlinks of local paths, as the worker will.
+    """
+    from maestrale.limits import json_problem, text_problem
+    from maestrale.training.coderefs import trusted_modules
+    from maestrale.training.source_policy import SourcePolicy
+    from maestrale.training.specio import members_of, parse_spec, spec_from_data
+
+    source = "in the request's " + ("yaml" if body.yaml is not None else "spec")
+    with trusted_modules(settings.estimator_modules):
+        if body.yaml is not None:
+            spec = parse_spec(body.yaml, source=source)
+        else:
+            spec = spec_from_data(body.spec, source=source)
+        members = members_of(spec, source)
+    # what the request row and the event will hold must be storable JSON on both databases
+    # (PostgreSQL refuses NaN/Infinity in JSON and NUL in text; SQLite stores them and then breaks readers)
+    for i, member in enumerate(members):
+        where = "spec" if len(members) == 1 else f"spec (fleet member {i})"
+        if problem := json_problem(member.model_dump(mode="json", exclude_none=True), where):
+            raise InvalidInput(problem)
+    for what, text in (("reason", body.reason), ("idempotency_key", body.idempotency_key or "")):
+        if problem := text_problem(text, what):
+            raise InvalidInput(problem)
+    # an early 400, every member's problems at once; the worker applies the same policy before it reads
+    SourcePolicy.from_settings(settings).check(spec, source)
+    return members, spec.fleet is not None
 
 
 @router.get("/{request_id}", response_model=TrainingRecord, dependencies=[Read])

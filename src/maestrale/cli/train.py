@@ -123,9 +123,9 @@ def train(
     Example: `maestrale train examples/specs/pv-fleet.yaml --wait`
     """
     from maestrale.training.fleet import expand_fleet
-    from maestrale.training.spec import load_spec
+    from maestrale.training.specio import load_spec_file
 
-    members = expand_fleet(load_spec(spec_path))
+    members = expand_fleet(load_spec_file(spec_path))
     if only:
         unknown = sorted(set(only) - {m.name for m in members})
         if unknown:

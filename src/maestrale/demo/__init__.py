@@ -73,6 +73,9 @@ def run_demo(
     policy = load_policy(policy_path) if policy_path else default_policy()
     scenario = build_scenario(fault_start, fault_loss)
     lake = DataLake(home / "lake" / "nrel-50.parquet", scenario)
+    # the demo is the admin of its own training worker: requests may read its lake, wherever --home is
+    lake_folder = str(lake.path.parent.resolve())
+    settings = settings.model_copy(update={"data_sources": [*(settings.data_sources or []), lake_folder]})
     registry = Registry(settings=settings, actor="demo")
     requests = TrainingRequests(settings.database_url or "")
 

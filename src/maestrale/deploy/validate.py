@@ -23,8 +23,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from maestrale import yamlsafe
 from maestrale.errors import ConfigError, InvalidInput
 
 K8S_VERSION = "1.29"
@@ -36,14 +35,19 @@ _SCHEMAS = {
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda-triggerauthentication-v1alpha1.json",
 }
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}
+#: A rendered chart with CRDs runs to megabytes and deep schemas; an alias bomb still cannot pass.
+MANIFEST_LIMITS = {"max_bytes": 16 << 20, "max_nodes": 2_000_000, "max_depth": 128}
 
 
 def load_documents(text: str) -> list[dict[str, Any]]:
-    """Parse a multi-document YAML stream (e.g. `helm template` output), dropping empty documents."""
+    """Parse a multi-document YAML stream (e.g. `helm template` output), dropping empty documents.
+
+    Bounded like every YAML Maestrale reads (`maestrale.yamlsafe`), with room for large charts.
+    """
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d]
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"not a YAML stream of manifests: {exc}") from None
+        docs = [d for d in yamlsafe.load_all(text, **MANIFEST_LIMITS) if d]
+    except yamlsafe.YamlError as exc:
+        raise InvalidInput(f"not a YAML stream of manifests: {exc.message}") from None
     if not all(isinstance(d, dict) for d in docs):
         raise InvalidInput("not a YAML stream of manifests: every document must be a mapping")
     return docs

@@ -24,9 +24,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from maestrale import yamlsafe
 from maestrale.errors import InvalidInput
 from maestrale.monitoring.performance import parse_window
 
@@ -266,22 +266,42 @@ def _problems(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def parse_policy(text: str, where: str = "policy") -> Policy:
+    """A policy from YAML text, never a file path (for text that arrives in a request).
+
+    The YAML is bounded (`maestrale.yamlsafe`: size, depth, alias expansion); `PolicyError` says why.
+    """
+    try:
+        data = yamlsafe.load(text)
+    except yamlsafe.YamlError as exc:
+        at = f", line {exc.line}" if exc.line else ""
+        raise PolicyError(f"{where}{at}: {exc.message}") from None
+    return _validate(data, where)
+
+
 def load_policy(source: str | Path | dict[str, Any]) -> Policy:
-    """A policy from a YAML file, YAML text or a dict; `PolicyError` lists every problem."""
-    where = "policy"
+    """A policy from a YAML file, YAML text or a dict; `PolicyError` lists every problem.
+
+    A local caller's convenience: a `Path` or one line ending in .yaml is read as a file. For text
+    from a request, use `parse_policy`.
+    """
     if isinstance(source, dict):
-        data: Any = source
-    else:
-        text = str(source)
-        if isinstance(source, Path) or ("\n" not in text and text.endswith((".yaml", ".yml"))):
-            path = Path(source)
-            if not path.exists():
-                raise PolicyError(f"policy file {path} does not exist: pass the path of a YAML policy")
-            where, text = str(path), path.read_text()
+        return _validate(source, "policy")
+    text = str(source)
+    if isinstance(source, Path) or ("\n" not in text and text.endswith((".yaml", ".yml"))):
+        path = Path(source)
+        if not path.exists():
+            raise PolicyError(f"policy file {path} does not exist: pass the path of a YAML policy")
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PolicyError(f"{where} is not valid YAML: {exc}") from None
+            text = yamlsafe.read_text(path)
+        except yamlsafe.YamlError as exc:
+            raise PolicyError(exc.message) from None
+        return parse_policy(text, str(path))
+    return parse_policy(text)
+
+
+def _validate(data: Any, where: str) -> Policy:
+    """`Policy` from plain data; `PolicyError` lists every problem with its field path."""
     if not isinstance(data, dict):
         raise PolicyError(f"{where} must be a mapping with name and conditions, got {type(data).__name__}")
     try:

@@ -13,10 +13,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from maestrale import yamlsafe
 from maestrale.training import datasource as D
 from maestrale.training import spec as S
 
 Path = tuple[str | int, ...]
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 # What to write, by field path (list indices dropped): the "instead" of each message.
 EXAMPLES = {
@@ -66,63 +68,79 @@ ALLOWED = {
 
 
 def parse(text: str, source: str) -> tuple[dict[str, Any], dict[Path, int]]:
-    """The spec as plain data plus the 1-based line of every key and list item, from one YAML parse."""
+    """The spec as plain data plus the 1-based line of every key and list item, from one bounded parse.
+
+    The text goes through `maestrale.yamlsafe` (size, depth and alias-expansion limits) before anything
+    is constructed, so a 600-byte alias bomb is refused in milliseconds.
+    """
     from maestrale.training.spec import SpecError, SpecIssue
 
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(
-            source,
-            [
-                SpecIssue(
-                    path="",
-                    line=mark.line + 1 if mark else None,
-                    message=f"not valid YAML ({problem}); check indentation and quote values with ': '",
-                )
-            ],
-        ) from None
-    if not isinstance(data, dict):
-        raise SpecError(
-            source,
-            [SpecIssue(path="", line=1, message="a spec is a YAML mapping: start with `name: my-model`")],
-        )
-    lines: dict[Path, int] = {}
-    duplicates: list[S.SpecIssue] = []
-    _walk(node, (), lines, duplicates)
-    if duplicates:  # YAML would silently keep the last one: say so instead
-        raise SpecError(source, duplicates)
+        node = yamlsafe.compose(text)
+        if not isinstance(node, yaml.MappingNode):
+            raise SpecError(
+                source,
+                [SpecIssue(path="", line=1, message="a spec is a YAML mapping: start with `name: my-model`")],
+            )
+        lines, duplicates = _walk(node)
+        if duplicates:  # YAML would silently keep the last one: say so instead
+            raise SpecError(source, duplicates)
+        data = yamlsafe.construct(node)  # after the walk: construction flattens `<<` merges in place
+    except yamlsafe.YamlError as exc:
+        raise SpecError(source, [SpecIssue(path="", line=exc.line, message=exc.message)]) from None
     return data, lines
 
 
-def _walk(node: yaml.Node, path: Path, lines: dict[Path, int], duplicates: list[S.SpecIssue]) -> None:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            k = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
-            line = key.start_mark.line + 1
-            if k in seen:
-                duplicates.append(
-                    S.SpecIssue(
-                        path=_dotted((*path, k)),
-                        line=line,
-                        message=f"{k!r} is given twice (first on line {seen[k]}): keep one",
+def _key_text(key: yaml.Node) -> str:
+    return key.value if isinstance(key, yaml.ScalarNode) else f"<{key.id} key>"
+
+
+def _walk(root: yaml.Node) -> tuple[dict[Path, int], list[S.SpecIssue]]:
+    """Lines by field path and duplicated keys, visiting each composed node once.
+
+    Iterative, in document order, and an alias is not followed again: an anchored value is mapped
+    where it is written, an error inside a later alias of it points at the line that uses the alias,
+    and the walk costs the size of the text, never of its expansion. Keys merged with
+    `<<: *defaults` are not duplicates of the keys written next to them (those override).
+    """
+    lines: dict[Path, int] = {(): root.start_mark.line + 1}
+    duplicates: list[S.SpecIssue] = []
+    visited: set[int] = set()
+    stack: list[tuple[yaml.Node, Path, bool]] = [(root, (), False)]
+    while stack:
+        node, path, merged_in = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        children: list[tuple[yaml.Node, Path, bool]] = []
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines.setdefault((*path, i), item.start_mark.line + 1)
+                children.append((item, (*path, i), False))
+        elif isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if key.tag == _MERGE_TAG:
+                    merged = value.value if isinstance(value, yaml.SequenceNode) else [value]
+                    children += [(m, path, True) for m in merged if isinstance(m, yaml.MappingNode)]
+                    continue
+                k, line = _key_text(key), key.start_mark.line + 1
+                if k in seen:
+                    duplicates.append(
+                        S.SpecIssue(
+                            path=_dotted((*path, k)),
+                            line=line,
+                            message=f"{k!r} is given twice (first on line {seen[k]}): keep one",
+                        )
                     )
-                )
-            seen[k] = line
-            _walk(value, (*path, k), lines, duplicates)
-            lines[(*path, k)] = line  # the key's line reads best
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk(item, (*path, i), lines, duplicates)
+                seen[k] = line
+                if merged_in:  # the mapping's own keys, set before, win over merged ones
+                    lines.setdefault((*path, k), line)
+                else:
+                    lines[(*path, k)] = line  # the key's line reads best
+                children.append((value, (*path, k), False))
+        stack.extend(reversed(children))  # popped in document order
+    return lines, duplicates
 
 
 def _clean(loc: tuple[Any, ...]) -> Path:

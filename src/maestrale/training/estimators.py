@@ -1,25 +1,37 @@
-"""Estimators by name: `module:Class`, a friendly alias, or a plugin in the `maestrale.estimators` group.
+"""Estimators by name: an alias, a class of scikit-learn, LightGBM or XGBoost, or an admin-trusted plugin.
 
 >>> est, params = build_estimator("hgb", {"max_iter": 20})
 >>> type(est).__name__, params["random_state"]
 ('HistGradientBoostingRegressor', 0)
 
-A plugin package declares, in its pyproject.toml::
+A spec names one of:
+
+- an alias: `hgb`, `ridge`, `lightgbm`, `xgboost`;
+- `module:Class`, a scikit-learn-style estimator class (a subclass of `sklearn.base.BaseEstimator`
+  with `fit` and `predict`, not abstract) from `sklearn.*`, `lightgbm` or `xgboost`;
+- a plugin of the `maestrale.estimators` entry-point group (installed by an admin: a class or a
+  factory(**params) -> estimator). A plugin package declares, in its pyproject.toml::
 
     [project.entry-points."maestrale.estimators"]
-    pv-physics = "acme_models.pv:PhysicsRegressor"    # a class, or a factory(**params) -> estimator
+    pv-physics = "acme_models.pv:PhysicsRegressor"
+
+- `module:Name` from a module the admin lists in `MAESTRALE_ESTIMATOR_MODULES`
+  (`Settings.estimator_modules`): such a class, or a factory function defined in that module.
+
+Nothing else is imported, and nothing is called before it is known to be one of these: specs arrive
+over REST and the bus, and `estimator: os:system` must not run a command (see `coderefs`).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import re
 from collections.abc import Callable
 from typing import Any
 
 from maestrale.errors import InvalidInput
+from maestrale.training import coderefs
 
 ENTRY_POINT_GROUP = "maestrale.estimators"
 ALIASES = {
@@ -28,73 +40,117 @@ ALIASES = {
     "lightgbm": "lightgbm:LGBMRegressor",
     "xgboost": "xgboost:XGBRegressor",
 }
+#: Libraries whose estimator classes any spec may name.
+LIBRARIES = ("sklearn.", "lightgbm", "xgboost")
 HOW = (
     "write it as module:Class (e.g. sklearn.ensemble:HistGradientBoostingRegressor, lightgbm:LGBMRegressor, "
     f"xgboost:XGBRegressor), an alias ({', '.join(ALIASES)}) or a plugin name from the entry-point group "
     f"{ENTRY_POINT_GROUP}"
 )
+OWN = (
+    f"package your own as a plugin: declare it in the {ENTRY_POINT_GROUP!r} entry-point group of a "
+    'package installed on the workers (e.g. pv-physics = "acme_models.pv:PhysicsRegressor"), or have '
+    "the admin list its module in MAESTRALE_ESTIMATOR_MODULES"
+)
 # Seeded by default so `maestrale reproduce` gives the same model; `random_state: null` opts out.
 DEFAULT_SEED = 0
-_CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _PLUGIN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
 @functools.lru_cache(maxsize=1)
 def plugins() -> dict[str, Any]:
     """Installed estimator plugins by name (entry points of the `maestrale.estimators` group)."""
-    from importlib.metadata import entry_points
+    return coderefs.entry_points_of(ENTRY_POINT_GROUP)
 
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+def _allowed(module: str) -> bool:
+    return coderefs.module_allowed(module, LIBRARIES + coderefs.admin_modules())
+
+
+def _refused(ref: str) -> str:
+    return f"{ref} is not an estimator class from scikit-learn, LightGBM or XGBoost; {OWN}"
 
 
 def check_estimator_ref(ref: str) -> str:
-    """Check how an estimator is written, without importing it (spec validation stays cheap).
+    """Check an estimator reference's form and module prefix, without importing anything.
+
+    Cheap enough for spec validation in the API and the CLI; `resolve_estimator` checks again, and
+    checks what the name really is, before anything is called.
 
     >>> check_estimator_ref("sklearn.linear_model:Ridge")
     'sklearn.linear_model:Ridge'
+    >>> check_estimator_ref("os:system")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: os:system is not an estimator class from scikit-learn, LightGBM or XGBoost; package ...
     """
     if not isinstance(ref, str) or not ref.strip():
         raise ValueError(f"estimator is empty: {HOW}")
-    if _CALLABLE_RE.match(ref) or ref in ALIASES:
+    if ref in ALIASES:
         return ref
-    if "." in ref and ":" not in ref and ref.rsplit(".", 1)[-1][:1].isupper():
+    if ":" in ref:
+        module, _ = coderefs.split_ref(ref, "estimator", HOW)
+        if not _allowed(module):
+            raise ValueError(_refused(ref))
+        return ref
+    if "." in ref and ref.rsplit(".", 1)[-1][:1].isupper():
         module, cls = ref.rsplit(".", 1)
         raise ValueError(f"estimator {ref!r} needs a colon before the class: write {module}:{cls}")
     if _PLUGIN_RE.match(ref):
-        if ref in plugins():
-            return ref
-        plugins.cache_clear()  # a plugin installed since the last look
-        if ref in plugins():
+        if coderefs.installed(plugins, ref):
             return ref
         installed = ", ".join(sorted(plugins())) or "none installed"
         raise ValueError(f"unknown estimator {ref!r} (plugins: {installed}): {HOW}")
     raise ValueError(f"estimator {ref!r} is not understood: {HOW}")
 
 
+def _check_class(obj: Any, ref: str) -> None:
+    """Refuse anything but a concrete scikit-learn-style estimator class defined under an allowed prefix."""
+    from sklearn.base import BaseEstimator
+
+    if not (inspect.isclass(obj) and issubclass(obj, BaseEstimator)):
+        kind = "a class, but not a scikit-learn BaseEstimator" if inspect.isclass(obj) else type(obj).__name__
+        raise InvalidInput(f"{_refused(ref)} (it is {kind})")
+    missing = [m for m in ("fit", "predict") if not callable(getattr(obj, m, None))]
+    if missing:
+        raise InvalidInput(
+            f"estimator {ref!r} has no {' or '.join(missing)}: Maestrale trains regressors with "
+            "fit(X, y) and predict(X), e.g. hgb, ridge, lightgbm"
+        )
+    if inspect.isabstract(obj):
+        raise InvalidInput(f"estimator {ref!r} is an abstract base class: name a concrete one, e.g. ridge")
+    if not coderefs.defined_under(obj, LIBRARIES + coderefs.admin_modules()):
+        raise InvalidInput(
+            f"estimator {ref!r} is {obj.__module__}.{obj.__qualname__}, imported from outside "
+            f"scikit-learn, LightGBM, XGBoost and MAESTRALE_ESTIMATOR_MODULES; {OWN}"
+        )
+
+
 def resolve_estimator(ref: str) -> tuple[Callable[..., Any], str]:
-    """`(class or factory, its qualified name)` for an estimator reference.
+    """`(class or factory, its qualified name)` for an estimator reference, checked before any call.
+
+    A `module:Name` must be a concrete `BaseEstimator` subclass with fit and predict from an allowed
+    module; only a plugin or a function defined in an admin's module may be a factory.
 
     >>> resolve_estimator("ridge")[1]
     'sklearn.linear_model._ridge.Ridge'
     """
-    check_estimator_ref(ref)
+    try:
+        check_estimator_ref(ref)  # again: the spec may have been built without validation
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
     target = ALIASES.get(ref, ref)
-    if _CALLABLE_RE.match(target):
-        module_name, attr = target.split(":", 1)
-        try:
-            obj: Any = importlib.import_module(module_name)
-        except ImportError as exc:
-            hint = {"lightgbm": "maestrale[lightgbm]", "xgboost": "maestrale[xgboost]"}.get(
-                module_name.split(".")[0], module_name.split(".")[0]
-            )
-            raise InvalidInput(
-                f"estimator {ref!r}: cannot import module {module_name!r} ({exc}); install it "
-                f"(pip install '{hint}') or {HOW}"
-            ) from None
-        for part in attr.split("."):
-            if not hasattr(obj, part):
-                raise InvalidInput(f"estimator {ref!r}: module {module_name!r} has no {attr!r}; {HOW}")
-            obj = getattr(obj, part)
+    obj: Any
+    if ":" in target:
+        module_name, attr = coderefs.split_ref(target, "estimator", HOW)
+        obj = coderefs.import_member(ref, module_name, attr, "estimator")
+        admin = coderefs.admin_modules()
+        is_admin_factory = (
+            inspect.isfunction(obj)
+            and coderefs.module_allowed(module_name, admin)
+            and coderefs.defined_under(obj, admin)
+        )
+        if not is_admin_factory:
+            _check_class(obj, ref)
     else:
         try:
             obj = plugins()[target].load()

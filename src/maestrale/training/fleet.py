@@ -20,6 +20,7 @@ sets that field for the member; every scalar key is also a template variable and
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +51,10 @@ def fleet_members(fleet: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         lists = [v if isinstance(v, list) else [v] for v in fleet.values()]
         if any(not values for values in lists):
             raise ValueError("every fleet variable needs at least one value, e.g. `site: [p50]`")
-        combos = list(itertools.product(*lists))
-        if len(combos) > MAX_MEMBERS:
-            raise ValueError(f"fleet has {len(combos)} members; at most {MAX_MEMBERS} per spec")
-        out = [(dict(zip(keys, combo, strict=True)), {}) for combo in combos]
+        size = math.prod(len(values) for values in lists)  # before building: 60^4 combos are 1 GB
+        if size > MAX_MEMBERS:
+            raise ValueError(f"fleet has {size} members; at most {MAX_MEMBERS} per spec")
+        out = [(dict(zip(keys, combo, strict=True)), {}) for combo in itertools.product(*lists)]
     elif isinstance(fleet, list):
         if not fleet or not all(isinstance(m, dict) and m for m in fleet):
             raise ValueError("a fleet list holds one mapping per member: `fleet: [{site: p50}, {site: p51}]`")

@@ -1,6 +1,7 @@
 """`TrainingSpec`: the declarative description of one model (or a fleet), loaded from YAML.
 
->>> spec = load_spec('''
+>>> from maestrale.training.specio import parse_spec
+>>> spec = parse_spec('''
 ... name: pv-nrel-50
 ... data: {dataset: nrel_system50, freq: 1h}
 ... target: power_kw
@@ -15,6 +16,7 @@
 
 Errors name the field path, the YAML line and what to write instead (`SpecError`).
 Only pydantic and yaml are imported here: the API and CLI validate specs without pandas or sklearn.
+The readers (`parse_spec` for requests, `load_spec_file` for the CLI, `load_spec`) are in `specio`.
 """
 
 from __future__ import annotations
@@ -22,19 +24,19 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from maestrale.errors import InvalidInput, InvalidName
+from maestrale.limits import parse_duration
 from maestrale.refs import validate_name
 from maestrale.training.datasource import (
     DatasetSource,
@@ -48,10 +50,8 @@ from maestrale.training.datasource import (
 
 METRICS = ("mae", "rmse", "bias", "mape", "nmae", "nrmse", "skill")
 DATASETS = ("nrel_system50", "pvgis_italy_tmy")
-FEATURE_SETS = ("pv_features",)
 _DURATION_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(s|min|h|D|d|W|w)\s*$")
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def _parse_moment(value: Any) -> Any:
@@ -69,6 +69,7 @@ def _parse_moment(value: Any) -> Any:
 
 def _parse_duration(value: Any) -> Any:
     if isinstance(value, str) and _DURATION_RE.match(value):
+        parse_duration(value)  # bounded (10 years): a longer one overflows every date computed from it
         return value.strip()
     raise ValueError(f'{value!r} is not a duration: write a number and a unit, e.g. "24h", "30D", "15min"')
 
@@ -217,8 +218,13 @@ class TrainingSpec(StrictModel):
     time_column: str | None = Field(None, description="Column (or index name) of timestamps; 'index'.")
     target: str
     features: list[str] | None = Field(None, description="Columns, or a subset of the feature_set's.")
-    feature_set: str | None = Field(None, description="pv_features, or module:function(frame) -> frame.")
-    estimator: str = Field(description="module:Class, an alias (hgb, ridge, lightgbm, xgboost) or plugin.")
+    feature_set: str | None = Field(
+        None, description="pv_features, a feature-set plugin, or module:function from a trusted module."
+    )
+    estimator: str = Field(
+        description="An alias (hgb, ridge, lightgbm, xgboost), module:Class of scikit-learn, LightGBM or "
+        "XGBoost, a plugin, or module:Name from a module in MAESTRALE_ESTIMATOR_MODULES."
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     split: SplitSpec = Field(default_factory=SplitSpec)
     metrics: list[Literal["mae", "rmse", "bias", "mape", "nmae", "nrmse", "skill"]] | None = None
@@ -299,12 +305,9 @@ class TrainingSpec(StrictModel):
     @field_validator("feature_set")
     @classmethod
     def _feature_set(cls, v: str | None) -> str | None:
-        if v is None or v in FEATURE_SETS or _CALLABLE_RE.match(v):
-            return v
-        raise ValueError(
-            f"unknown feature_set {v!r}: use one of {', '.join(FEATURE_SETS)} or module:function "
-            "(a function taking the data frame and returning the feature frame)"
-        )
+        from maestrale.training.features import check_feature_set_ref
+
+        return v if v is None else check_feature_set_ref(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingSpec:
@@ -324,8 +327,9 @@ class TrainingSpec(StrictModel):
     def metric_names(self) -> list[str]:
         """The metrics to record: as listed, or every one the spec makes meaningful.
 
-        >>> load_spec("name: m\\ndata: {dataset: nrel_system50}\\ntarget: power_kw\\n"
-        ...           "features: [ghi]\\nestimator: ridge").metric_names()
+        >>> from maestrale.training.specio import parse_spec
+        >>> parse_spec("name: m\\ndata: {dataset: nrel_system50}\\ntarget: power_kw\\n"
+        ...            "features: [ghi]\\nestimator: ridge").metric_names()
         ['mae', 'rmse', 'bias', 'mape']
         """
         if self.metrics is not None:
@@ -368,53 +372,8 @@ class SpecError(InvalidInput):
         self.source, self.issues = source, issues
 
 
-def load_spec(path_or_text: str | Path, *, base_dir: str | Path | None = None) -> TrainingSpec:
-    """Parse and validate a YAML spec (a file path or the YAML text itself).
-
-    Relative file URIs are resolved against the spec file's folder (or `base_dir`), so a spec and its
-    data can move together. A fleet spec is checked member by member here, not at training time.
-
-    >>> load_spec("examples/specs/pv-nrel-50.yaml").name  # doctest: +SKIP
-    'pv-nrel-50'
-    """
-    from maestrale.training import _yamlmap
-    from maestrale.training.fleet import expand_raw
-
-    text, source, folder = _read(path_or_text)
-    raw, lines = _yamlmap.parse(text, source)
-    try:
-        spec = TrainingSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise SpecError(source, _yamlmap.issues(exc, lines)) from None
-    folder = Path(base_dir) if base_dir is not None else folder
-    spec = _resolve_paths(spec, folder)
-    if spec.fleet is not None:
-        problems: list[SpecIssue] = []
-        for label, member in expand_raw(spec, raw):
-            try:
-                TrainingSpec.model_validate(member)
-            except ValidationError as exc:
-                problems += [
-                    SpecIssue(path=i.path, line=i.line, message=f"fleet member {label}: {i.message}")
-                    for i in _yamlmap.issues(exc, lines)
-                ]
-        if problems:
-            raise SpecError(source, problems)
-    return spec
-
-
-def _read(path_or_text: str | Path) -> tuple[str, str, Path]:
-    if isinstance(path_or_text, Path) or (
-        "\n" not in path_or_text and path_or_text.strip().endswith((".yaml", ".yml"))
-    ):
-        path = Path(path_or_text)
-        if not path.is_file():
-            raise InvalidInput(f"spec file {str(path)!r} not found (give a path to a .yaml file)")
-        return path.read_text(encoding="utf-8"), str(path), path.resolve().parent
-    return str(path_or_text), "<text>", Path.cwd()
-
-
-def _resolve_paths(spec: TrainingSpec, folder: Path) -> TrainingSpec:
+def resolve_paths(spec: TrainingSpec, folder: Path) -> TrainingSpec:
+    """`spec` with a relative data path (file URI or DVC repo) made absolute against `folder`."""
     data = spec.data
     if isinstance(data, UriSource) and "://" not in data.uri and not data.uri.startswith(("/", "$")):
         return spec.model_copy(update={"data": data.model_copy(update={"uri": str(folder / data.uri)})})
@@ -431,6 +390,20 @@ def placeholders(text: str) -> list[str]:
     ['site', 'kind']
     """
     return _PLACEHOLDER_RE.findall(text)
+
+
+_READERS = ("load_spec", "load_spec_file", "parse_spec", "spec_from_data")
+if TYPE_CHECKING:
+    from maestrale.training.specio import load_spec, load_spec_file, parse_spec, spec_from_data
+
+
+def __getattr__(name: str) -> Any:
+    # the readers build on the classes above and live in specio; re-exported here, where callers look
+    if name in _READERS:
+        from maestrale.training import specio
+
+        return getattr(specio, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
@@ -451,5 +424,9 @@ __all__ = [
     "TrainingSpec",
     "UriSource",
     "load_spec",
+    "load_spec_file",
+    "parse_spec",
     "placeholders",
+    "resolve_paths",
+    "spec_from_data",
 ]

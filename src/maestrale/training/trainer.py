@@ -24,6 +24,7 @@ them. The reference profile then covers every row the registered model was fitte
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ from maestrale.training.validate import prepare
 
 if TYPE_CHECKING:
     from maestrale.registry.client import Registry
+    from maestrale.training.source_policy import SourcePolicy
 
 
 class TrainingResult(BaseModel):
@@ -80,6 +82,8 @@ class TrainingResult(BaseModel):
 
 def _param_value(value: Any) -> str | int | float | bool | None:
     # the registry stores scalars: lists and mappings (e.g. LightGBM's categorical lists) go in as JSON
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # XGBoost's missing=nan: the registry refuses non-finite numbers; "nan" says it
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return json.dumps(value, sort_keys=True, default=str)
@@ -113,12 +117,14 @@ def train(
     progress: Progress | None = None,
     data: LoadedData | None = None,
     idempotency_key: str | None = None,
+    source_policy: SourcePolicy | None = None,
 ) -> TrainingResult:
     """Train one model from `spec` and register it with its full record; returns the figures.
 
     `data` lets a caller that already read the spec's source (a fleet sharing one file) pass it in.
     `progress(stage, done, total)` is called before each step. `time_limit_s` is checked between
-    steps: a run over the limit raises `TrainingTimeout` and registers nothing.
+    steps: a run over the limit raises `TrainingTimeout` and registers nothing. A local caller is
+    trusted; `source_policy` (the worker passes one) refuses the spec before any data is read.
 
     >>> result = train(spec, reg, reason="drift", parent_version=3, request_id="req-42")  # doctest: +SKIP
     >>> result.ref, result.metrics["nmae"]  # doctest: +SKIP
@@ -130,6 +136,8 @@ def train(
         raise InvalidInput(
             f"spec {spec.name!r} is a fleet: train each member, `for m in expand_fleet(spec): train(m, reg)`"
         )
+    if source_policy is not None:
+        source_policy.check(spec)
     started = time.perf_counter()
     deadline = Deadline(spec.time_limit_s, started)
     total = total_steps(spec)

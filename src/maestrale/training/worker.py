@@ -87,11 +87,18 @@ def _child(pipe: Any, settings: dict[str, Any], spec: dict[str, Any], options: d
     try:
         from maestrale.config import Settings
         from maestrale.registry.client import Registry
-        from maestrale.training.spec import TrainingSpec
+        from maestrale.training.coderefs import trusted_modules
+        from maestrale.training.source_policy import SourcePolicy
+        from maestrale.training.specio import spec_from_data
         from maestrale.training.trainer import train
 
-        registry = Registry(settings=Settings(**settings))
-        result = train(TrainingSpec.model_validate(spec), registry, **options)
+        config = Settings(**settings)
+        # A request is untrusted, however it reached the bus: only the admin's estimator modules, and
+        # the data-source policy checked before anything is read (a refusal is a permanent SpecError).
+        with trusted_modules(config.estimator_modules):
+            checked = spec_from_data(spec, source=f"of request {options.get('request_id') or '?'}")
+            policy = SourcePolicy.from_settings(config)
+            result = train(checked, Registry(settings=config), source_policy=policy, **options)
         pipe.send(("ok", result.model_dump(mode="json")))
     except BaseException as exc:
         permanent = isinstance(exc, InvalidInput) or type(exc).__name__ in ("TrainingTimeout", "SpecError")
@@ -157,11 +164,13 @@ class TrainingWorker:
         default_time_limit_s: float | None = 3600.0,
     ) -> None:
         from maestrale.registry.store import SqlStore
+        from maestrale.training.source_policy import SourcePolicy
 
         assert settings.database_url
         self.settings, self.transport = settings, transport
         self.worker_id = worker_id or f"{socket.gethostname()}/{os.getpid()}"
         self.default_time_limit_s = default_time_limit_s
+        SourcePolicy.from_settings(settings)  # a bad MAESTRALE_DATA_SOURCES fails at start, not per request
         self.requests = TrainingRequests(settings.database_url, settings.auto_upgrade)
         self.store = SqlStore(settings.database_url, settings.auto_upgrade)
         # prefetch 1: a long training must not hold back requests another worker could take
@@ -192,7 +201,9 @@ class TrainingWorker:
         t0 = time.perf_counter()
         self.requests.started(req.request_id, self.worker_id, attempt)
         self._publish(TrainStarted(request_id=req.request_id, worker=self.worker_id, attempt=attempt), name)
-        limit = req.spec.get("time_limit_s") or self.default_time_limit_s
+        limit = req.spec.get("time_limit_s")
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0:
+            limit = self.default_time_limit_s  # a malformed value fails in the child's validation
         started = time.perf_counter()
         log.debug("request %s: bookkeeping before training %.3f s", req.request_id, started - t0)
         try:

@@ -81,6 +81,10 @@ def sha256_bytes(data: bytes) -> str:
 def expand_env(value: str, where: str) -> str:
     """Replace `${VAR}` by the environment variable, or say which one is missing and where it is used.
 
+    The expanded value never goes into a message (it may hold a secret): loaders show the value as
+    the spec wrote it, and pass library errors through `redact`. Which variables a spec from REST or
+    the bus may use at all is `source_policy`'s rule, checked before any loader runs.
+
     >>> expand_env("${PV_DB_URL}", "data.sql.url")  # doctest: +SKIP
     'postgresql+psycopg://pv@db/pv'
     """
@@ -92,6 +96,17 @@ def expand_env(value: str, where: str) -> str:
         return os.environ[name]
 
     return _ENV_REF.sub(sub, value)
+
+
+def redact(text: str, expanded: str, written: str) -> str:
+    """`text` (a library's error) with the expanded form of a `${VAR}` value put back as written.
+
+    >>> redact("no such file: /srv/secret-name/x.csv", "/srv/secret-name/x.csv", "${DATA}/x.csv")
+    'no such file: ${DATA}/x.csv'
+    """
+    if expanded == written or not expanded:
+        return text
+    return text.replace(expanded, written)
 
 
 def storage_options(spec_options: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +131,10 @@ def storage_options(spec_options: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_table(data: bytes, fmt: str, label: str, read_options: dict[str, Any]) -> pd.DataFrame:
-    """Parse CSV or Parquet bytes (already in memory: the bytes are hashed and parsed from one read)."""
+    """Parse CSV or Parquet bytes (already in memory: the bytes are hashed and parsed from one read).
+
+    `label` (the file name as the spec wrote it) names the file in messages and gives the compression.
+    """
     import io
 
     import pandas as pd
@@ -131,8 +149,8 @@ def read_table(data: bytes, fmt: str, label: str, read_options: dict[str, Any]) 
         raise InvalidInput(f"cannot read {label} as {fmt}: {exc}; set data.format or fix the file") from None
 
 
-def table_format(name: str, declared: str | None) -> str:
-    """`csv` or `parquet`, from the spec or the file name."""
+def table_format(name: str, declared: str | None, shown: str | None = None) -> str:
+    """`csv` or `parquet`, from the spec or the file name; messages show `shown` (as written) if given."""
     if declared:
         return declared
     base = re.sub(r"\.(gz|bz2|xz|zst|zip)$", "", name.lower())
@@ -141,7 +159,7 @@ def table_format(name: str, declared: str | None) -> str:
     if base.endswith((".csv", ".txt", ".tsv")):
         return "csv"
     raise InvalidInput(
-        f"cannot tell the format of {name!r} from its name: add `format: csv` or `format: parquet`"
+        f"cannot tell the format of {shown or name!r} from its name: add `format: csv` or `format: parquet`"
     )
 
 
@@ -172,4 +190,12 @@ def load_data(source: DataSource, window: TrainWindow | None = None) -> LoadedDa
     raise InvalidInput(f"unknown data source {type(source).__name__}")  # pragma: no cover
 
 
-__all__ = ["DataVersion", "LoadedData", "expand_env", "load_data", "sha256_bytes", "storage_options"]
+__all__ = [
+    "DataVersion",
+    "LoadedData",
+    "expand_env",
+    "load_data",
+    "redact",
+    "sha256_bytes",
+    "storage_options",
+]

@@ -17,6 +17,7 @@ from maestrale.training.sources import (
     LoadedData,
     expand_env,
     read_table,
+    redact,
     sha256_bytes,
     storage_options,
     table_format,
@@ -40,21 +41,23 @@ def load_file(source: UriSource) -> LoadedData:
     import fsspec
 
     uri = expand_env(source.uri, "data.uri")
-    fmt = table_format(uri, source.format)
+    # messages show the URI as the spec wrote it: an expanded ${VAR} may be a secret
+    shown = mask_secrets(source.uri)
+    fmt = table_format(uri, source.format, shown)
     options = storage_options(source.storage_options)
-    label = uri.rsplit("/", 1)[-1]
+    label = (source.uri if "${" in source.uri else uri).rsplit("/", 1)[-1]
     try:
         fs, path = fsspec.core.url_to_fs(uri, **options)
         info = fs.info(path)
         data = fs.cat_file(path)
     except FileNotFoundError:
         raise InvalidInput(
-            f"data file {uri!r} not found: check data.uri (relative paths start at the spec's folder)"
+            f"data file {shown!r} not found: check data.uri (relative paths start at the spec's folder)"
         ) from None
     except (ImportError, ValueError) as exc:
-        raise InvalidInput(f"cannot open {uri!r}: {exc}") from None
+        raise InvalidInput(f"cannot open {shown!r}: {redact(str(exc), uri, source.uri)}") from None
     except OSError as exc:
-        raise BackendUnavailable(f"cannot read {uri!r}: {exc}") from None
+        raise BackendUnavailable(f"cannot read {shown!r}: {redact(str(exc), uri, source.uri)}") from None
     etag = info.get("ETag") or info.get("etag")
     mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("updated")
     frame = read_table(data, fmt, label, source.read_options)

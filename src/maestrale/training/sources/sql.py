@@ -17,7 +17,7 @@ from typing import Any
 
 from maestrale.errors import BackendUnavailable, InvalidInput
 from maestrale.training.fleet import mask_secrets
-from maestrale.training.sources import DataVersion, LoadedData, expand_env
+from maestrale.training.sources import DataVersion, LoadedData, expand_env, redact
 from maestrale.training.spec import SqlSource, TrainWindow
 
 _BIND = re.compile(r"(?<![:\w]):(start|end)\b")
@@ -54,9 +54,9 @@ def load_sql(source: SqlSource, window: TrainWindow | None = None) -> LoadedData
     shown = mask_secrets(source.sql.url)
     try:
         engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, ImportError) as exc:
+    except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
         raise InvalidInput(
-            f"data.sql.url {shown!r} is not a usable SQLAlchemy URL ({exc}); e.g. "
+            f"data.sql.url {shown!r} is not a usable SQLAlchemy URL ({redact(str(exc), url, shown)}); e.g. "
             "postgresql+psycopg://user@host:5432/db or sqlite:////data/pv.db"
         ) from None
     # typed binds: each dialect renders the bounds its own way (SQLite compares ISO strings)
@@ -65,13 +65,15 @@ def load_sql(source: SqlSource, window: TrainWindow | None = None) -> LoadedData
         try:
             conn = engine.connect()
         except sa.exc.DBAPIError as exc:
-            raise BackendUnavailable(f"cannot connect to {shown}: {exc.orig}") from None
+            reason = redact(str(exc.orig), url, shown)
+            raise BackendUnavailable(f"cannot connect to {shown}: {reason}") from None
         with conn:
             frame = pd.read_sql_query(statement, conn, params=params)
     except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
         # pandas wraps the driver's error; show the database's own words
         cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ else exc
         reason = str(getattr(cause, "orig", cause)).strip().splitlines()[0]
+        reason = redact(reason, url, shown)
         raise InvalidInput(f"the query failed on {shown}: {reason}; fix data.sql.query") from None
     finally:
         engine.dispose()  # a training job reads once; keeping a pool open would only hold connections
