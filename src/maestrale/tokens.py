@@ -1,16 +1,24 @@
-"""Bearer tokens for the REST API: random secrets stored only as sha256, with scopes.
+"""Bearer tokens for the REST API and the model servers: random secrets stored only as sha256, with scopes.
 
-Scopes nest: `admin` ⊃ `write` ⊃ `read`.
+Scopes nest: `read` ⊂ `predict` ⊂ `write` ⊂ `admin`. `predict` is a forecasting service's token: it
+reads the registry, calls model servers (`maestrale serve`) and logs predictions and actuals, but
+registers nothing and moves no alias.
 
->>> token = create_token("sqlite:////tmp/doc-registry.db", "ci", "write")  # doctest: +SKIP
+>>> token = create_token("sqlite:////tmp/doc-registry.db", "pv-forecaster", "predict")  # doctest: +SKIP
 >>> token[:4]  # doctest: +SKIP
 'mst_'
+>>> TokenCache("sqlite:////tmp/doc-registry.db").get(token).allows("read")  # doctest: +SKIP
+True
+
+Token lookups by servers go through `TokenCache`: a revoked token stops working within `CACHE_TTL_S`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,8 +28,9 @@ from maestrale.db import ensure_schema, writer
 from maestrale.errors import InvalidInput, NotFound
 from maestrale.registry import schema as s
 
-SCOPES = ("read", "write", "admin")
+SCOPES = ("read", "predict", "write", "admin")  # each includes the ones before it
 PREFIX = "mst_"
+CACHE_TTL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +97,35 @@ def list_tokens(database_url: str) -> list[TokenInfo]:
     with engine.connect() as conn:
         rows = conn.execute(select(s.tokens).order_by(s.tokens.c.id)).all()
     return [TokenInfo(r.id, r.name, r.scopes, r.prefix, r.created_at, r.revoked_at is not None) for r in rows]
+
+
+class TokenCache:
+    """Maps token hashes to their info for a short time, so each request costs no SQL round trip.
+
+    Shared by the REST API and `maestrale serve`; unknown tokens are cached too (as None), so a
+    flood of guesses costs one query per guess per `CACHE_TTL_S`, and the cache never outgrows
+    10,000 entries.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._entries: dict[str, tuple[float, TokenInfo | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> TokenInfo | None:
+        """The token's info, or None if unknown/revoked."""
+        key = hash_token(token)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+        info = lookup_token(self.database_url, token)
+        with self._lock:
+            if len(self._entries) > 10_000:  # bound memory against token-guessing floods
+                self._entries.clear()
+            self._entries[key] = (now + CACHE_TTL_S, info)
+        return info
 
 
 def revoke_token(database_url: str, token_id: int) -> None:

@@ -139,6 +139,30 @@ def test_probes_use_the_real_endpoints() -> None:
     assert "--no-relay" in monitor["args"]  # the relay Deployment publishes the outbox
 
 
+def test_model_servers_require_tokens() -> None:
+    docs = helm_template(_merge(EXISTING, SERVERS))
+    serve = _container(docs, "maestrale-serve-pv-nrel-50")
+    assert serve["args"][-2:] == ["--auth", "on"]  # the registry's token store (MAESTRALE_DATABASE_URL)
+    config = _by(docs, "ConfigMap")["maestrale-config"]["data"]
+    assert (config["MAESTRALE_MAX_BODY_MB"], config["MAESTRALE_SERVE_MAX_BODY_MB"]) == ("16", "32")
+    values = _merge(EXISTING, SERVERS, {"modelServerDefaults": {"tokenSecret": "serve-tokens"}})
+    docs = helm_template(values)
+    external = {("Secret", "prod-credentials"), ("Secret", "serve-tokens")}
+    assert validate_documents(docs, external=external) == []
+    spec = _by(docs, "Deployment")["maestrale-serve-wind"]["spec"]["template"]["spec"]
+    (serve,) = spec["containers"]
+    assert serve["args"][-4:] == ["--auth", "on", "--token-file", "/etc/maestrale/serve-tokens/tokens"]
+    mount = {"name": "serve-tokens", "mountPath": "/etc/maestrale/serve-tokens", "readOnly": True}
+    assert mount in serve["volumeMounts"]
+    secret = {"secretName": "serve-tokens", "items": [{"key": "tokens", "path": "tokens"}]}
+    assert {"name": "serve-tokens", "secret": secret} in spec["volumes"]
+    servers = [{**SERVERS["modelServers"][0], "auth": False}]
+    (serve,) = _by(helm_template(_merge(EXISTING, {"modelServers": servers})), "Deployment")[
+        "maestrale-serve-pv-nrel-50"
+    ]["spec"]["template"]["spec"]["containers"]
+    assert serve["args"][-2:] == ["--auth", "off"]
+
+
 def test_every_pod_has_the_renderers_security_settings() -> None:
     docs = helm_template(_merge(CREATED, SERVERS))
     specs = [(where, spec) for d in docs for where, spec in pod_specs(d)]

@@ -66,6 +66,22 @@ def test_model_server_container(target: str) -> None:
     assert container["image"] == OPTIONS["image"]
     assert container["securityContext"] == pod.container_security_context()
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert args[args.index("--auth") + 1] == "on"  # it listens beyond loopback: tokens, always
+
+
+@pytest.mark.parametrize("target", ["k8s", "seldon-v1", "kserve"])
+def test_model_server_tokens_from_a_mounted_secret(target: str) -> None:
+    docs = _render(target, token_secret="serve-tokens")
+    assert validate_documents(docs, external=CHART_OBJECTS) == []
+    [(_, spec)] = [s for d in docs for s in pod_specs(d)]
+    (container,) = spec["containers"]
+    assert container["args"][-2:] == ["--token-file", "/etc/maestrale/serve-tokens/tokens"]
+    mount = {"name": "serve-tokens", "mountPath": "/etc/maestrale/serve-tokens", "readOnly": True}
+    assert mount in container["volumeMounts"]  # the whole volume, no subPath: rotations reach the pod
+    volume = {"secretName": "serve-tokens", "items": [{"key": "tokens", "path": "tokens"}]}
+    assert {"name": "serve-tokens", "secret": volume} in spec["volumes"]
+    (off,) = [c for d in _render(target, auth=False) for c in _containers(d)]
+    assert off["args"][-2:] == ["--auth", "off"]
 
 
 def test_kserve_custom_predictor_speaks_v2_on_8080() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from maestrale.asgi import TimingMiddleware
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter(
@@ -18,38 +19,6 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
     registry=REGISTRY,
 )
-
-
-class TimingMiddleware:
-    """Pure ASGI middleware that times each HTTP request; subclasses `record` it.
-
-    BaseHTTPMiddleware would cost a task per request. Shared by the API server and the model server.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            self.record(scope, status, time.perf_counter() - start)
-
-    def record(self, scope: dict[str, Any], status: int, seconds: float) -> None:
-        """Count one finished request (`scope["route"]` is the matched route, if any)."""
-        raise NotImplementedError
 
 
 class MetricsMiddleware(TimingMiddleware):

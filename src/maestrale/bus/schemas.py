@@ -181,6 +181,13 @@ class PredictionLogged(EventPayload):
     model: str
     version: int = Field(ge=1)
     records: list[PredictionRecord] = Field(min_length=1)
+    logged_by: str | None = Field(
+        default=None,
+        description=(
+            "Name of the bearer token whose requests these predictions answered, when a model server "
+            "(`maestrale serve`) checked one; absent otherwise. Traces a logged forecast to its caller."
+        ),
+    )
 
 
 @dataclass(slots=True, kw_only=True, config=ConfigDict(extra="ignore"))

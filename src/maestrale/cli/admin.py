@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 db_app = typer.Typer(help="Database schema migrations (Alembic) of the local database.", no_args_is_help=True)
 token_app = typer.Typer(
-    help="Bearer tokens for the REST API (scopes: read ⊂ write ⊂ admin).", no_args_is_help=True
+    help="Bearer tokens for the REST API and model servers (scopes: read ⊂ predict ⊂ write ⊂ admin).",
+    no_args_is_help=True,
 )
 
 
@@ -145,7 +146,9 @@ def db_current(json_output: JsonFlag = False) -> None:
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Argument(metavar="NAME", help="What the token is for, e.g. training-worker.")],
-    scope: Annotated[str, typer.Option("--scope", help="read, write or admin.")] = "read",
+    scope: Annotated[
+        str, typer.Option("--scope", help="read, predict (model servers, prediction logs), write or admin.")
+    ] = "read",
     json_output: JsonFlag = False,
 ) -> None:
     """Create a token and print its secret once (only its sha256 is stored).
@@ -182,7 +185,7 @@ def token_list(json_output: JsonFlag = False) -> None:
         print_json(tokens)
         return
     if not tokens:
-        note("no tokens; create one with `maestrale token create NAME --scope read|write|admin`")
+        note("no tokens; create one with `maestrale token create NAME --scope read|predict|write|admin`")
         return
     rows = [
         [t.id, t.name, t.scope, t.prefix + "…", fmt_time(t.created_at), "revoked" if t.revoked else "active"]

@@ -52,6 +52,18 @@ def render(
         str | None,
         typer.Option(help="Seldon v2 only: the folder Seldon loads model-settings.json from."),
     ] = None,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth/--no-auth", help="Bearer tokens on the model server (--no-auth: a gateway checks them)."
+        ),
+    ] = True,
+    token_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="A Secret whose key `tokens` is the token file (default: the registry's token store)."
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE, not stdout.")] = None,
 ) -> None:
     """Print the manifests that serve NAME@ALIAS with `maestrale serve` (V2 protocol).
@@ -76,6 +88,8 @@ def render(
         config_map=config_map,
         secret=secret,
         storage_uri=storage_uri,
+        auth=auth,
+        token_secret=token_secret,
     )
     text = to_yaml(docs)
     if output is None:

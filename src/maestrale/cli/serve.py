@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from maestrale.cli.output import note, say, table
+
+
+class AuthMode(StrEnum):
+    """`--auth`: bearer tokens on, off, or on whenever the server listens beyond loopback."""
+
+    auto = "auto"
+    on = "on"
+    off = "off"
 
 
 def serve(
@@ -29,12 +39,29 @@ def serve(
         list[str] | None,
         typer.Option("--trust-type", help="A custom class (module.Class) the artifacts may contain; repeat."),
     ] = None,
+    auth: Annotated[
+        AuthMode | None,
+        typer.Option(
+            "--auth",
+            help="Bearer tokens: auto (on unless --host is loopback), on or off [MAESTRALE_SERVE_AUTH].",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="A file of tokens, one per line, instead of the token store [MAESTRALE_SERVE_TOKEN_FILE].",
+        ),
+    ] = None,
 ) -> None:
     """Serve registered models over the Open Inference Protocol (V2), reloading them when promoted.
 
     Endpoints: /v2/health/ready, /v2/models/NAME, POST /v2/models/NAME/infer, POST /models/NAME/predict
     (plain JSON records) and /metrics. Each worker consumes `maestrale.model.promoted` on a queue of its
     own and polls the alias every --reload-poll seconds; predictions go to the monitor over the bus.
+
+    Beyond loopback, inference needs a bearer token with scope predict (from `maestrale token create
+    NAME --scope predict`, or a line of --token-file); health and /metrics stay open.
 
     Example: maestrale serve pv-nrel-50@champion --host 0.0.0.0 --port 8000
     """
@@ -44,6 +71,7 @@ def serve(
         import uvicorn
 
         from maestrale.serving.app import create_app
+        from maestrale.serving.auth import describe, resolve_auth, token_source
     except ImportError as exc:
         raise ConfigError(
             f"`maestrale serve` needs the server extra ({exc.name} is missing): "
@@ -51,7 +79,9 @@ def serve(
         ) from None
     from maestrale.config import load_settings
 
-    settings = load_settings()
+    # the flags win over MAESTRALE_SERVE_AUTH and MAESTRALE_SERVE_TOKEN_FILE
+    settings = load_settings(serve_auth=auth.value if auth else None, serve_token_file=token_file)
+    enabled = resolve_auth(settings.serve_auth, host)
     poll = reload_poll or None
     if settings.broker_url.startswith("memory"):
         note(
@@ -60,20 +90,24 @@ def serve(
         )
     if workers == 1:
         app = create_app(
-            settings, refs, log_predictions=not no_log, reload_poll_s=poll, trusted_types=trust_type or None
-        )
+            settings, refs, log_predictions=not no_log, reload_poll_s=poll, trusted_types=trust_type or None,
+            auth=enabled,
+        )  # fmt: skip
+        tokens = app.state.auth
         served = [app.state.repository.get(n) for n in app.state.repository.names()]
         rows = [[s.name, _follows(s.alias, s.version), s.version, s.sha256[:12]] for s in served]
     else:  # each worker loads its own copy; resolve here only to say what they will serve
         from maestrale.refs import ModelRef
         from maestrale.registry.client import Registry
 
+        tokens = token_source(settings) if enabled else None  # a missing source fails here, once
         reg = Registry(settings=settings)
         parsed = [ModelRef.parse(r) for r in refs]
         metas = [reg.get_version(str(r)) for r in parsed]
         rows = [[m.name, _follows(r.alias, m.version), m.version, m.artifact.sha256[:12]]
                 for r, m in zip(parsed, metas, strict=True)]  # fmt: skip
     table("serving", ["model", "follows", "version", "sha256"], rows)
+    say(describe(tokens))
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     say(f"serving on http://{shown}:{port}/v2 (V2 inference: POST /v2/models/NAME/infer)")
     if workers == 1:
@@ -83,6 +117,10 @@ def serve(
         os.environ["MAESTRALE_SERVE_LOG"] = "0" if no_log else "1"
         os.environ["MAESTRALE_SERVE_RELOAD_POLL"] = str(reload_poll)
         os.environ["MAESTRALE_SERVE_TRUST"] = " ".join(trust_type or [])
+        # the workers rebuild their settings from the environment: hand them the decision made here
+        os.environ["MAESTRALE_SERVE_AUTH"] = "on" if enabled else "off"
+        if settings.serve_token_file is not None:
+            os.environ["MAESTRALE_SERVE_TOKEN_FILE"] = str(settings.serve_token_file)
         uvicorn.run(
             "maestrale.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
             log_level=log_level,

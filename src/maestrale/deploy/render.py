@@ -1,7 +1,9 @@
 """Manifests that serve one model reference on Kubernetes, Seldon Core (v2 and v1) or KServe.
 
 Every target runs the same image and the same security settings as the Helm chart; all speak the
-Open Inference Protocol (V2). Pure Python: dicts dumped with `yaml.safe_dump`, nothing to install.
+Open Inference Protocol (V2) and, like the chart, require bearer tokens (`maestrale serve --auth on`:
+tokens of the registry's token store, or of a Secret mounted as a token file with `token_secret`).
+Pure Python: dicts dumped with `yaml.safe_dump`, nothing to install.
 
 >>> docs = render("pv-forecast@champion", "k8s", image="registry.local/maestrale:0.1.0")
 >>> [d["kind"] for d in docs]
@@ -29,6 +31,7 @@ MLSERVER_RUNTIME = "maestrale.serving.mlserver_runtime.MaestraleRuntime"
 SELDON_CAPABILITY = "maestrale"
 SELDON_V1_PORT = 9000  # Seldon Core v1's port for a custom model container
 KSERVE_CONTAINER = "kserve-container"  # the name KServe looks for in a custom predictor
+TOKEN_DIR = "/etc/maestrale/serve-tokens"  # where `token_secret` is mounted (key `tokens`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,8 @@ class RenderOptions:
     config_map: str = pod.DEFAULT_CONFIG_MAP
     secret: str = pod.DEFAULT_SECRET
     storage_uri: str | None = None  # Seldon Core v2: the folder that holds model-settings.json
+    auth: bool = True  # bearer tokens on `maestrale serve`; off only behind a gateway that checks them
+    token_secret: str | None = None  # a Secret whose key `tokens` is the token file (else the token store)
 
 
 def resource_name(ref: ModelRef) -> str:
@@ -89,28 +94,40 @@ def serve_container(
     port_spec: dict[str, Any] = {"containerPort": port, "protocol": "TCP"}
     if named_port:
         port_spec = {"name": "http", **port_spec}
+    auth = "on" if opts.auth else "off"
+    args = ["serve", str(ref), "--host", "0.0.0.0", "--port", str(port), "--auth", auth]
+    mounts = pod.writable_mounts()
+    if opts.auth and opts.token_secret:
+        args += ["--token-file", f"{TOKEN_DIR}/tokens"]
+        mounts.append({"name": "serve-tokens", "mountPath": TOKEN_DIR, "readOnly": True})
     return {
         "name": name,
         "image": opts.image,
         "imagePullPolicy": "IfNotPresent",
-        "args": ["serve", str(ref), "--host", "0.0.0.0", "--port", str(port)],
+        "args": args,
         "ports": [port_spec],
         "env": pod.base_env(),
         "envFrom": pod.env_from(opts.config_map, opts.secret),
         **pod.serving_probes("http" if named_port else port),
         "resources": pod.resources(opts.cpu, opts.memory),
         "securityContext": pod.container_security_context(),
-        "volumeMounts": pod.writable_mounts(),
+        "volumeMounts": mounts,
     }
 
 
-def _pod_spec(containers: list[dict[str, Any]], *, pod_context: bool = True) -> dict[str, Any]:
+def _pod_spec(
+    containers: list[dict[str, Any]], opts: RenderOptions, *, pod_context: bool = True
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"automountServiceAccountToken": False}
     if pod_context:
         spec["securityContext"] = pod.pod_security_context()
     spec["terminationGracePeriodSeconds"] = 30
     spec["containers"] = containers
     spec["volumes"] = pod.writable_volumes()
+    if opts.auth and opts.token_secret:
+        # a whole-volume mount (no subPath), so the kubelet updates the file when the Secret rotates
+        secret = {"secretName": opts.token_secret, "items": [{"key": "tokens", "path": "tokens"}]}
+        spec["volumes"].append({"name": "serve-tokens", "secret": secret})
     return spec
 
 
@@ -137,7 +154,7 @@ def render_k8s(ref: ModelRef, opts: RenderOptions) -> list[dict[str, Any]]:
                         "prometheus.io/path": "/metrics",
                     },
                 },
-                "spec": _pod_spec([serve_container(ref, "serve", port, opts)]),
+                "spec": _pod_spec([serve_container(ref, "serve", port, opts)], opts),
             },
         },
     }
@@ -212,7 +229,7 @@ def render_seldon_v1(ref: ModelRef, opts: RenderOptions) -> list[dict[str, Any]]
                     {
                         "name": "default",
                         "replicas": opts.replicas,
-                        "componentSpecs": [{"spec": _pod_spec([container])}],
+                        "componentSpecs": [{"spec": _pod_spec([container], opts)}],
                         "graph": {
                             "name": name,  # a graph node is matched to the container of the same name
                             "type": "MODEL",
@@ -243,7 +260,7 @@ def render_kserve(ref: ModelRef, opts: RenderOptions) -> list[dict[str, Any]]:
     del container["startupProbe"]
     container["livenessProbe"].update(initialDelaySeconds=30, failureThreshold=6)
     predictor: dict[str, Any] = {"minReplicas": opts.replicas}
-    predictor.update(_pod_spec([container], pod_context=False))
+    predictor.update(_pod_spec([container], opts, pod_context=False))
     del predictor["terminationGracePeriodSeconds"]
     return [
         {

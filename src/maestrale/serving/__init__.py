@@ -3,9 +3,10 @@
 >>> from maestrale.serving import create_app
 >>> app = create_app(settings, ["pv-nrel-50@champion"])  # doctest: +SKIP
 
-Modules: `v2` (request/response bodies and the tensor ↔ DataFrame codec), `repository` (the served
-models and their atomic swap), `reload` (bus consumer + alias poll), `logger` (bounded prediction
-log buffer flushed to the bus), `metrics` (Prometheus), `app` (the FastAPI application). Names are
+Modules: `v2` (request/response bodies and the tensor ↔ DataFrame codec), `v2_limits` (bounds on
+one request), `repository` (the served models and their atomic swap), `reload` (bus consumer +
+alias poll), `logger` (bounded prediction log buffer flushed to the bus), `metrics` (Prometheus),
+`auth` (bearer tokens), `inference` (the inference routes), `app` (the FastAPI application). Names are
 imported on first use, so `maestrale.serving.repository` works without the server extra (FastAPI).
 """
 

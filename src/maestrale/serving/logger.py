@@ -12,6 +12,10 @@ most `batch_size` records per flush or every `interval` seconds, through
 `maestrale.monitoring.client.log_predictions`. When the buffer holds `capacity` records, new ones
 are dropped and counted (`maestrale_serving_predictions_dropped_total{reason="buffer_full"}`): a
 slow or absent broker must cost the monitor some records, never the clients their latency.
+
+An event holds the requests of one model version and one caller: `logged_by`, the name of the
+bearer token that sent them (when the server checks tokens), travels with it, so a fabricated
+forecast can be traced to its token.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class _Entry:
     issued_at: datetime
     target_time: Any  # None (= issued_at), one time, or one per row
     request_id: str
+    logged_by: str | None  # the caller's token name; None when the server checks no token
 
 
 class PredictionLogger:
@@ -89,8 +94,12 @@ class PredictionLogger:
         issued_at: datetime,
         target_time: Any = None,
         request_id: str | None = None,
+        logged_by: str | None = None,
     ) -> bool:
-        """Buffer one request's rows; False (and counted) when the buffer is full. Never raises."""
+        """Buffer one request's rows; False (and counted) when the buffer is full. Never raises.
+
+        `logged_by` names who sent the request (a token name); it is published with the batch.
+        """
         try:
             n = len(frame)
             keep, names = _layout(frame)
@@ -102,7 +111,7 @@ class PredictionLogger:
                     frame.iloc[:, keep].to_numpy(dtype="float64")
                 )  # fmt: skip
             entry = _Entry(model, version, n, names, values, predictions, entity, issued_at, target_time,
-                           request_id or uuid.uuid4().hex)  # fmt: skip
+                           request_id or uuid.uuid4().hex, logged_by)  # fmt: skip
             with self._cond:
                 refused = (
                     "stopped" if self._stop else "buffer_full" if self._size + n > self.capacity else None
@@ -175,16 +184,20 @@ class PredictionLogger:
         from maestrale.bus.schemas import PredictionLogged
         from maestrale.monitoring.client import publish_payloads
 
-        groups: dict[tuple[str, int], list[_Entry]] = {}
+        # one event per model version and caller: `logged_by` is a field of the batch, not of each record
+        groups: dict[tuple[str, int, str | None], list[_Entry]] = {}
         for e in batch:
-            groups.setdefault((e.model, e.version), []).append(e)
-        for (model, version), entries in groups.items():
+            groups.setdefault((e.model, e.version, e.logged_by), []).append(e)
+        for (model, version, logged_by), entries in groups.items():
             n = sum(e.rows for e in entries)
             try:
                 records = [r for e in entries for r in _records(e)]
                 size = self.batch_size
+                head: dict[str, Any] = {"model": model, "version": version}
+                if logged_by is not None:
+                    head["logged_by"] = logged_by
                 payloads = [
-                    (PredictionLogged, {"model": model, "version": version, "records": records[i : i + size]})
+                    (PredictionLogged, {**head, "records": records[i : i + size]})
                     for i in range(0, len(records), size)
                 ]
                 publish_payloads(payloads, model, transport=self.transport)

@@ -18,7 +18,9 @@ more inputs are read but not given to the model, for prediction logging: `target
 8601 with a time zone) and `entity` (BYTES), each one value per row. Per-input content types `np`,
 `str` and `datetime` are accepted and change nothing (the schema decides the dtype); any other
 content type (`base64`, `pd_json`, …) and the binary tensor extension are refused with a 400.
-Every mistake raises `InvalidInput` (HTTP 400) with a message that names the input and the fix.
+Every mistake raises `InvalidInput` (HTTP 400) with a message that names the input and the fix;
+requests beyond the bounds of `maestrale.serving.v2_limits` (values, inputs, records, string
+lengths) are refused the same way before any array is built.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maestrale.errors import InvalidInput
 from maestrale.registry.types import ColumnSchema
+from maestrale.serving.v2_limits import check_inputs, check_records, check_strings
 
 # V2 datatype → numpy kind of the values it carries.
 DATATYPES: dict[str, str] = {
@@ -194,8 +197,10 @@ def _tensor(inp: RequestInput) -> np.ndarray:
         raise InvalidInput(f"input {name!r} is {dt} but its data holds non-integer values")
     if kind == "b" and got != "b" and arr.size:
         raise InvalidInput(f"input {name!r} is BOOL but its data holds {_what(got)}; send true/false")
-    if kind == "O" and not all(isinstance(v, str) for v in arr.flat):
-        raise InvalidInput(f"input {name!r} is BYTES but its data holds non-string values")
+    if kind == "O":
+        if not all(isinstance(v, str) for v in arr.flat):
+            raise InvalidInput(f"input {name!r} is BYTES but its data holds non-string values")
+        check_strings(arr, f"input {name!r}")
     return arr
 
 
@@ -257,6 +262,7 @@ def _frame(columns: list[ColumnSchema], values: dict[str, np.ndarray]) -> pd.Dat
 
 def decode_infer(req: InferenceRequest, columns: list[ColumnSchema] | None) -> Decoded:
     """The model's input frame from a V2 request (see the module docstring for the two layouts)."""
+    check_inputs(req.inputs)
     ct = req.parameters.content_type if req.parameters else None
     if ct not in REQUEST_CONTENT_TYPES:
         raise InvalidInput(
@@ -340,6 +346,7 @@ def decode_records(records: list[dict[str, Any]], columns: list[ColumnSchema] | 
         raise InvalidInput("records is empty: send at least one {feature: value} object")
     if columns is None:
         raise InvalidInput("this model was registered without an input schema: use /v2/models/{name}/infer")
+    check_records(records, len(columns))
     names = [c.name for c in columns]
     allowed = set(names) | set(RESERVED_INPUTS)
     for i, rec in enumerate(records):
@@ -363,6 +370,7 @@ def decode_records(records: list[dict[str, Any]], columns: list[ColumnSchema] | 
             if not all(isinstance(r.get(key), str) for r in records):
                 raise InvalidInput(f"{key!r} must be a string in every record when one has it")
             extras[key] = np.asarray([r[key] for r in records], dtype=object)
+            check_strings(extras[key], f"{key!r}")
     return Decoded(_frame(columns, values), len(records), extras)
 
 
