@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from maestrale.errors import ConfigError
 
@@ -63,6 +63,49 @@ class Settings(BaseSettings):
     auto_upgrade: bool = Field(
         default=True, description="Let embedded mode create/upgrade its schema on first use."
     )
+    # -- trust boundaries (docs/security.md) ---------------------------------------------------------
+    max_body_mb: float = Field(
+        default=16, gt=0, description="Largest JSON/YAML request body the REST API reads (uploads excepted)."
+    )
+    serve_max_body_mb: float = Field(
+        default=32, gt=0, description="Largest request body a model server (`maestrale serve`) reads."
+    )
+    serve_auth: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Bearer tokens on `maestrale serve`: auto = on whenever it listens beyond loopback.",
+    )
+    serve_token_file: Path | None = Field(
+        default=None, description="Mounted secret with one token per line, instead of the token store."
+    )
+    data_sources: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
+        description=(
+            "Where specs that arrive over REST or the bus may read data: URL prefixes and local folders, "
+            "comma-separated (default: the working directory of the worker)."
+        ),
+    )
+    spec_env: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Environment variables (names or globs) that such specs may reference as ${VAR}.",
+    )
+    estimator_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Module prefixes the admin trusts besides scikit-learn, LightGBM and XGBoost: specs may name "
+            "estimator classes or factories and feature-set functions defined in them (comma-separated)."
+        ),
+    )
+
+    @field_validator("data_sources", "spec_env", "estimator_modules", mode="before")
+    @classmethod
+    def _comma_list(cls, v: Any) -> Any:
+        # env values are plain text: "abfs://lake/pv,/srv/data"; a JSON list works too
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return v
 
     @field_validator("database_url")
     @classmethod

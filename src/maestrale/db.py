@@ -2,11 +2,15 @@
 
 SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` for write transactions so concurrent
 writers queue instead of failing; PostgreSQL gets row locks from the statements themselves.
+
+Engines are process-wide and fork-safe: a child process (multiprocessing with fork, gunicorn
+`--preload`, Celery prefork) starts with fresh, empty pools instead of the parent's connections.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +26,26 @@ HEAD_REVISION = "0003"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """Give every engine a fresh pool in a forked child, leaving the parent's connections alone.
+
+    A pooled connection is a socket the parent still uses: were the child to check it out, both
+    processes would talk over it (`can't change 'autocommit' now: connection in transaction status
+    INTRANS`). `dispose(close=False)` drops the inherited pool without closing its connections
+    (closing would end the parent's sessions too); psycopg does not close a connection it opened in
+    another process when it is garbage-collected. See SQLAlchemy's "Using Connection Pools with
+    Multiprocessing or os.fork()".
+    """
+    global _engines_lock
+    # a thread of the parent may have held the lock at the fork: it will never release it here
+    _engines_lock = threading.Lock()
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _sqlite_setup(engine: Engine) -> None:

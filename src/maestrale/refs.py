@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from maestrale.errors import InvalidInput, InvalidName
+from maestrale.limits import MAX_VERSION
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -62,9 +63,11 @@ class ModelRef:
             return cls(validate_name(name), alias=validate_name(alias, "alias"))
         if ":" in ref:
             name, _, ver = ref.partition(":")
-            if not ver.isdigit() or int(ver) < 1:
+            # ASCII digits only ("²".isdigit() is True), and within the INTEGER column's range
+            if not (ver.isascii() and ver.isdigit()) or not 1 <= int(ver) <= MAX_VERSION:
                 raise InvalidInput(
-                    f"invalid version in {ref!r}: versions are integers from 1 (e.g. '{name}:3')"
+                    f"invalid version in {ref!r}: versions are integers from 1 to {MAX_VERSION} "
+                    f"(e.g. '{name}:3')"
                 )
             return cls(validate_name(name), version=int(ver))
         return cls(validate_name(ref), alias=DEFAULT_ALIAS)

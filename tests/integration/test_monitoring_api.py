@@ -187,7 +187,7 @@ def test_batch_limits_and_malformed_bodies(env: Env):
 def test_scopes(env: Env):
     body = {"model": env.model, "version": 1, "records": []}
     r = env.post("/predictions", body, headers=env.read)
-    assert r.status_code == 403 and "needs 'write'" in r.json()["error"]["message"]
+    assert r.status_code == 403 and "needs 'predict'" in r.json()["error"]["message"]
     assert env.post("/actuals", {"records": []}, headers=env.read).status_code == 403
     assert httpx.get(f"{env.url}{API}/models").status_code == 401
     assert env.post("/predictions", body).status_code == 200  # the write token may

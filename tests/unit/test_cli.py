@@ -300,7 +300,7 @@ def test_token_create_list_revoke(cli, home):
     missing = cli("token", "revoke", "999")
     assert missing.exit_code == 1 and "token 999 not found" in missing.stderr
     bad_scope = cli("token", "create", "x", "--scope", "root")
-    assert bad_scope.exit_code == 1 and "read, write, admin" in bad_scope.stderr
+    assert bad_scope.exit_code == 1 and "read, predict, write, admin" in bad_scope.stderr
 
 
 def test_db_upgrade_is_idempotent(cli, home):

@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import text
@@ -22,16 +21,17 @@ from maestrale.api import monitoring as monitoring_routes
 from maestrale.api import registry as registry_routes
 from maestrale.api import tokens as token_routes
 from maestrale.api import trainings as training_routes
-from maestrale.api.auth import TokenCache
+from maestrale.api.errors import install_error_handlers, reject_nul
 from maestrale.api.monitoring_metrics import metrics_registry
 from maestrale.api.telemetry import REGISTRY, MetricsMiddleware
+from maestrale.asgi import BodyLimit, BodyLimitMiddleware
 from maestrale.config import Settings, load_settings
 from maestrale.db import ensure_schema, exclusive_lock
-from maestrale.errors import BackendUnavailable, MaestraleError
+from maestrale.errors import BackendUnavailable
 from maestrale.monitoring.store import MonitorStore
 from maestrale.registry.artifacts import ArtifactStore
 from maestrale.registry.store import SqlStore
-from maestrale.tokens import create_token, list_tokens
+from maestrale.tokens import TokenCache, create_token, list_tokens
 
 log = logging.getLogger("maestrale.api")
 VERSIONS = Gauge("maestrale_registry_versions", "Model versions in the registry", registry=REGISTRY)
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Model registry, training, monitoring and serving for energy-forecasting fleets.",
         openapi_url="/openapi.json",
+        dependencies=[Depends(reject_nul)],
     )
     app.state.settings = settings
     app.state.store = store
@@ -87,16 +88,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.monitor_store = MonitorStore(settings.database_url, auto_upgrade=settings.auto_upgrade)
     # per app, not in the process-wide REGISTRY: each app scrapes its own database
     monitor_metrics = metrics_registry(app.state.monitor_store)
+    # Added before the metrics so that they wrap it: a 413 is counted like any other response.
+    # Artifact uploads stream to a spool file under their own, larger limit.
+    uploads = BodyLimit.from_mb(settings.max_upload_mb, "MAESTRALE_MAX_UPLOAD_MB")
+    app.add_middleware(
+        BodyLimitMiddleware, limit=BodyLimit.from_mb(settings.max_body_mb, "MAESTRALE_MAX_BODY_MB"),
+        respond=lambda message: _error(413, "too_large", message), per_path={"/api/v1/artifacts": uploads},
+    )  # fmt: skip
     app.add_middleware(MetricsMiddleware)
 
-    @app.exception_handler(MaestraleError)
-    async def _maestrale_error(_: Request, exc: MaestraleError) -> JSONResponse:
-        return _error(exc.status_code, exc.code, exc.message)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        return _error(400, "invalid", "invalid request: " + "; ".join(parts))
+    install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

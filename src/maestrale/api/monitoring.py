@@ -22,11 +22,11 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import yaml
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime
 
-from maestrale.api.auth import Read, Write
+from maestrale import yamlsafe
+from maestrale.api.auth import Read, require
 from maestrale.api.monitoring_schemas import (
     ActualBatch,
     BreachOut,
@@ -38,15 +38,19 @@ from maestrale.api.monitoring_schemas import (
     PredictionBatch,
 )
 from maestrale.errors import InvalidInput, NotFound, PayloadTooLarge
+from maestrale.limits import MAX_VERSION
 from maestrale.monitoring import ingest
 from maestrale.monitoring.performance import parse_window, performance
-from maestrale.monitoring.policy import PolicyError, load_policy
+from maestrale.monitoring.policy import PolicyError, load_policy, parse_policy
 from maestrale.monitoring.store import MonitorStore
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"])
 Limit = Annotated[int, Query(ge=1, le=10_000)]
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 #: A policy is a few hundred bytes; this bound keeps a stray upload from being parsed as YAML.
 MAX_POLICY_BYTES = 1 << 20
+#: Ingest needs `predict`: a forecasting service's token logs what it forecast and what it measured.
+Predict = Depends(require("predict"))
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -90,14 +94,14 @@ def _check_size(records: list[Any]) -> None:
 
 
 # -- ingest ---------------------------------------------------------------------------------------
-@router.post("/predictions", response_model=IngestResponse, dependencies=[Write])
+@router.post("/predictions", response_model=IngestResponse, dependencies=[Predict])
 def log_predictions(request: Request, body: PredictionBatch) -> dict[str, Any]:
     """Store predictions of `model:version`; invalid records are listed in `rejected`, the rest stored."""
     _check_size(body.records)
     return _monitor(request).log_predictions(body.model, body.version, body.records).as_dict()
 
 
-@router.post("/actuals", response_model=IngestResponse, dependencies=[Write])
+@router.post("/actuals", response_model=IngestResponse, dependencies=[Predict])
 def log_actuals(request: Request, body: ActualBatch) -> dict[str, Any]:
     """Store observed values (however late: they join their predictions at query time)."""
     _check_size(body.records)
@@ -150,9 +154,13 @@ def model_performance(
         bool, Query(description="Compute one evaluation now instead of reading the series.")
     ] = False,
     as_of: Annotated[
-        AwareDatetime | None, Query(description="live: end of the window (default: the monitor's clock).")
+        AwareDatetime | None,
+        # bounded: a window (up to 10 years) and a lag are subtracted from it
+        Query(ge=EARLIEST, le=LATEST, description="live: end of the window (default: the monitor's clock)."),
     ] = None,
-    version: Annotated[int | None, Query(ge=1, description="live: the version (default: serving).")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=MAX_VERSION, description="live: the version (default: serving).")
+    ] = None,
 ) -> EvaluationSeries:
     """The stored performance series (oldest first), or with `live=true` one evaluation computed now.
 
@@ -222,14 +230,17 @@ async def validate_policy(request: Request) -> dict[str, Any]:
     if len(raw) > MAX_POLICY_BYTES:
         raise PayloadTooLarge(f"a policy of {len(raw)} bytes: the limit is {MAX_POLICY_BYTES} bytes")
     text = raw.decode("utf-8", errors="replace")
-    # Parsed here, never handed to load_policy as text: it reads a one-line `x.yaml` as a file path,
-    # and a request must not make the server open its own files.
-    is_json = "json" in request.headers.get("content-type", "")
+    # Never handed to load_policy as text: it reads a one-line `x.yaml` as a file path, and a request
+    # must not make the server open its own files. parse_policy bounds the YAML (size, alias bombs).
+    if "json" not in request.headers.get("content-type", ""):
+        return parse_policy(text).model_dump(mode="json")
     try:
-        data = json.loads(text) if is_json else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        kind = "JSON" if isinstance(exc, ValueError) else "YAML"
-        raise PolicyError(f"policy is not valid {kind}: {exc}") from None
+        data = json.loads(text)
+        yamlsafe.check_data(data)  # the same node and depth bounds as YAML
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+        raise PolicyError(f"policy is not valid JSON: {exc}") from None
+    except yamlsafe.YamlError as exc:
+        raise PolicyError(f"policy: {exc.message}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"policy must be a mapping with name and conditions, got {type(data).__name__}")
     return load_policy(data).model_dump(mode="json")

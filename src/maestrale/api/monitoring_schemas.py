@@ -16,7 +16,7 @@ class PredictionBatch(BaseModel):
     """Predictions of one registered version; each record is validated on its own (see `rejected`)."""
 
     model: str = Field(description="Registered model name, e.g. pv-nrel-50.")
-    version: int = Field(ge=1, description="The registry version that made the predictions.")
+    version: int = Field(ge=1, le=2**31 - 1, description="The registry version that made the predictions.")
     # dicts, not PredictionRecord: one bad record must be reported with its reason, not fail the batch
     records: list[dict[str, Any]] = Field(
         description="record_id, entity, issued_at, target_time (ISO 8601 with a time zone), "

@@ -7,32 +7,44 @@ import json
 import tempfile
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from maestrale.api.auth import Read, Write
 from maestrale.errors import InvalidInput, PayloadTooLarge
+from maestrale.limits import MAX_VERSION
 from maestrale.refs import validate_name
 from maestrale.registry.artifacts import CHUNK, object_key
-from maestrale.registry.types import AliasChange, ModelVersion, Page, RegisteredModel, VersionCreate
+from maestrale.registry.types import (
+    AliasChange,
+    ModelVersion,
+    Page,
+    RegisteredModel,
+    TagValue,
+    Text,
+    VersionCreate,
+)
+from maestrale.registry.vetting import TRUST_HEADER, vet_artifact
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
+#: Versions are a 32-bit INTEGER column: a larger number is a 400 naming the range, not an overflow.
+Version = Annotated[int, Path(ge=1, le=MAX_VERSION, description="The version number, e.g. 3.")]
 
 
 class AliasBody(BaseModel):
     """Where to point an alias, and why (kept in the audit trail)."""
 
-    version: int = Field(ge=1)
-    reason: str | None = None
+    version: int = Field(ge=1, le=MAX_VERSION)
+    reason: Text | None = None
 
 
 class TagBody(BaseModel):
     """A tag value."""
 
-    value: str
+    value: TagValue
 
 
 class StoredArtifact(BaseModel):
@@ -125,39 +137,43 @@ def create_version(request: Request, name: str, body: VersionCreate) -> ModelVer
         raise InvalidInput(f"artifact key {a.key!r} does not match sha256 {a.sha256!r}; upload it first")
     if not request.app.state.artifacts.exists(a.key):
         raise InvalidInput(f"artifact {a.sha256} was not uploaded; POST it to /api/v1/artifacts first")
+    # the bytes, not the body, say what the artifact is: format, flavor and size are checked here
+    declared = request.headers.get(TRUST_HEADER, "").replace(",", " ").split()
+    limit = request.app.state.settings.max_upload_mb << 20
+    vet_artifact(request.app.state.artifacts, a, name, max_bytes=limit, trusted_types=declared or None)
     if body.created_by is None or request.app.state.settings.auth:
         body.created_by = _actor(request) or body.created_by  # the token, not the body, says who
     return _json(_store(request).create_version(name, body), 201)
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelVersion, dependencies=[Read])
-def get_version(request: Request, name: str, version: int) -> ModelVersion:
+def get_version(request: Request, name: str, version: Version) -> ModelVersion:
     """Metadata of one version."""
     return _json(_store(request).get_version(f"{name}:{version}"))
 
 
 @router.post("/models/{name}/versions/{version}/archive", response_model=ModelVersion, dependencies=[Write])
-def archive_version(request: Request, name: str, version: int) -> ModelVersion:
+def archive_version(request: Request, name: str, version: Version) -> ModelVersion:
     """Archive a version (refused while an alias points at it)."""
     return _store(request).archive_version(f"{name}:{version}", actor=_actor(request))
 
 
 @router.put("/models/{name}/versions/{version}/tags/{key}", status_code=204, dependencies=[Write])
-def set_version_tag(request: Request, name: str, version: int, key: str, body: TagBody) -> Response:
+def set_version_tag(request: Request, name: str, version: Version, key: str, body: TagBody) -> Response:
     """Set a tag on a version."""
     _store(request).set_version_tag(f"{name}:{version}", key, body.value)
     return Response(status_code=204)
 
 
 @router.delete("/models/{name}/versions/{version}/tags/{key}", status_code=204, dependencies=[Write])
-def delete_version_tag(request: Request, name: str, version: int, key: str) -> Response:
+def delete_version_tag(request: Request, name: str, version: Version, key: str) -> Response:
     """Remove a tag from a version."""
     _store(request).set_version_tag(f"{name}:{version}", key, None)
     return Response(status_code=204)
 
 
 @router.get("/models/{name}/versions/{version}/artifact", dependencies=[Read])
-def download_version(request: Request, name: str, version: int) -> Response:
+def download_version(request: Request, name: str, version: Version) -> Response:
     """Stream a version's artifact; headers carry its version, format and registered sha256."""
     return _send_version(request, f"{name}:{version}")
 
@@ -168,12 +184,20 @@ def download_alias(request: Request, name: str, alias: str) -> Response:
     return _send_version(request, f"{name}@{alias}")
 
 
+def _header_value(value: str) -> str:
+    # registration admits only ASCII identifiers; a row stored before that check must not make the
+    # download fail while its headers are encoded (Latin-1): percent-encode anything else
+    from urllib.parse import quote
+
+    return value if value.isascii() and value.isprintable() else quote(value, safe="")
+
+
 def _send_version(request: Request, ref: str) -> Response:
     name, number, info = _store(request).artifact_of(ref)
     headers = {
         "X-Model-Version": str(number),
-        "X-Artifact-Format": info.format,
-        "X-Artifact-Flavor": info.flavor,
+        "X-Artifact-Format": _header_value(info.format),
+        "X-Artifact-Flavor": _header_value(info.flavor),
     }
     return _send_object(request, info.key, info.sha256, info.size, f"{name}:{number}", headers)
 
@@ -263,11 +287,7 @@ def download_artifact(request: Request, sha256: str) -> Response:
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise InvalidInput(f"{sha256!r} is not a sha256 hex digest")
     key = object_key(sha256)
-    artifacts = request.app.state.artifacts
-    try:
-        size = int(artifacts.fs.size(f"{artifacts.root}/{key}"))
-    except FileNotFoundError:
-        size = None  # _send_object raises ArtifactMissing with the details
+    size = request.app.state.artifacts.size(key)  # ArtifactMissing: a 404 for an unknown digest
     return _send_object(request, key, sha256, size, f"object {sha256}")
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel, Field
 
 from maestrale.api.auth import Admin
+from maestrale.limits import MAX_INT32
+from maestrale.registry.types import Text128
 from maestrale.tokens import create_token, list_tokens, revoke_token
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
@@ -16,8 +19,8 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 class TokenCreate(BaseModel):
     """A token to create."""
 
-    name: str
-    scope: str = "read"
+    name: Text128 = Field(min_length=1, description="Who uses it, e.g. training-worker.")
+    scope: str = Field(default="read", max_length=16, description="read, write or admin.")
 
 
 class TokenOut(BaseModel):
@@ -52,7 +55,7 @@ def list_all(request: Request) -> list[TokenOut]:
 
 
 @router.delete("/{token_id}", status_code=204, dependencies=[Admin])
-def revoke(request: Request, token_id: int) -> Response:
+def revoke(request: Request, token_id: Annotated[int, Path(ge=1, le=MAX_INT32)]) -> Response:
     """Revoke a token."""
     revoke_token(request.app.state.settings.database_url, token_id)
     return Response(status_code=204)

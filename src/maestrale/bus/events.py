@@ -251,7 +251,7 @@ def event_summary(body: bytes) -> dict[str, Any]:
     """Best-effort `type`/`id`/`subject` of a body that may be malformed (for DLQ listings)."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: a body nested thousands of levels deep
         return {"type": None, "id": None, "subject": None}
     if not isinstance(doc, dict):
         return {"type": None, "id": None, "subject": None}

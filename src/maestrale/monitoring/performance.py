@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from maestrale.limits import parse_duration
 from maestrale.stats.metrics import energy_metrics
 
 if TYPE_CHECKING:
@@ -38,23 +39,15 @@ RATIO_METRICS = ("mae", "rmse", "nmae", "nrmse")
 
 
 def parse_window(window: str | timedelta) -> timedelta:
-    """ "7D", "36h", "90min", "2W" → timedelta (as in the policy files).
+    """ "7D", "36h", "90min", "2W" → timedelta (as in the policy files), at most `MAX_DURATION` (10 years).
 
     >>> parse_window("7D"), parse_window("36h")
     (datetime.timedelta(days=7), datetime.timedelta(days=1, seconds=43200))
     """
     if isinstance(window, timedelta):
         return window
-    text = window.strip()
-    units = {"min": 60, "s": 1, "h": 3600, "D": 86400, "d": 86400, "W": 604800, "w": 604800}
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit):
-            number = text[: -len(unit)].strip()
-            try:
-                return timedelta(seconds=float(number) * units[unit])
-            except ValueError:
-                break
-    raise ValueError(f"{window!r} is not a window: write a number and a unit, e.g. 7D, 36h, 90min")
+    # bounded: a window of 10**11 days overflows timedelta and every date computed from it
+    return parse_duration(window, "window")
 
 
 def window_label(window: str | timedelta) -> str:

@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from maestrale.errors import Conflict, NotFound
+from maestrale.errors import Conflict, InvalidInput, NotFound
+from maestrale.limits import MAX_VERSION
 from maestrale.refs import DEFAULT_ALIAS, validate_name
 from maestrale.registry import schema as s
 from maestrale.registry.outbox import add_event, aware, utcnow
@@ -26,6 +27,8 @@ class AliasOps:
     ) -> AliasChange:
         """Point `alias` at `version`, recording who moved it from where; emits alias_set (and promoted)."""
         validate_name(alias, "alias")
+        if not 1 <= version <= MAX_VERSION:  # the embedded API's check; REST bounds the body the same way
+            raise InvalidInput(f"version must be an integer from 1 to {MAX_VERSION}, not {version}")
         now = utcnow()
         with self.write_engine.begin() as conn:
             model = self._model_row(conn, name)
@@ -121,7 +124,7 @@ class AliasOps:
                 .order_by(s.alias_history.c.id)
             )
             if alias:
-                q = q.where(s.alias_history.c.alias == alias)
+                q = q.where(s.alias_history.c.alias == validate_name(alias, "alias"))
             return [
                 AliasChange(
                     name=name,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, Row, func, literal, literal_column, select
+from sqlalchemy import Connection, Row, case, func, literal, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from maestrale.registry import schema as s
@@ -86,6 +86,32 @@ class _Json:
             return func.coalesce(agg, literal_column("'[]'::json"))
         return func.json_group_array(value)
 
+    def number(self, col: Any) -> Any:
+        # Registration refuses NaN and infinities now, but older versions may hold them. PostgreSQL
+        # writes them as JSON strings ("Infinity"), which pydantic reads back as floats; SQLite would
+        # write a bare `Inf` and break the whole page, so it gets the same strings.
+        if self.pg:
+            return col
+        return case(
+            (col == literal_column("9e999"), "Infinity"),
+            (col == literal_column("-9e999"), "-Infinity"),
+            else_=col,
+        )
+
+    def param(self, col: Any) -> Any:
+        # a param's JSON text; Python's json.dumps wrote NaN/Infinity as bare tokens that no SQL JSON
+        # parser accepts: send those as strings instead of failing the page
+        # (no IN (...): an expanding parameter would stop the search SQL from being compiled once)
+        bad = or_(col == "NaN", col == "Infinity", col == "-Infinity")
+        if self.pg:
+            return case((bad, func.to_json(col)), else_=col.cast(s.versions.c.spec.type))
+        return case((bad, func.json_quote(col)), else_=func.json(col))
+
+    def document(self, col: Any) -> Any:
+        # a JSON column: on SQLite an old document with NaN/Infinity reads as null rather than
+        # failing every listing (PostgreSQL never stored one: its json type refuses them)
+        return col if self.pg else case((func.json_valid(col) == 1, func.json(col)), else_=None)
+
     def timestamp(self, col: Any) -> Any:
         # SQLite keeps UTC as naive text 'YYYY-MM-DD HH:MM:SS.ffffff'; make it ISO 8601 with Z
         return col if self.pg else func.replace(col, " ", "T") + "Z"
@@ -96,9 +122,8 @@ def version_documents(dialect: str, full: bool) -> Any:
     j = _Json(dialect)
     v = s.versions.c
     p, m, t, a, li = s.version_params, s.version_metrics, s.version_tags, s.aliases, s.lineage
-    param_value = p.c.value if not j.pg else p.c.value.cast(s.versions.c.spec.type)
     pairs: list[tuple[str, Any]] = [("name", s.models.c.name)]
-    pairs += [(c, v[c]) for c in _PLAIN]
+    pairs += [(c, j.number(v[c]) if c == "duration_s" else v[c]) for c in _PLAIN]
     pairs += [
         ("created_at", j.timestamp(v.created_at)),
         (
@@ -113,13 +138,15 @@ def version_documents(dialect: str, full: bool) -> Any:
         ),
         (
             "params",
-            select(j.group_object(p.c.key, param_value if j.pg else func.json(p.c.value)))
+            select(j.group_object(p.c.key, j.param(p.c.value)))
             .where(p.c.version_id == v.id)
             .scalar_subquery(),
         ),
         (
             "metrics",
-            select(j.group_object(m.c.key, m.c.value)).where(m.c.version_id == v.id).scalar_subquery(),
+            select(j.group_object(m.c.key, j.number(m.c.value)))
+            .where(m.c.version_id == v.id)
+            .scalar_subquery(),
         ),
         ("tags", select(j.group_object(t.c.key, t.c.value)).where(t.c.version_id == v.id).scalar_subquery()),
     ]
@@ -129,15 +156,14 @@ def version_documents(dialect: str, full: bool) -> Any:
         ("aliases", aliases.where(a.c.model_id == v.model_id, a.c.version == v.version).scalar_subquery())
     )
     if full:
-        json_col = (lambda c: c) if j.pg else func.json
         lineage_doc = j.obj(
-            ("relation", li.c.relation), ("target", li.c.target), ("detail", json_col(li.c.detail))
+            ("relation", li.c.relation), ("target", li.c.target), ("detail", j.document(li.c.detail))
         )
         if j.pg:
             lineage = select(func.coalesce(func.json_agg(lineage_doc), literal_column("'[]'::json")))
         else:
             lineage = select(j.group_array(lineage_doc))
-        pairs += [(c, json_col(v[c])) for c in HEAVY_COLUMNS]
+        pairs += [(c, j.document(v[c])) for c in HEAVY_COLUMNS]
         pairs.append(("lineage", lineage.where(li.c.version_id == v.id).scalar_subquery()))
     doc = j.obj(*pairs)
     if j.pg:

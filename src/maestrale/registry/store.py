@@ -7,7 +7,6 @@ and an outbox of events written in the same transaction as the change they annou
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,13 +15,17 @@ from sqlalchemy.exc import DBAPIError
 
 from maestrale.db import ensure_schema, writer
 from maestrale.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from maestrale.limits import text_problem
 from maestrale.refs import ModelRef, validate_key, validate_name
 from maestrale.registry import schema as s
 from maestrale.registry.aliases import AliasOps
 from maestrale.registry.hydrate import hydrate_models, parse_documents, version_documents
 from maestrale.registry.outbox import add_event, mark_sent, pending_events, utcnow
-from maestrale.registry.search import compile_filter, compile_order, decode_token, encode_token
+from maestrale.registry.rows import INSERT_VERSION, insert_details, version_row
+from maestrale.registry.search import check_like_pattern, decode_token, encode_token
+from maestrale.registry.searching import SearchOps, check_limit
 from maestrale.registry.types import (
+    MAX_TAG_VALUE,
     ArtifactInfo,
     ModelVersion,
     Page,
@@ -37,29 +40,19 @@ _ALLOCATE = (
     .values(latest_version=s.models.c.latest_version + 1, updated_at=bindparam("m_now"), archived=False)
     .returning(s.models.c.id, s.models.c.latest_version)
 )
-_INSERT_VERSION = insert(s.versions).returning(s.versions.c.id)
-_INSERT_PARAM = insert(s.version_params)
-_INSERT_METRIC = insert(s.version_metrics)
-_INSERT_TAG = insert(s.version_tags)
 
 
-def _param_num(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, int | float):
-        return float(v)
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
+def _tag_value(value: str) -> str:
+    # the embedded API's check; over REST the body models already bound tag values the same way
+    text = str(value)
+    if len(text) > MAX_TAG_VALUE:
+        raise InvalidInput(f"tag value of {len(text)} characters: tag values hold at most {MAX_TAG_VALUE}")
+    if problem := text_problem(text, "tag value"):
+        raise InvalidInput(problem)
+    return text
 
 
-def _check_limit(limit: int) -> None:
-    if not 1 <= limit <= 1000:
-        raise InvalidInput(f"limit must be between 1 and 1000, not {limit}")
-
-
-class SqlStore(AliasOps):
+class SqlStore(AliasOps, SearchOps):
     """Registry metadata on SQLite or PostgreSQL (any SQLAlchemy 2 URL that has RETURNING)."""
 
     def __init__(self, database_url: str, auto_upgrade: bool = True) -> None:
@@ -114,11 +107,11 @@ class SqlStore(AliasOps):
         include_archived: bool = False,
     ) -> Page[RegisteredModel]:
         """Models by name, a page at a time."""
-        _check_limit(limit)
+        check_limit(limit)
         offset = decode_token(page_token)
         q = select(s.models).order_by(s.models.c.name).limit(limit + 1).offset(offset)
         if name_like:
-            q = q.where(s.models.c.name.like(name_like))
+            q = q.where(s.models.c.name.like(check_like_pattern(name_like, "name_like"), escape="\\"))
         if not include_archived:
             q = q.where(s.models.c.archived.is_(False))
         with self.engine.connect() as conn:
@@ -135,7 +128,7 @@ class SqlStore(AliasOps):
                 delete(s.model_tags).where(s.model_tags.c.model_id == mid, s.model_tags.c.key == key)
             )
             if value is not None:
-                conn.execute(insert(s.model_tags).values(model_id=mid, key=key, value=str(value)))
+                conn.execute(insert(s.model_tags).values(model_id=mid, key=key, value=_tag_value(value)))
 
     def archive_model(self, name: str, actor: str | None = None) -> None:
         """Hide a model from listings; its versions stay loadable by exact reference."""
@@ -167,70 +160,8 @@ class SqlStore(AliasOps):
                 raise InvalidInput(
                     f"parent_version {new.parent_version} of {name!r} does not exist (latest is {number - 1})"
                 )
-            row = {
-                "model_id": mid,
-                "version": number,
-                "status": "ready",
-                "created_at": now,
-                "created_by": new.created_by,
-                "description": new.description,
-                "artifact_key": a.key,
-                "artifact_sha256": a.sha256,
-                "artifact_size": a.size,
-                "artifact_format": a.format,
-                "flavor": a.flavor,
-                "data_fingerprint": new.data_fingerprint,
-                "data_version": new.data_version,
-                "input_schema": [c.model_dump() for c in new.input_schema] if new.input_schema else None,
-                "code_version": new.code_version,
-                "package_versions": new.package_versions,
-                "duration_s": new.duration_s,
-                "parent_version": new.parent_version,
-                "reason": new.reason,
-                "spec": new.spec,
-                "profile": new.profile,
-                "idempotency_key": new.idempotency_key,
-            }
-            vid = conn.execute(_INSERT_VERSION, row).scalar_one()
-            if new.params:
-                conn.execute(
-                    _INSERT_PARAM,
-                    [
-                        {"version_id": vid, "key": k, "value": json.dumps(v), "value_num": _param_num(v)}
-                        for k, v in new.params.items()
-                    ],
-                )
-            if new.metrics:
-                conn.execute(
-                    _INSERT_METRIC,
-                    [{"version_id": vid, "key": k, "value": float(v)} for k, v in new.metrics.items()],
-                )
-            if new.tags:
-                conn.execute(
-                    _INSERT_TAG, [{"version_id": vid, "key": k, "value": str(v)} for k, v in new.tags.items()]
-                )
-            lineage = list(new.lineage)
-            if new.parent_version is not None:
-                lineage.append(
-                    {
-                        "relation": "parent",
-                        "target": f"{name}:{new.parent_version}",
-                        "detail": {"reason": new.reason},
-                    }
-                )
-            if lineage:
-                conn.execute(
-                    insert(s.lineage),
-                    [
-                        {
-                            "version_id": vid,
-                            "relation": x["relation"],
-                            "target": x["target"],
-                            "detail": x.get("detail"),
-                        }
-                        for x in lineage
-                    ],
-                )
+            vid = conn.execute(INSERT_VERSION, version_row(mid, number, now, new)).scalar_one()
+            insert_details(conn, vid, name, new)
             add_event(
                 conn,
                 "maestrale.model.registered",
@@ -334,7 +265,7 @@ class SqlStore(AliasOps):
         full: bool = False,
     ) -> Page[ModelVersion]:
         """A model's versions, newest first (summaries unless `full`; see `HEAVY_COLUMNS`)."""
-        _check_limit(limit)
+        check_limit(limit)
         offset = decode_token(page_token)
         with self.engine.connect() as conn:
             mid = self._model_row(conn, name).id
@@ -349,76 +280,6 @@ class SqlStore(AliasOps):
         items = parse_documents(rows[:limit])
         return Page(items=items, next_page_token=encode_token(offset + limit) if len(rows) > limit else None)
 
-    def search_versions(
-        self,
-        filter: str | None = None,
-        order_by: str | None = None,
-        limit: int = 100,
-        page_token: str | None = None,
-        include_archived: bool = False,
-        full: bool = False,
-    ) -> Page[ModelVersion]:
-        """Versions matching a filter (see `maestrale.registry.search`), a page at a time.
-
-        Results are summaries unless `full`: the heavy fields (input schema, package versions,
-        spec, profile, lineage) are left empty; `get_version` returns the complete record.
-        """
-        docs, token = self.search_documents(filter, order_by, limit, page_token, include_archived, full)
-        return Page(items=parse_documents(docs), next_page_token=token)
-
-    def search_documents(
-        self,
-        filter: str | None = None,
-        order_by: str | None = None,
-        limit: int = 100,
-        page_token: str | None = None,
-        include_archived: bool = False,
-        full: bool = False,
-    ) -> tuple[list[str], str | None]:
-        """Like `search_versions`, but the versions stay JSON text (the REST API sends them as they are)."""
-        _check_limit(limit)
-        offset = decode_token(page_token)
-        sql, names, params = self._search_sql(filter, order_by, include_archived, full)
-        values = {**params, "lim": limit + 1, "off": offset}
-        args: Any = tuple(values[n] for n in names) if names is not None else values
-        with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(sql, args).scalars().all()
-        docs = [r if isinstance(r, str) else json.dumps(r) for r in rows[:limit]]
-        return docs, encode_token(offset + limit) if len(rows) > limit else None
-
-    def _search_sql(
-        self, filter: str | None, order_by: str | None, include_archived: bool, full: bool
-    ) -> tuple[str, list[str] | None, dict[str, Any]]:
-        """The search compiled once per (filter, order, flags) to driver SQL: dashboards repeat queries,
-        and building plus compiling the statement costs more than running it."""
-        key = (filter, order_by, include_archived, full)
-        hit = self._search_cache.get(key)
-        if hit is not None:
-            return hit
-        ordering = compile_order(order_by)
-        # pick the page first, then build documents for those rows only
-        inner = select(s.versions.c.id.label("vid"), func.row_number().over(order_by=ordering).label("pos"))
-        inner = inner.select_from(s.versions.join(s.models))
-        cond = compile_filter(filter)
-        if cond is not None:
-            inner = inner.where(cond)
-        if not include_archived:
-            inner = inner.where(s.versions.c.status == "ready")
-        page = inner.order_by(*ordering).limit(bindparam("lim")).offset(bindparam("off")).subquery()
-        doc = self._doc_queries[full].selected_columns[0]
-        stmt = (
-            select(doc)
-            .select_from(s.versions.join(s.models).join(page, page.c.vid == s.versions.c.id))
-            .order_by(page.c.pos)
-        )
-        compiled = stmt.compile(dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
-        names = list(compiled.positiontup or []) if compiled.positional else None
-        entry = (compiled.string, names, dict(compiled.params))
-        if len(self._search_cache) > 256:
-            self._search_cache.clear()
-        self._search_cache[key] = entry
-        return entry
-
     def set_version_tag(self, ref: str, key: str, value: str | None) -> None:
         """Set (or, with None, remove) a tag on a version; tags are the one mutable part of a version."""
         validate_key(key)
@@ -431,7 +292,7 @@ class SqlStore(AliasOps):
                 delete(s.version_tags).where(s.version_tags.c.version_id == vid, s.version_tags.c.key == key)
             )
             if value is not None:
-                conn.execute(insert(s.version_tags).values(version_id=vid, key=key, value=str(value)))
+                conn.execute(insert(s.version_tags).values(version_id=vid, key=key, value=_tag_value(value)))
 
     def archive_version(self, ref: str, actor: str | None = None) -> ModelVersion:
         """Mark a version archived (never deleted); refused while an alias points at it."""

@@ -167,9 +167,7 @@ def column_profile(
     ordered = np.sort(finite)
     lo, hi = float(ordered[0]), float(ordered[-1])
     edges = quantile_edges(ordered, quantile_bins)
-    hist_counts, hist_edges = np.histogram(
-        ordered, bins=histogram_bins, range=(lo, hi if hi > lo else lo + 1.0)
-    )
+    hist_counts, hist_edges = _histogram(ordered, histogram_bins, lo, hi)
     return {
         **out,
         "mean": _num(finite.mean()),
@@ -180,6 +178,26 @@ def column_profile(
         "histogram": {"edges": hist_edges.tolist(), "counts": hist_counts.astype(int).tolist()},
         "sample": encode_sample(sample_order_statistics(ordered, sample_size)),
     }
+
+
+def _histogram(ordered: np.ndarray, bins: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-width histogram between min and max (a constant column gets `[v, v + 1]`), finite edges.
+
+    >>> [e.tolist() for e in _histogram(np.array([-1.7e308, 1.7e308]), 2, -1.7e308, 1.7e308)]
+    [[1, 1], [-1.7e+308, 0.0, 1.7e+308]]
+    """
+    top = hi if hi > lo else lo + 1.0
+    with np.errstate(over="ignore"):
+        width = top - lo
+    if np.isfinite(width):
+        try:
+            return np.histogram(ordered, bins=bins, range=(lo, top))
+        except ValueError:
+            pass  # too narrow for distinct edges: a constant 1e20, where lo + 1 == lo
+    # numpy refuses a range whose width overflows (-1e308..1e308); interpolated edges never overflow
+    t = np.linspace(0.0, 1.0, bins + 1)
+    edges = np.maximum.accumulate(lo * (1.0 - t) + top * t)
+    return np.histogram(ordered, bins=edges)
 
 
 def _bin(edges: np.ndarray, finite: np.ndarray) -> np.ndarray:

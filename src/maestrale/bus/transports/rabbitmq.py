@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -98,6 +99,7 @@ class RabbitTransport(Transport):
         self.management_url = management_url
         self._lock = threading.RLock()  # pika connections are not thread-safe
         self._pub: Publisher | None = None
+        self._pub_pid = os.getpid()
         self._declared: set[str] = set()
         self.resent = 0  # messages published again after a lost connection (possible duplicates)
 
@@ -110,15 +112,19 @@ class RabbitTransport(Transport):
         return BlockingConnection(self.params)
 
     def _publisher(self) -> Publisher:
+        if self._pub is not None and self._pub_pid != os.getpid():
+            # inherited through fork: its socket is the parent's connection; forget it, never close it
+            self._pub = None
         if self._pub is None or not self._pub.conn.is_open:
             self._pub = Publisher(self.params, self.namespace)
+            self._pub_pid = os.getpid()
         elif time.monotonic() - self._pub.last_used > 20:
             # An idle BlockingConnection misses heartbeats; let it notice a close before we publish.
             self._pub.conn.process_data_events(0)
         return self._pub
 
     def _drop_publisher(self) -> None:
-        if self._pub is not None:
+        if self._pub is not None and self._pub_pid == os.getpid():
             self._pub.close()
         self._pub = None
 
