@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PY) bench/drift.py
 	$(PY) bench/ingest.py
 	$(PY) bench/serving.py
+	$(PY) bench/limits.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .demo

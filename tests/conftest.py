@@ -6,6 +6,7 @@ remote registry is a real `maestrale server` app behind uvicorn on a free loopba
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -23,13 +24,13 @@ pytest_plugins = ["tests.services"]
 PG_ADMIN_URL = os.environ.get("MAESTRALE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str = "maestrale_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database on the machine's server; dropped (forcibly) on exit."""
     import sqlalchemy as sa
 
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"maestrale_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -39,15 +40,24 @@ def pg_url() -> Iterator[str]:
             "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
         )
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    from maestrale.db import _engines
+    try:
+        yield url
+    finally:
+        from maestrale.db import _engines
 
-    engine = _engines.pop(url, None)
-    if engine is not None:
-        engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        engine = _engines.pop(url, None)
+        if engine is not None:
+            engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -146,6 +146,7 @@ def create_app(
     served_version = _version_lookup(repo)
     app.include_router(_health_and_metadata(repo, metrics, served_version, Depends(require("read"))))
     app.include_router(inference_router(served_version, logger, Depends(require("predict"))))
+    _document_bodies(app, repo)
     return app
 
 
@@ -260,3 +261,53 @@ def app_from_env() -> FastAPI:
         reload_poll_s=poll or None,
         trusted_types=os.environ.get("MAESTRALE_SERVE_TRUST", "").split() or None,
     )  # fmt: skip
+
+
+def _document_bodies(app: FastAPI, repo: ModelRepository) -> None:
+    """Generate the OpenAPI document once: the inference bodies' nested models as components, and a
+    request that works on the first served model as each body's example (what Swagger UI offers)."""
+    from fastapi.openapi.utils import get_openapi
+
+    from maestrale.serving.inference import add_body_components
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            app.openapi_schema = add_body_components(document)
+            _add_examples(app.openapi_schema, repo)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_examples(document: dict[str, Any], repo: ModelRepository) -> None:
+    names = repo.names()
+    columns = repo.get(names[0]).columns if names else None
+    if not columns:
+        return
+    row = {c.name: _example_value(c.dtype) for c in columns}
+    infer = {
+        "inputs": [
+            {"name": c.name, "shape": [1], "datatype": datatype_of(c.dtype), "data": [row[c.name]]}
+            for c in columns
+        ]
+    }
+    examples = {"/infer": infer, "/predict": {"records": [row]}}
+    for path, item in document.get("paths", {}).items():
+        body = item.get("post", {}).get("requestBody", {}).get("content", {}).get("application/json")
+        for suffix, example in examples.items():
+            if body is not None and path.endswith(suffix):
+                body["example"] = example
+
+
+def _example_value(dtype: str) -> Any:
+    kind = datatype_of(dtype)
+    if kind == "BOOL":
+        return True
+    if kind.startswith(("INT", "UINT")):
+        return 1
+    if kind.startswith("FP"):
+        return 0.5
+    return "2024-06-01T12:00:00Z" if dtype.startswith("datetime") else "x"
