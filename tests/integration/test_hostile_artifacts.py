@@ -112,6 +112,34 @@ def test_model_server_refuses_exec_payload_at_start(tmp_path, canary):
     assert not canary.exists()
 
 
+def test_running_model_server_refuses_exec_payload_on_hot_reload(tmp_path, canary):
+    """The payload moved to `champion` while a server follows it: the reload fails, the old version
+    keeps serving, nothing runs."""
+    from sklearn.linear_model import Ridge
+
+    from maestrale.config import load_settings
+    from maestrale.serving import create_app
+
+    settings = load_settings(
+        home=tmp_path / "home", database_url=f"sqlite:///{tmp_path}/r.db",
+        storage_url=f"file://{tmp_path}/artifacts", broker_url="memory://",
+    )  # fmt: skip
+    reg = Registry(settings=settings)
+    X = np.arange(20.0).reshape(10, 2)
+    good = reg.register("served", Ridge().fit(X, X.sum(axis=1)))
+    reg.set_alias("served", "champion", good.version)
+    app = create_app(settings, ["served@champion"], reload_poll_s=None, log_predictions=False)
+    repo = app.state.repository
+    payload = hostile.skops_with(hostile.skops_payloads(str(canary))["exec"])
+    hostile_ref = plant(reg, "served", payload, "skops", RIDGE)
+    reg.set_alias("served", "champion", int(hostile_ref.split(":")[1]))
+    with pytest.raises(UntrustedArtifact, match="builtins.exec"):
+        repo.reload("served").result(timeout=30)
+    assert repo.get("served").version == good.version
+    assert not canary.exists()
+    repo.close()
+
+
 # -- pickle, ONNX ---------------------------------------------------------------------------------
 def test_pickle_is_never_loaded_without_full_trust(sqlite_registry, server, canary):
     data = hostile.pickle_payload(str(canary))
