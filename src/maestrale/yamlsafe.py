@@ -15,6 +15,7 @@ targets), so the check is linear in the text however large the expansion it refu
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +71,60 @@ def _check_size(text: str, max_bytes: int) -> None:
         )
 
 
-def _syntax_error(exc: yaml.YAMLError) -> YamlError:
+def _syntax_error(exc: yaml.YAMLError, text: str = "") -> YamlError:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return YamlError(
-        f"not valid YAML ({problem}): check the indentation, and quote values that contain ': '",
-        mark.line + 1 if mark else None,
+    line = mark.line + 1 if mark else None
+    lines = text.splitlines()
+    source = lines[line - 1] if line and line <= len(lines) else ""
+    above = next((x for x in reversed(lines[: line - 1]) if x.strip()), "") if line else ""
+    return YamlError(f"not valid YAML ({problem}): {syntax_hint(source, str(problem), above)}", line)
+
+
+_TEMPLATE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+_KEY_VALUE = re.compile(r"^\s*[\w.-]+:\s+\S")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def syntax_hint(source: str, problem: str, above: str = "") -> str:
+    """The likely fix for a YAML syntax error, from the offending line, the one above and the problem.
+
+    >>> syntax_hint("data: {uri: data/{site}.parquet}", "expected ',' or '}', but got '{'")
+    'a value holding a {template} must be quoted: write "data/{site}.parquet"'
+    >>> syntax_hint("  target: x", "mapping values are not allowed here", above="name: pv")
+    'this line is indented deeper than the line above, which already has a value: start the keys of one mapping in the same column'
+    """
+    if source[: _indent(source)].count("\t") or "'\\t'" in problem:
+        return "YAML indents with spaces, never tabs: replace the tab at the start of the line"
+    template = _TEMPLATE.search(source)
+    if template:
+        return f'a value holding a {{template}} must be quoted: write "{_plain_around(source, template.start())}"'
+    if _KEY_VALUE.match(source) and _KEY_VALUE.match(above) and _indent(source) > _indent(above):
+        return (
+            "this line is indented deeper than the line above, which already has a value: "
+            "start the keys of one mapping in the same column"
+        )
+    if "mapping values are not allowed" in problem:
+        return "a value that contains ': ' must be quoted, e.g. description: \"note: hourly\""
+    return (
+        "check the indentation (spaces only; the keys of one mapping start in the same column) and "
+        "quote values that contain ': ', '{' or '#'"
     )
+
+
+def _plain_around(source: str, at: int) -> str:
+    """The plain scalar of `source` holding the template that starts at `at`, as the user wrote it."""
+    start = at
+    while start > 0 and source[start - 1] not in ",[{: ":
+        start -= 1
+    end = at
+    while end < len(source) and source[end] not in ",]}# ":
+        template = _TEMPLATE.match(source, end)
+        end = template.end() if template else end + 1
+    return source[start:end]
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -151,7 +199,7 @@ def compose_all(
     try:
         loader = _BoundedLoader(text, max_depth)  # the reader refuses control characters right here
     except yaml.YAMLError as exc:
-        raise _syntax_error(exc) from None
+        raise _syntax_error(exc, text) from None
     nodes: list[yaml.Node] = []
     total = 0
     try:
@@ -160,7 +208,7 @@ def compose_all(
             total += _measure(node, max_nodes - total, max_nodes, max_depth)
             nodes.append(node)
     except yaml.YAMLError as exc:
-        raise _syntax_error(exc) from None
+        raise _syntax_error(exc, text) from None
     except _TooDeep as exc:
         raise YamlError(f"the YAML nests deeper than {max_depth} levels: flatten it", exc.line) from None
     finally:
