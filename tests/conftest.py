@@ -6,8 +6,11 @@ remote registry is a real `maestrale server` app behind uvicorn on a free loopba
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -18,6 +21,10 @@ import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Outside a project folder the embedded home is the per-user data directory (maestrale.config.find_home):
+# a test run, and every process it starts, gets one of its own, never the developer's real registry.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="maestrale-tests-xdg-")
+atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], ignore_errors=True)
 
 pytest_plugins = ["tests.services"]
 

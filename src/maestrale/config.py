@@ -1,14 +1,24 @@
-"""Settings from `MAESTRALE_*` environment variables: every backend is a URL.
+"""Settings from `MAESTRALE_*` environment variables: every backend is a URL; and where the home is.
+
+The embedded home (SQLite database, artifacts, admin token) is `MAESTRALE_HOME` when set; else the
+nearest project folder, i.e. the first `.maestrale` directory found walking up from the working
+directory (as git finds `.git`); else the per-user data directory (`~/.local/share/maestrale` on
+Linux). So `maestrale models list` answers from the same registry in any folder of a project, and
+outside any project from one registry per user, never from a new empty one made in passing.
 
 >>> from maestrale.config import Settings
 >>> Settings(home="/tmp/m").database_url
 'sqlite:////tmp/m/registry.db'
+>>> find_home(environ={"MAESTRALE_HOME": "/srv/m"}).source
+'env'
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -31,6 +41,70 @@ EXAMPLES = {
 }
 
 
+HOME_ENV = "MAESTRALE_HOME"
+#: The project marker: a folder holding a `.maestrale` directory is a project, and that is its home.
+PROJECT_HOME = ".maestrale"
+HomeSource = Literal["env", "project", "user", "argument"]
+
+
+@dataclass(frozen=True, slots=True)
+class HomeChoice:
+    """Where the embedded home is and why: `MAESTRALE_HOME`, a project folder, the user directory.
+
+    >>> HomeChoice(Path("/srv/p/.maestrale"), "project").describe()
+    'the project folder /srv/p'
+    """
+
+    path: Path
+    source: HomeSource
+
+    def describe(self) -> str:
+        """Where the choice came from, to follow "from" (what `maestrale info` and `-v` print)."""
+        if self.source == "env":
+            return HOME_ENV
+        if self.source == "project":
+            return f"the project folder {self.path.parent}"
+        if self.source == "user":
+            return "the user data directory"
+        return "the caller's settings (home=…)"
+
+
+def user_home() -> Path:
+    """The per-user home, `platformdirs.user_data_dir("maestrale")` (`~/.local/share/maestrale` on Linux)."""
+    import platformdirs  # imported here: the settings of a server never need it
+
+    return Path(platformdirs.user_data_dir("maestrale", appauthor=False))
+
+
+def find_home(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> HomeChoice:
+    """The embedded home: `MAESTRALE_HOME`, else the nearest project folder, else the user directory.
+
+    A project folder is the working directory or one of its parents holding a `.maestrale`
+    directory (`mkdir .maestrale` makes one); nothing is created here.
+
+    >>> find_home(Path("/"), environ={}).source in ("project", "user")
+    True
+    """
+    env = os.environ if environ is None else environ
+    if explicit := env.get(HOME_ENV, "").strip():
+        return HomeChoice(Path(explicit).expanduser().resolve(), "env")
+    start = (cwd or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / PROJECT_HOME).is_dir():
+            return HomeChoice(folder / PROJECT_HOME, "project")
+    return HomeChoice(user_home().resolve(), "user")
+
+
+def home_choice(settings: Settings) -> HomeChoice:
+    """How `settings.home` was chosen: as `find_home` would now, or passed explicitly (`home=…`)."""
+    found = find_home()
+    return found if found.path == settings.home else HomeChoice(settings.home, "argument")
+
+
+def _default_home() -> Path:
+    return find_home().path
+
+
 def _check_scheme(setting: str, url: str, allowed: tuple[str, ...]) -> str:
     scheme = urlsplit(url).scheme
     if scheme not in allowed:
@@ -46,7 +120,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MAESTRALE_", extra="ignore", validate_default=True)
 
-    home: Path = Field(default=Path(".maestrale"), description="Folder for embedded defaults.")
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Folder for embedded defaults: MAESTRALE_HOME, else the nearest project folder's "
+        ".maestrale, else the user data directory (see `find_home`).",
+    )
     database_url: str | None = Field(default=None, description="SQLAlchemy URL of the metadata store.")
     storage_url: str | None = Field(default=None, description="fsspec URL of the artifact store.")
     storage_options: dict[str, Any] = Field(

@@ -125,7 +125,9 @@ def test_models_versions_rounds_metrics_and_shortens_sha(cli, populated):
     assert versions[0]["params"] == {"alpha": 10.0} and len(versions[0]["artifact"]["sha256"]) == 64
     assert len(run_json(cli, "models", "versions", "pv-forecast", "--limit", "2")) == 2
     human = cli("models", "versions", "pv-forecast").stdout
-    assert "nmae=0.06123" in human and "rmse=12.35" in human and "0.0612345" not in human
+    # one column per metric, rounded
+    assert re.search(r"nmae\s.*rmse", human) and "0.06123" in human and "12.35" in human
+    assert "0.0612345" not in human
     assert versions[0]["artifact"]["sha256"][:12] in human and versions[0]["artifact"]["sha256"] not in human
     assert _TIMESTAMP.search(human)
 
@@ -228,7 +230,7 @@ def test_models_search(cli, populated):
         3
     ]
     human = cli("models", "search", "params.alpha >= 1", "--order-by", "version")
-    assert human.exit_code == 0 and "pv-forecast" in human.stdout and "nmae=0.6123" in human.stdout
+    assert human.exit_code == 0 and "pv-forecast" in human.stdout and "0.6123" in human.stdout
     bad = cli("models", "search", "metrics.nmae <<< 1")
     assert bad.exit_code == 1 and bad.stderr.startswith("error: ")
 
@@ -240,6 +242,35 @@ def test_unknown_model_is_a_one_line_error(cli, populated):
     assert "'nope'" in result.stderr and "not found" in result.stderr
     assert "Traceback" not in result.output and result.stdout == ""
     assert cli("models", "versions", "nope").exit_code == 1
+
+
+UNKNOWN = [
+    ("models", "show", "nope"),
+    ("models", "show", "nope:1"),
+    ("models", "show", "pv-forecast:9"),
+    ("models", "show", "pv-forecast@staging"),
+    ("models", "versions", "nope"),
+    ("models", "versions", "nope", "--json"),
+    ("models", "history", "nope"),
+    ("models", "compare", "pv-forecast:1", "nope:1"),
+    ("models", "alias", "nope", "champion", "1"),
+    ("models", "tag", "nope:1", "site", "p50"),
+    ("models", "archive", "nope"),
+    ("models", "download", "nope:1", "-o", "model.bin"),
+    ("models", "verify", "nope"),
+    ("deploy", "render", "nope@champion"),
+]
+
+
+@pytest.mark.parametrize("args", UNKNOWN, ids=" ".join)
+def test_every_command_exits_1_on_an_unknown_model_or_version(cli, populated, args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `download -o` must not write into the checkout
+    result = cli(*args)
+    assert result.exit_code == 1, result.output
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("error: ") and ("not found" in first or "has no alias 'staging'" in first)
+    assert "Traceback" not in result.output and not (tmp_path / "model.bin").exists()
+    assert "registry: sqlite:///" in result.stderr  # which registry was asked: the usual cause
 
 
 def test_invalid_name_states_the_naming_rule(cli):
@@ -256,7 +287,10 @@ def test_console_script_main_prints_error_without_traceback(home):
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "error: model 'nope' not found; list models with `maestrale models list`"
+    # the error, then which registry answered (and, this first time, that the home is new)
+    first, *notes = proc.stderr.strip().splitlines()
+    assert first == "error: model 'nope' not found; list models with `maestrale models list`"
+    assert "Traceback" not in proc.stderr and str(home) in notes[0]
 
 
 def test_cli_import_is_light():

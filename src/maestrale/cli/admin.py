@@ -50,7 +50,12 @@ def _actor() -> str:
 
 def server(
     host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 for all.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8080,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", min=1, max=65535, help="TCP port (model servers, `maestrale serve`, default to 8000)."
+        ),
+    ] = 8080,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
 ) -> None:

@@ -24,6 +24,7 @@ from maestrale.cli import (
     bus,
     demo,
     deploy,
+    info,
     lifecycle,
     models,
     monitoring,
@@ -32,9 +33,26 @@ from maestrale.cli import (
     serve,
     service,
     train,
+    version_view,
 )
-from maestrale.cli.output import error
-from maestrale.errors import MaestraleError
+from maestrale.cli.output import error, set_verbose
+from maestrale.errors import MaestraleError, NotFound
+
+HELP_OPTION_NAMES = ["-h", "--help"]
+
+
+def plain_flags(command: Any) -> None:
+    """Show no value type after flags (`--json`, `--help`) in `--help`, in `command` and below.
+
+    Typer's rich help prints a type after every option, `<bool>` for flags too, although a flag
+    takes no value; an empty metavar is what makes its help print none.
+    """
+    ctx = typer.Context(command, help_option_names=HELP_OPTION_NAMES)
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if param is not None and getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        plain_flags(sub)
 
 
 class ErrorHandlingGroup(TyperGroup):
@@ -43,11 +61,17 @@ class ErrorHandlingGroup(TyperGroup):
     Handling it here (not only in `main()`) means `CliRunner` tests see exactly what users see.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plain_flags(self)  # the whole tree is built by now: Typer builds sub-commands first
+
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MaestraleError as exc:
             error(exc.message)
+            if isinstance(exc, NotFound):  # the usual cause: another registry than the user thinks
+                info.note_registry()
             raise typer.Exit(1) from None
 
 
@@ -56,14 +80,16 @@ app = typer.Typer(
     name="maestrale",
     help=(
         "Maestrale: registry, training, monitoring and serving for energy-forecasting models.\n\n"
-        "Embedded by default (SQLite + a local folder under MAESTRALE_HOME, default ./.maestrale); "
-        "pass --registry URL --token TOKEN (or set MAESTRALE_REGISTRY_URL and MAESTRALE_TOKEN) "
-        "to work against a `maestrale server`."
+        "Embedded by default: SQLite and a folder of artifacts in the home, which is MAESTRALE_HOME, "
+        "else the nearest project folder (a parent of the working directory with a .maestrale "
+        "directory), else the user data directory. `maestrale info` says which; -v says it before "
+        "every command. Pass --registry URL --token TOKEN (or set MAESTRALE_REGISTRY_URL and "
+        "MAESTRALE_TOKEN) to work against a `maestrale server`."
     ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": HELP_OPTION_NAMES},
 )
 
 
@@ -75,16 +101,29 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Say which registry, home and bus the command uses (on stderr) first."
+        ),
+    ] = False,
 ) -> None:
     """Maestrale command line."""
+    set_verbose(verbose)
+    if verbose:
+        info.note_registry()
+    # said once, when a command made the home: a new, empty registry must never pass unnoticed
+    ctx.call_on_close(info.home_watch())
 
 
 lifecycle.register(models.app)
 artifacts.register(models.app)
+version_view.register(models.app)
 app.add_typer(models.app, name="models")
 admin.register(app)
 bus.register(app)
@@ -96,6 +135,7 @@ report.register(app)
 monitoring.register(app)
 policy.register(app)
 deploy.register(app)
+info.register(app)
 
 
 def main() -> None:

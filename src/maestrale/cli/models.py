@@ -1,15 +1,23 @@
-"""`maestrale models …`: the group, its shared registry options, and the read-only commands."""
+"""`maestrale models …`: the group, its shared registry options, and the read-only commands.
+
+Listings show a few metric columns (`--metrics`, default `DEFAULT_METRICS`), not the 45 a trained
+version records; `models show NAME:VERSION` shows all of them and `models compare` sets versions
+side by side (`maestrale.cli.version_view`). `--json` always prints the full records.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from maestrale.cli.output import (
+    STATE,
     JsonFlag,
     fields,
     fmt_map,
+    fmt_metric,
     fmt_metrics,
     fmt_time,
     note,
@@ -47,31 +55,77 @@ Token = Annotated[
     ),
 ]
 Limit = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="At most this many rows.")]
+#: The metric columns of listings when --metrics is not given (those that some row has).
+DEFAULT_METRICS = ("nmae", "rmse", "skill", "backtest_nmae")
+Metrics = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics",
+        "-m",
+        metavar="NAMES",
+        help="Metric columns, comma-separated, e.g. nmae,rmse,persistence_nmae; 'all' for every metric "
+        f"in one column. Default: {', '.join(DEFAULT_METRICS)} (those recorded).",
+    ),
+]
 
 
 def open_registry(url: str | None, token: str | None) -> Registry:
-    """The registry the options point at: remote with a URL, else embedded from MAESTRALE_* settings."""
+    """The registry the options point at: remote with a URL, else embedded from MAESTRALE_* settings.
+
+    Remembered for `-v` and for the note after a "not found" error (`maestrale.cli.info`).
+    """
     from maestrale.registry.client import Registry  # imported here: `--help` stays fast
 
-    return Registry(url, token=token)
+    reg = Registry(url, token=token)
+    STATE.registry = reg.location
+    if STATE.verbose and url and url != os.environ.get("MAESTRALE_REGISTRY_URL"):
+        from maestrale.cli.info import mask_url
+
+        note(f"registry: {mask_url(url)} (--registry)")  # the root's -v line described the environment's
+    return reg
 
 
 def _sha(mv: ModelVersion) -> str:
     return mv.artifact.sha256[:12]
 
 
-def _version_rows(items: list[ModelVersion], with_name: bool) -> list[list[object]]:
-    return [
-        [
-            mv.ref if with_name else mv.version,
-            mv.status,
-            fmt_time(mv.created_at),
-            fmt_metrics(mv.metrics),
-            ", ".join(mv.aliases) or "-",
-            _sha(mv),
-        ]
-        for mv in items
-    ]
+def metric_columns(requested: str | None, items: list[ModelVersion]) -> list[str] | None:
+    """The metric columns to show: those asked for, else the defaults some row has; None means all.
+
+    >>> metric_columns("nmae, rmse", [])
+    ['nmae', 'rmse']
+    """
+    if requested is not None and requested.strip().lower() == "all":
+        return None
+    recorded = {k for mv in items for k in mv.metrics}
+    if requested:
+        wanted = [m.strip() for m in requested.split(",") if m.strip()]
+        missing = [m for m in wanted if m not in recorded]
+        if items and missing:
+            note(f"no version here records {', '.join(missing)}; recorded: {', '.join(sorted(recorded))}")
+        return wanted
+    chosen = [m for m in DEFAULT_METRICS if m in recorded]
+    return chosen or sorted(recorded)[:4]  # versions registered by hand: their first metrics
+
+
+def version_table(
+    title: str | None, items: list[ModelVersion], metrics: str | None, *, with_name: bool
+) -> None:
+    """One row per version: reference, status, creation, the chosen metrics, aliases, short sha256."""
+    columns = metric_columns(metrics, items)
+    head = ["ref" if with_name else "version", "status", "created"]
+    head += ["metrics"] if columns is None else columns
+    rows = []
+    for mv in items:
+        values = (
+            [fmt_metrics(mv.metrics)] if columns is None else [fmt_metric(mv.metrics.get(c)) for c in columns]
+        )
+        rows.append(
+            [mv.ref if with_name else mv.version, mv.status, fmt_time(mv.created_at), *values,
+             ", ".join(mv.aliases) or "-", _sha(mv)]
+        )  # fmt: skip
+    no_wrap = [head[0], "created", "sha256", *(columns or [])]
+    table(title, [*head, "aliases", "sha256"], rows, no_wrap=no_wrap)
 
 
 def _more(next_token: str | None, limit: int) -> None:
@@ -100,7 +154,12 @@ def list_models(
         print_json(page.items)
         return
     if not page.items:
-        note("no models yet; register one from Python: Registry().register('pv-forecast', model)")
+        from maestrale.cli.info import mask_url
+
+        note(
+            f"no models yet in {mask_url(reg.location)}; train one (`maestrale train SPEC.yaml --local`) "
+            "or register one from Python: Registry().register('pv-forecast', model)"
+        )
         return
     rows = [
         [
@@ -117,16 +176,34 @@ def list_models(
 
 @app.command("show")
 def show(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name, e.g. pv-forecast.")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME|NAME:VERSION|NAME@ALIAS",
+            help="A model (its aliases, tags, latest version) or one version (its full record).",
+        ),
+    ],
     json_output: JsonFlag = False,
     registry: RegistryUrl = None,
     token: Token = None,
 ) -> None:
-    """Show a model: description, latest version, aliases and tags.
+    """Show a model, or one version: params, metrics, data, spec summary, aliases and lineage.
 
-    Example: maestrale models show pv-forecast
+    Examples: maestrale models show pv-forecast
+              maestrale models show pv-forecast:3
+              maestrale models show pv-forecast@champion --json
     """
-    model = open_registry(registry, token).get_model(name)
+    reg = open_registry(registry, token)
+    if ":" in ref or "@" in ref:
+        from maestrale.cli.version_view import show_version
+
+        mv = reg.get_version(ref)
+        if json_output:
+            print_json(mv)
+        else:
+            show_version(mv)
+        return
+    model = reg.get_model(ref)
     if json_output:
         print_json(model)
         return
@@ -149,29 +226,33 @@ def show(
             table(title, cols, sorted(mapping.items()))
         else:
             say(f"{title}: none")
+    note(f"one version: maestrale models show {model.name}:{model.latest_version}")
 
 
 @app.command("versions")
 def versions(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Model name, e.g. pv-forecast.")],
+    metrics: Metrics = None,
     limit: Limit = 20,
     json_output: JsonFlag = False,
     registry: RegistryUrl = None,
     token: Token = None,
 ) -> None:
-    """List a model's versions, newest first, with metrics, aliases and artifact sha256.
+    """List a model's versions, newest first: a few metric columns, aliases and artifact sha256.
 
-    Example: maestrale models versions pv-forecast --limit 5
+    --json prints the full records (input schema, spec, profile and lineage included).
+
+    Examples: maestrale models versions pv-forecast --limit 5
+              maestrale models versions pv-forecast --metrics nmae,skill,persistence_nmae
     """
-    page = open_registry(registry, token).list_versions(name, limit=limit)
+    page = open_registry(registry, token).list_versions(name, limit=limit, full=json_output)
     if json_output:
         print_json(page.items)
         return
     if not page.items:
         note(f"model {name!r} has no versions")
         return
-    cols = ["version", "status", "created", "metrics", "aliases", "sha256"]
-    table(name, cols, _version_rows(page.items, False), no_wrap=["version", "created", "sha256"])
+    version_table(name, page.items, metrics, with_name=False)
     _more(page.next_page_token, limit)
 
 
@@ -218,6 +299,7 @@ def search(
         str | None, typer.Option("--order-by", help="e.g. 'metrics.nmae' or 'created_at desc'.")
     ] = None,
     archived: Annotated[bool, typer.Option("--archived", help="Include archived versions.")] = False,
+    metrics: Metrics = None,
     limit: Limit = 50,
     json_output: JsonFlag = False,
     registry: RegistryUrl = None,
@@ -227,12 +309,12 @@ def search(
 
     A filter is clauses joined by 'and': FIELD OP VALUE, where FIELD is name, version, status, format,
     flavor, created_at, created_by, data_version, metrics.KEY, params.KEY or tags.KEY; OP is one of
-    = != < <= > >= like ilike; VALUE is a quoted string or a number.
+    = != < <= > >= like ilike; VALUE is a quoted string or a number. --json prints the full records.
 
     Example: maestrale models search "metrics.nmae < 0.08 and tags.site = 'p50'" --order-by metrics.nmae
     """
     page = open_registry(registry, token).search_versions(
-        filter, order_by=order_by, limit=limit, include_archived=archived
+        filter, order_by=order_by, limit=limit, include_archived=archived, full=json_output
     )
     if json_output:
         print_json(page.items)
@@ -240,6 +322,5 @@ def search(
     if not page.items:
         note("no versions match")
         return
-    cols = ["ref", "status", "created", "metrics", "aliases", "sha256"]
-    table(None, cols, _version_rows(page.items, True), no_wrap=["ref", "created", "sha256"])
+    version_table(None, page.items, metrics, with_name=True)
     _more(page.next_page_token, limit)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,6 +23,22 @@ from rich.text import Text
 PIPED_WIDTH = 240
 # Every command that prints something takes `--json`; the option is declared once here.
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print plain JSON to stdout (for scripts).")]
+
+
+@dataclass
+class CliState:
+    """Per-invocation state the root callback sets: `-v`, and the registry a command opened."""
+
+    verbose: bool = False
+    registry: str | None = None  # `Registry.location` of what the command opened, for `-v` and errors
+
+
+STATE = CliState()
+
+
+def set_verbose(verbose: bool) -> None:
+    """Start an invocation: `-v` on or off, and no registry opened yet (the root callback calls this)."""
+    STATE.verbose, STATE.registry = verbose, None
 
 
 def console() -> Console:
@@ -99,12 +115,19 @@ def fmt_size(size: int) -> str:
 
 
 def table(
-    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, no_wrap: Sequence[str] = ()
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    no_wrap: Sequence[str] = (),
+    styles: Sequence[str | None] | None = None,
+    bold_cells: Sequence[int | None] | None = None,
 ) -> None:
     """Print a rich table; columns named in `no_wrap` are never broken across lines.
 
     Cells are plain text, never rich markup: tag values and reasons are user input, and a stray
-    `[/x]` in them must print as typed, not crash the command.
+    `[/x]` in them must print as typed, not crash the command. `styles` gives a style per row
+    (e.g. the rows that differ in `models compare`), `bold_cells` a column index to embolden per row.
     """
     cells = [["-" if cell is None else str(cell) for cell in row] for row in rows]
     tbl = Table(title=title, title_justify="left", header_style="bold")
@@ -114,8 +137,10 @@ def table(
         pairs = [w for row in cells if " " in row[i] for w in row[i].split()]
         min_width = min(max(map(len, pairs)), 24) if pairs else None
         tbl.add_column(col, no_wrap=col in no_wrap, overflow="fold", min_width=min_width)
-    for row in cells:
-        tbl.add_row(*(Text(cell) for cell in row))
+    for i, row in enumerate(cells):
+        bold = bold_cells[i] if bold_cells else None
+        texts = [Text(cell, style="bold green" if j == bold else "") for j, cell in enumerate(row)]
+        tbl.add_row(*texts, style=styles[i] if styles else None)
     console().print(tbl)
 
 

@@ -28,8 +28,20 @@ def serve(
         ),
     ],
     host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 for all.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
-    no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions to the bus.")] = False,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            help="TCP port. 8000, not the 8080 of `maestrale server`, so that a registry server and "
+            "model servers run side by side on one machine; in a pod (Helm chart, `deploy render`) "
+            "the port is always given.",
+        ),
+    ] = 8000,
+    log: Annotated[
+        bool, typer.Option("--log/--no-log", help="Log predictions and their inputs to the monitor (bus).")
+    ] = True,
     reload_poll: Annotated[
         float, typer.Option("--reload-poll", min=0, help="Seconds between alias checks (0: bus events only).")
     ] = 30.0,
@@ -90,7 +102,7 @@ def serve(
         )
     if workers == 1:
         app = create_app(
-            settings, refs, log_predictions=not no_log, reload_poll_s=poll, trusted_types=trust_type or None,
+            settings, refs, log_predictions=log, reload_poll_s=poll, trusted_types=trust_type or None,
             auth=enabled,
         )  # fmt: skip
         tokens = app.state.auth
@@ -114,7 +126,7 @@ def serve(
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     else:
         os.environ["MAESTRALE_SERVE_REFS"] = " ".join(refs)
-        os.environ["MAESTRALE_SERVE_LOG"] = "0" if no_log else "1"
+        os.environ["MAESTRALE_SERVE_LOG"] = "1" if log else "0"
         os.environ["MAESTRALE_SERVE_RELOAD_POLL"] = str(reload_poll)
         os.environ["MAESTRALE_SERVE_TRUST"] = " ".join(trust_type or [])
         # the workers rebuild their settings from the environment: hand them the decision made here
