@@ -264,28 +264,87 @@ def test_security_contexts_are_checked(field: str, value: Any, message: str) -> 
         assert any(message in p for p in check_security([doc])), target
 
 
+@pytest.fixture
+def home_with_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An embedded registry (MAESTRALE_HOME) where pv-nrel-50@champion exists."""
+    import numpy as np
+    from sklearn.linear_model import Ridge
+
+    from maestrale import Registry
+
+    home = tmp_path / "home"
+    for var in ("MAESTRALE_DATABASE_URL", "MAESTRALE_STORAGE_URL", "MAESTRALE_REGISTRY_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MAESTRALE_HOME", str(home))
+    reg = Registry(database_url=f"sqlite:///{home}/registry.db", storage_url=(home / "artifacts").as_uri())
+    X = np.arange(20.0).reshape(10, 2)
+    mv = reg.register("pv-nrel-50", Ridge().fit(X, X.sum(axis=1)))
+    reg.set_alias("pv-nrel-50", "champion", mv.version)
+    return home
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_cli_validate_accepts_what_render_prints(target: str, home_with_model: Path) -> None:
+    runner = CliRunner()
+    seldon = ["--storage-uri", "s3://models/seldon/pv-nrel-50"] if target == "seldon" else []
+    rendered = runner.invoke(app, ["deploy", "render", "pv-nrel-50@champion", "-t", target, *seldon])
+    assert rendered.exit_code == 0, rendered.output
+    out = home_with_model.parent / f"{target}.yaml"
+    out.write_text(rendered.stdout)
+    # no --external: the manifests name the chart's ConfigMap and Secret they need, and validate says so
+    result = runner.invoke(app, ["deploy", "validate", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "valid against Kubernetes 1.29" in result.stdout
+    if target != "seldon":  # the Seldon v2 Model has no pods: it reads nothing from the cluster
+        assert "taken as existing in the cluster: ConfigMap/maestrale-config, Secret/maestrale-secrets" in (
+            result.stderr
+        )
+
+
 def test_cli_render_then_validate(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "isvc.yaml"
     result = runner.invoke(
-        app, ["deploy", "render", "pv-nrel-50@champion", "-t", "kserve", "--replicas", "2", "-o", str(out)]
-    )
+        app,
+        ["deploy", "render", "pv-nrel-50@champion", "-t", "kserve", "--replicas", "2", "-o", str(out),
+         "--no-check"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "InferenceService/pv-nrel-50" in result.output
-    externals = ["--external", "ConfigMap/maestrale-config", "--external", "Secret/maestrale-secrets"]
-    result = runner.invoke(app, ["deploy", "validate", str(out), *externals])
+    result = runner.invoke(app, ["deploy", "validate", str(out)])
     assert result.exit_code == 0, result.output
     out.write_text(out.read_text().replace("minReplicas:", "minReplica:"))
-    result = runner.invoke(app, ["deploy", "validate", str(out), *externals])
+    result = runner.invoke(app, ["deploy", "validate", str(out)])
     assert result.exit_code == 1
     assert "'minReplica' was unexpected" in result.output
+    # a reference the manifests neither contain nor declare is still a problem
+    out.write_text(out.read_text().replace("name: maestrale-secrets", "name: other-secrets"))
+    result = runner.invoke(app, ["deploy", "validate", str(out), "--json"])
+    assert result.exit_code == 1 and "Secret 'other-secrets' not found" in result.output
+
+
+def test_cli_validate_refuses_an_empty_input(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    result = CliRunner().invoke(app, ["deploy", "validate", str(empty)])
+    assert result.exit_code == 1 and "no manifests in" in result.stderr
+
+
+def test_cli_render_refuses_an_unknown_model(home_with_model: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["deploy", "render", "pv-other@champion"])
+    assert result.exit_code == 1
+    assert "'pv-other' not found" in result.stderr and "--no-check" in result.stderr
+    result = runner.invoke(app, ["deploy", "render", "pv-nrel-50@challenger"])
+    assert result.exit_code == 1 and "no alias 'challenger'" in result.stderr
+    assert runner.invoke(app, ["deploy", "render", "pv-other@champion", "--no-check"]).exit_code == 0
 
 
 def test_cli_render_to_stdout_and_errors() -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["deploy", "render", "pv@champion"])
+    result = runner.invoke(app, ["deploy", "render", "pv@champion", "--no-check"])
     assert result.exit_code == 0
     assert [d["kind"] for d in load_documents(result.stdout)] == ["Deployment", "Service"]
-    result = runner.invoke(app, ["deploy", "render", "pv@champion", "--target", "seldon"])
+    result = runner.invoke(app, ["deploy", "render", "pv@champion", "--target", "seldon", "--no-check"])
     assert result.exit_code == 1
     assert "--storage-uri is required" in result.output

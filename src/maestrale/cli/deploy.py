@@ -4,7 +4,7 @@ The commands import what they need inside their bodies, so `maestrale --help` st
 
 >>> from typer.testing import CliRunner
 >>> from maestrale.cli.main import app
->>> CliRunner().invoke(app, ["deploy", "render", "pv-forecast@champion", "--target", "kserve"]).exit_code
+>>> CliRunner().invoke(app, ["deploy", "render", "pv@champion", "-t", "kserve", "--no-check"]).exit_code
 0
 """
 
@@ -15,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from maestrale.cli.output import JsonFlag, error, print_json, say
+from maestrale.cli.models import RegistryUrl, Token, open_registry
+from maestrale.cli.output import JsonFlag, error, note, print_json, say, usage_error
 
 deploy_app = typer.Typer(
     help="Deploy models: render Kubernetes, Seldon Core or KServe manifests; validate manifests offline.",
@@ -38,7 +39,7 @@ def render(
         ),
     ] = "k8s",
     image: Annotated[str | None, typer.Option(help="Container image with maestrale installed.")] = None,
-    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="metadata.namespace.")] = None,
+    namespace: Annotated[str | None, typer.Option("--namespace", help="metadata.namespace.")] = None,
     replicas: Annotated[int, typer.Option(min=0, help="Model server replicas.")] = 1,
     cpu: Annotated[str, typer.Option(help="CPU request.")] = "250m",
     memory: Annotated[str, typer.Option(help="Memory request and limit (Seldon v2: spec.memory).")] = "512Mi",
@@ -65,6 +66,16 @@ def render(
         ),
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE, not stdout.")] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check/--no-check",
+            help="Check that the model resolves in the registry (--registry, else the embedded one) first; "
+            "--no-check renders for a registry this machine cannot reach.",
+        ),
+    ] = True,
+    registry: RegistryUrl = None,
+    token: Token = None,
 ) -> None:
     """Print the manifests that serve NAME@ALIAS with `maestrale serve` (V2 protocol).
 
@@ -76,7 +87,14 @@ def render(
     """
     from maestrale.deploy.render import render as render_docs
     from maestrale.deploy.render import to_yaml
+    from maestrale.errors import NotFound
 
+    if check:  # a manifest for a model that does not exist deploys a pod that never gets ready
+        try:
+            open_registry(registry, token).get_version(ref)
+        except NotFound as exc:
+            hint = "or pass --no-check if the cluster's registry is another"
+            raise NotFound(f"{exc.message}; {hint}") from None
     docs = render_docs(
         ref,
         target,
@@ -122,17 +140,30 @@ def validate(
     """
     import sys
 
-    from maestrale.deploy.validate import load_documents, validate_documents
+    from maestrale.deploy.validate import declared_external, load_documents, validate_documents
 
     docs = []
     for f in files:
         docs += load_documents(sys.stdin.read() if str(f) == "-" else f.read_text())
-    pairs = [tuple(e.split("/", 1)) for e in external or [] if "/" in e]
-    problems = validate_documents(docs, kubernetes_version, external=pairs)  # type: ignore[arg-type]
+    if not docs:
+        from maestrale.errors import InvalidInput
+
+        raise InvalidInput(
+            f"no manifests in {', '.join(map(str, files))}: the input is empty (did the command "
+            "that wrote it fail?)"
+        )
+    bad = [e for e in external or [] if "/" not in e]
+    if bad:
+        raise usage_error(f"--external {bad[0]!r}: write KIND/NAME, e.g. Secret/maestrale-secrets")
+    pairs = {(kind, name) for kind, _, name in (e.partition("/") for e in external or [])}
+    problems = validate_documents(docs, kubernetes_version, external=pairs)
+    assumed = sorted(f"{k}/{n}" for k, n in declared_external(docs) | pairs)
     if as_json:
-        print_json({"documents": len(docs), "problems": problems})
+        print_json({"documents": len(docs), "problems": problems, "assumed": assumed})
     elif not problems:
         say(f"{len(docs)} manifest(s) valid against Kubernetes {kubernetes_version} and the CRD schemas")
+        if assumed:
+            note(f"taken as existing in the cluster: {', '.join(assumed)}")
     for p in problems if not as_json else []:
         error(p)
     if problems:

@@ -32,6 +32,9 @@ SELDON_CAPABILITY = "maestrale"
 SELDON_V1_PORT = 9000  # Seldon Core v1's port for a custom model container
 KSERVE_CONTAINER = "kserve-container"  # the name KServe looks for in a custom predictor
 TOKEN_DIR = "/etc/maestrale/serve-tokens"  # where `token_secret` is mounted (key `tokens`)
+#: Annotation listing the objects a manifest needs from the cluster, `Kind/name,…` (the chart's
+#: ConfigMap and Secret): `maestrale deploy validate` takes them as existing and says so.
+REQUIRES = "maestrale.io/requires"
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +295,26 @@ def render(ref: str | ModelRef, target: str, **options: Any) -> list[dict[str, A
     opts = replace(RenderOptions(), **{k: v for k, v in options.items() if v is not None})
     if opts.replicas < 0:
         raise InvalidInput(f"--replicas must be 0 or more, not {opts.replicas}")
-    return _RENDERERS[target](parsed, opts)
+    docs = _RENDERERS[target](parsed, opts)
+    for doc in docs:
+        if doc["kind"] in _SERVING_KINDS:
+            doc["metadata"]["annotations"][REQUIRES] = ",".join(requirements(opts))
+    return docs
+
+
+_SERVING_KINDS = {"Deployment", "SeldonDeployment", "InferenceService"}  # those with a pod template
+
+
+def requirements(opts: RenderOptions) -> list[str]:
+    """`Kind/name` of what the model server's pods read but the rendering does not create.
+
+    >>> requirements(RenderOptions())
+    ['ConfigMap/maestrale-config', 'Secret/maestrale-secrets']
+    """
+    needed = [f"ConfigMap/{opts.config_map}", f"Secret/{opts.secret}"]
+    if opts.auth and opts.token_secret:
+        needed.append(f"Secret/{opts.token_secret}")
+    return needed
 
 
 def to_yaml(docs: Sequence[dict[str, Any]]) -> str:

@@ -9,9 +9,12 @@
 
 Needs `kubernetes-validate` and `jsonschema` (the dev extra); the renderer does not.
 
+A manifest may declare what it needs from the cluster in the annotation `maestrale.io/requires`
+(`ConfigMap/maestrale-config,Secret/maestrale-secrets`, written by `maestrale deploy render`):
+those objects are taken as existing, and `declared_external` lists them so the caller can say so.
+
 >>> from maestrale.deploy import render
->>> validate_documents(render("pv@champion", "k8s"), external={("ConfigMap", "maestrale-config"),
-...     ("Secret", "maestrale-secrets")})  # doctest: +SKIP
+>>> validate_documents(render("pv@champion", "k8s"))  # doctest: +SKIP
 []
 """
 
@@ -24,6 +27,7 @@ from importlib import resources
 from typing import Any
 
 from maestrale import yamlsafe
+from maestrale.deploy.render import REQUIRES
 from maestrale.errors import ConfigError, InvalidInput
 
 K8S_VERSION = "1.29"
@@ -240,11 +244,31 @@ def _pod_references(where: str, pod: dict[str, Any], have: set[tuple[Any, Any]])
     return problems
 
 
+def declared_external(docs: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    """`(kind, name)` of the objects the manifests declare they need (`maestrale.io/requires`).
+
+    >>> declared_external([{"metadata": {"annotations": {REQUIRES: "Secret/s,ConfigMap/c"}}}])
+    {('Secret', 's'), ('ConfigMap', 'c')}
+    """
+    out = set()
+    for doc in docs:
+        text = ((doc.get("metadata") or {}).get("annotations") or {}).get(REQUIRES) or ""
+        for item in str(text).split(","):
+            kind, _, name = item.strip().partition("/")
+            if kind and name:
+                out.add((kind, name))
+    return out
+
+
 def validate_documents(
     docs: Sequence[dict[str, Any]],
     version: str = K8S_VERSION,
     external: Iterable[tuple[str, str]] = (),
 ) -> list[str]:
-    """Everything above on a set of manifests: schema, references and security problems."""
+    """Everything above on a set of manifests: schema, references and security problems.
+
+    `external` and the objects the manifests declare (`declared_external`) count as existing.
+    """
     problems = [p for doc in docs for p in validate_document(doc, version)]
-    return problems + check_references(docs, external) + check_security(docs)
+    known = set(external) | declared_external(docs)
+    return problems + check_references(docs, known) + check_security(docs)
