@@ -53,22 +53,45 @@ def worker(
     w.run(stop)
 
 
-def _progress_table(records: list[TrainingRecord]) -> list[list[Any]]:
+def _progress_table(records: list[TrainingRecord], reused: set[str] = frozenset()) -> list[list[Any]]:
     def nmae(r: TrainingRecord) -> str:
         v = (r.metrics or {}).get("nmae")
         return "-" if v is None else f"{v:.4g}"
 
-    return [[r.name, r.status, r.version or "-", nmae(r), r.attempts, (r.error or "")[:80]] for r in records]
+    def version(r: TrainingRecord) -> str:
+        return "-" if r.version is None else f"{r.version} (unchanged)" if r.id in reused else str(r.version)
+
+    return [[r.name, r.status, version(r), nmae(r), r.attempts, (r.error or "")[:80]] for r in records]
+
+
+def reused_requests(database_url: str, records: list[TrainingRecord]) -> set[str]:
+    """Ids of the completed requests that got an existing version back (their version has another
+    request's `request_id` tag: the worker trained nothing for them)."""
+    from maestrale.registry.store import SqlStore
+
+    store = SqlStore(database_url)
+    done = [r for r in records if r.status == "completed" and r.version is not None]
+    return {r.id for r in done if store.get_version(f"{r.name}:{r.version}").tags.get("request_id") != r.id}
 
 
 def train_via_bus(
-    members: list[TrainingSpec], *, reason: str | None, wait: bool, as_json: bool, timeout: float | None
+    members: list[TrainingSpec],
+    *,
+    reason: str | None,
+    wait: bool,
+    as_json: bool,
+    timeout: float | None,
+    reuse: bool = False,
 ) -> None:
-    """Submit one request per member (with their events, atomically) and optionally wait for them."""
+    """Submit one request per member (with their events, atomically) and optionally wait for them.
+
+    `reuse`: the workers give back a version that already has a member's spec, data and code.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from maestrale.bus.relay import OutboxRelay
     from maestrale.bus.transport import get_transport
+    from maestrale.cli.train_requests import no_worker_notice
     from maestrale.config import load_settings
     from maestrale.training.requests import TrainingRequests
     from maestrale.training.service import EmbeddedService, wait_for
@@ -79,11 +102,15 @@ def train_via_bus(
     embedded = settings.broker_url.startswith("memory")
     service = EmbeddedService(settings).start() if embedded else None
     try:
-        records = requests.submit_members(members, fleet=len(members) > 1, reason=reason or "manual")
+        records = requests.submit_members(
+            members, fleet=len(members) > 1, reason=reason or "manual", reuse_unchanged=reuse
+        )
+        transport = get_transport(settings.broker_url, settings.bus_namespace)
         if not embedded:  # publish now rather than waiting for the cluster's relay (duplicates are absorbed)
-            OutboxRelay(
-                settings.database_url, get_transport(settings.broker_url, settings.bus_namespace)
-            ).run_once()
+            OutboxRelay(settings.database_url, transport).run_once()
+        # said at once, not after --timeout (embedded, the worker is this process's own)
+        if wait and not embedded and (idle := no_worker_notice(settings, transport)):
+            note(idle)
         if not (wait or embedded):
             if as_json:
                 print_json([r.model_dump(mode="json") for r in records])
@@ -106,10 +133,16 @@ def train_via_bus(
     finally:
         if service is not None:
             service.stop()
+    reused = reused_requests(settings.database_url, done)
     if as_json:
-        print_json([r.model_dump(mode="json") for r in done])
+        print_json([r.model_dump(mode="json") | {"reused": r.id in reused} for r in done])
     else:
-        table(None, ["model", "status", "version", "nMAE", "attempts", "error"], _progress_table(done))
+        cols = ["model", "status", "version", "nMAE", "attempts", "error"]
+        table(None, cols, _progress_table(done, reused))
+        for r in done:
+            if r.id in reused:
+                note(f"{r.name}: not trained, {r.name}:{r.version} has the same spec, data and code "
+                     "(--force trains anyway)")  # fmt: skip
     failed = [r for r in done if r.status != "completed"]
     for r in failed:
         error(f"{r.name}: {r.status}{': ' + r.error if r.error else ''}")
