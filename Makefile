@@ -5,9 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # Reinstall when the project's dependencies change; otherwise the stamp makes this a no-op.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+DEPS_HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
+# `make demo` alone installs the demo extra only (server, plot: ~400 MB, not the test/bench/cloud extras);
+# after `make install` or `make test` the full install is a superset and the demo uses it as it is.
+DEMO_STAMP := $(VENV)/.installed-demo-$(DEPS_HASH)
 NPM_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-12)
-EXTRAS := server,rabbitmq,postgres,azure,s3,lightgbm,onnx,dvc,plot,dev
+EXTRAS := server,rabbitmq,postgres,azure,s3,lightgbm,onnx,dvc,plot,fleet,dev
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -21,13 +25,18 @@ $(STAMP): pyproject.toml
 	set -o pipefail; $(PIP) install --quiet -e '.[$(EXTRAS)]' xgboost-cpu 2>&1 | { grep -v "is ignored" || true; }
 	rm -f $(VENV)/.installed-* && touch $@
 
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	set -o pipefail; $(PIP) install --quiet -e '.[demo]' 2>&1 | { grep -v "is ignored" || true; }
+	rm -f $(VENV)/.installed-demo-* && touch $@
+
 install: $(STAMP)
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	rm -f node_modules/.installed-* && touch $@
 
-demo: $(STAMP)
+demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
 	$(VENV)/bin/maestrale demo
 
 lint: $(STAMP)
