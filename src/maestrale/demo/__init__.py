@@ -171,12 +171,12 @@ def _show_v2(console: Console, server: Any, replay: Any) -> dict[str, Any]:
     from maestrale.demo.serving import v2_request
 
     day = max(replay.log.served) if replay.log.served else REPLAY_END
-    X = replay.features.loc[replay.scenario.local_day(day).index].iloc[10:13]
+    X = replay.inputs.loc[replay.scenario.local_day(day).index].iloc[10:13].reset_index()
     t0 = time.perf_counter()
     predictions, version = server.infer(MODEL, X)
     ms = 1000 * (time.perf_counter() - t0)
     same = bool(np.allclose(predictions, replay.registry.load(f"{MODEL}:{version}").predict(X)))
-    first = v2_request(X.round(3))["inputs"][0]
+    first = v2_request(X.round(dict.fromkeys(X.select_dtypes("number").columns, 3)))["inputs"][0]
     console.print(
         f"POST {server.url}/v2/models/{MODEL}/infer with {X.shape[1]} inputs like {json.dumps(first)}\n"
         f"  → model_version {version}, outputs[predict] {np.round(predictions, 3).tolist()} kW "

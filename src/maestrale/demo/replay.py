@@ -8,7 +8,8 @@ Each local day D at the plant:
    retraining, which the training service runs on the lake's data; simulated time waits for it, as
    production would carry on with the old champion meanwhile;
 3. noon: the forecasting service asks the model server (`maestrale serve pv-nrel-50@champion`,
-   V2 protocol) for day D + 1 and logs the forecast with its inputs (`maestrale.log_predictions`).
+   V2 protocol) for day D + 1, sending the raw inputs (each hour's time and its weather: the champion
+   builds its own features), and logs the forecast with those inputs (`maestrale.log_predictions`).
    Without a server it loads `pv-nrel-50@champion` itself (again only after a promotion).
 """
 
@@ -69,7 +70,7 @@ class Replay:
         on_event: Callable[[TimelineEvent], None] | None = None,
         server: DemoServer | None = None,
     ) -> None:
-        from maestrale.datasets import pv_features
+        from maestrale.demo.scenario import WEATHER
 
         self.settings, self.scenario, self.lake = settings, scenario, lake
         self.registry, self.requests, self.service = registry, requests, service
@@ -77,7 +78,8 @@ class Replay:
         self.server = server
         self.on_event = on_event or (lambda e: None)
         self.log = ReplayLog()
-        self.features = pv_features(scenario.frame)
+        # the model's raw inputs (a feature pipeline: it builds pv_features from them itself)
+        self.inputs = scenario.frame[WEATHER]
         self._loaded: tuple[int, Any] | None = None
 
     def _emit(self, day: date, kind: str, text: str, version: int | None = None, **detail: Any) -> None:
@@ -103,10 +105,10 @@ class Replay:
         from maestrale.monitoring.client import log_predictions
 
         rows = self.scenario.local_day(day)
-        X = self.features.loc[rows.index]
+        X = self.inputs.loc[rows.index]  # UTC index: the target times
         frame = X.copy()
         if self.server is not None:
-            frame["prediction"], version = self.server.infer(MODEL, X)
+            frame["prediction"], version = self.server.infer(MODEL, X.reset_index())
         else:
             version = self.registry.get_version(f"{MODEL}@champion").version
             if self._loaded is None or self._loaded[0] != version:

@@ -23,6 +23,9 @@ MODEL = "pv-nrel-50"
 ENTITY = "nrel-50"
 SITE_TZ = "America/Denver"
 TARGET = "power_kw"
+#: What the forecasting service sends the model besides the time: the weather `pv_features` reads.
+#: The champion is a feature pipeline (`maestrale.features`): it builds its features from these itself.
+WEATHER = ["ghi", "ghi_clear", "temp_air"]
 TRAIN_START = date(2011, 4, 15)
 TRAIN_END = date(2012, 3, 31)  # the first months: almost a year, so every season has been seen once
 HOLDOUT_START = date(2012, 3, 1)

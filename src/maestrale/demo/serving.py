@@ -6,7 +6,7 @@ server loads the new champion in the background and swaps it; the replay waits u
 answers with the new version, so every forecast after a promotion is the new model's.
 
 >>> with DemoServer(settings, "pv-nrel-50@champion") as server:  # doctest: +SKIP
-...     predictions, version = server.infer("pv-nrel-50", X)
+...     predictions, version = server.infer("pv-nrel-50", weather.reset_index())  # time + weather
 """
 
 from __future__ import annotations
@@ -29,14 +29,24 @@ def _free_port() -> int:
 
 
 def v2_request(frame: pd.DataFrame) -> dict[str, Any]:
-    """A V2 inference request with one FP64 input per column (what any V2 client sends)."""
+    """A V2 inference request with one input per column (what any V2 client sends).
+
+    Times (the model's `time` input) go as BYTES of ISO 8601 strings with their offset, numbers as FP64.
+
+    >>> import pandas as pd
+    >>> row = pd.DataFrame({"time": pd.to_datetime(["2012-06-01T18:00Z"]), "ghi": [710.0]})
+    >>> [(i["name"], i["datatype"], i["data"]) for i in v2_request(row)["inputs"]]
+    [('time', 'BYTES', ['2012-06-01T18:00:00+00:00']), ('ghi', 'FP64', [710.0])]
+    """
     n = len(frame)
-    return {
-        "inputs": [
-            {"name": str(c), "shape": [n], "datatype": "FP64", "data": frame[c].astype("float64").tolist()}
-            for c in frame.columns
-        ]
-    }
+    inputs = []
+    for c in frame.columns:
+        if frame[c].dtype.kind == "M":
+            data, datatype = [t.isoformat() for t in frame[c]], "BYTES"
+        else:
+            data, datatype = frame[c].astype("float64").tolist(), "FP64"
+        inputs.append({"name": str(c), "shape": [n], "datatype": datatype, "data": data})
+    return {"inputs": inputs}
 
 
 class DemoServer:
@@ -74,7 +84,8 @@ class DemoServer:
         raise RuntimeError(f"the model server did not become ready on {self.url}")
 
     def infer(self, name: str, frame: pd.DataFrame) -> tuple[list[float], int]:
-        """Predictions for `frame` and the version that served them."""
+        """Predictions for `frame` (the model's inputs: the time column and the weather columns) and the
+        version that served them."""
         response = self.client.post(f"/v2/models/{name}/infer", json=v2_request(frame))
         if response.status_code != 200:
             raise RuntimeError(f"the model server answered {response.status_code}: {response.text}")

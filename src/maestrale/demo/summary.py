@@ -54,9 +54,12 @@ def summarise(
     `first`/`first_model` are the initial champion's version and model: scoring it on every logged
     input gives the counterfactual "no monitoring" figures (`nmae_without_loop`).
     """
+    from maestrale.monitoring.promotion import challenger_inputs
+
     pairs = served_pairs(store, scenario, features=True)
-    columns = [c.name for c in first.input_schema or []]
-    pairs["first_error"] = (first_model.predict(pairs[columns]) - pairs["actual"]).abs()
+    # the first champion's inputs for every logged row, as the monitor builds a challenger's
+    inputs = challenger_inputs(first, pairs)
+    pairs["first_error"] = (first_model.predict(inputs) - pairs["actual"]).abs()
     fault = scenario.fault_start
     breach_days = sorted({e.day for e in log.events if e.kind == "breach" and e.detail.get("retrain_action")})
     # a detection is the first day of a run of breached days (a breach lasting a week is one detection)
