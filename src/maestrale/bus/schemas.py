@@ -57,6 +57,11 @@ class TrainRequested(EventPayload):
     parent_version: int | None = Field(default=None, ge=1, description="Version this retrains, if any.")
     requested_by: str | None = Field(default=None, description="User or service that asked.")
     fleet_id: str | None = Field(default=None, description="Groups requests of one fleet-wide retrain.")
+    reuse_unchanged: bool = Field(
+        default=False,
+        description="If a ready version of the model was trained from the same spec, data and code, "
+        "report it (train.completed with reused: true) instead of training a copy.",
+    )
 
 
 class TrainStarted(EventPayload):
@@ -77,6 +82,11 @@ class TrainCompleted(EventPayload):
     version: int = Field(ge=1)
     metrics: dict[str, float] = Field(default_factory=dict)
     duration_s: float = Field(ge=0)
+    reused: bool = Field(
+        default=False,
+        description="True when nothing was trained: `version` already had this spec, data and code "
+        "(a request with reuse_unchanged).",
+    )
 
 
 class TrainFailed(EventPayload):

@@ -29,7 +29,12 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def _train_local(
-    members: list[TrainingSpec], reg: Registry, reason: str | None, request_id: str | None, quiet: bool
+    members: list[TrainingSpec],
+    reg: Registry,
+    reason: str | None,
+    request_id: str | None,
+    quiet: bool,
+    reuse: bool = False,
 ) -> tuple[list[TrainingResult], list[tuple[str, str]]]:
     """Train each member in turn under one progress bar; a failing member does not stop the others."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -61,8 +66,9 @@ def _train_local(
             try:
                 data = load_for(member, cache)
                 results.append(
-                    train(member, reg, reason=reason, request_id=request_id, progress=step, data=data)
-                )
+                    train(member, reg, reason=reason, request_id=request_id, progress=step, data=data,
+                          reuse=reuse)
+                )  # fmt: skip
             except MaestraleError as exc:
                 failures.append((member.name, exc.message))
             if keys[i] not in keys[i + 1 :]:
@@ -81,6 +87,7 @@ def _dispatch(
     reason: str | None,
     request_id: str | None,
     quiet: bool,
+    reuse: bool = False,
 ) -> tuple[list[TrainingResult], list[tuple[str, str]]]:
     """Run the members where asked. The bus mode (publish train.requested, --wait) slots in here."""
     if not local:
@@ -88,7 +95,7 @@ def _dispatch(
             "training through the bus (the training workers) is not available yet: pass --local to "
             "train in this process"
         )
-    return _train_local(members, open_registry(registry, token), reason, request_id, quiet)
+    return _train_local(members, open_registry(registry, token), reason, request_id, quiet, reuse)
 
 
 def train(
@@ -110,11 +117,21 @@ def train(
     request_id: Annotated[
         str | None, typer.Option("--request-id", help="Recorded as the request_id tag.")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Train even when a version already has this spec, data and code (default: skip)."
+        ),
+    ] = False,
     registry: RegistryUrl = None,
     token: Token = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Train the model (or every fleet member) a spec describes and register each version.
+
+    A member whose spec, data (fingerprint) and code (git commit, packages) are those of a
+    registered version is not trained again: the command says which version has them. --force
+    trains anyway.
 
     Without --local the spec goes to the training service: one `train.requested` per fleet member,
     trained by `maestrale worker` processes (embedded mode starts a worker in this process);
@@ -136,7 +153,7 @@ def train(
     if not local:
         from maestrale.cli.service import train_via_bus
 
-        train_via_bus(members, reason=reason, wait=wait, as_json=as_json, timeout=timeout)
+        train_via_bus(members, reason=reason, wait=wait, as_json=as_json, timeout=timeout, reuse=not force)
         return
     results, failures = _dispatch(
         members,
@@ -146,6 +163,7 @@ def train(
         reason=reason,
         request_id=request_id,
         quiet=as_json,
+        reuse=not force,
     )
     if as_json:
         print_json(
@@ -158,7 +176,7 @@ def train(
         rows = [
             [
                 r.name,
-                r.version,
+                f"{r.version} (unchanged)" if r.reused else r.version,
                 _fmt(r.metrics.get("nmae")),
                 _fmt(r.metrics.get("skill"), 3),
                 _fmt(r.backtest_mean.get("nmae")),
@@ -169,6 +187,11 @@ def train(
         table(
             None, ["model", "version", "nMAE", "skill", "backtest nMAE", "duration"], rows, no_wrap=["model"]
         )
+    for r in results if not as_json else []:
+        if r.reused:
+            note(f"{r.name}: not trained, {r.ref} has the same spec, data and code (--force trains anyway)")
+        elif r.reuse_note:  # a version had this spec, yet something else changed: say what
+            note(f"{r.name}: trained, as {r.reuse_note}")
     for name, message in failures:
         error(f"{name}: {message}")
     if failures:

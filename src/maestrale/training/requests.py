@@ -102,8 +102,13 @@ class TrainingRequests:
         parent_version: int | None = None,
         requested_by: str | None = None,
         idempotency_key: str | None = None,
+        reuse_unchanged: bool = False,
     ) -> list[TrainingRecord]:
-        """Queue already-expanded member specs; `fleet=True` groups them under one fleet id."""
+        """Queue already-expanded member specs; `fleet=True` groups them under one fleet id.
+
+        `reuse_unchanged`: a member whose spec, data and code match a registered version completes
+        with that version instead of training (`maestrale train` without --force).
+        """
         fleet_id = str(uuid.uuid4()) if fleet else None
         now = utcnow()
         out = []
@@ -122,7 +127,8 @@ class TrainingRequests:
                 add_event(
                     conn, "maestrale.train.requested", member.name,
                     {"request_id": request_id, "idempotency_key": key, "spec": body, "reason": reason,
-                     "parent_version": parent_version, "requested_by": requested_by, "fleet_id": fleet_id},
+                     "parent_version": parent_version, "requested_by": requested_by, "fleet_id": fleet_id,
+                     "reuse_unchanged": reuse_unchanged},
                     source=EVENT_SOURCE,
                 )  # fmt: skip
                 out.append(TrainingRecord(

@@ -55,6 +55,10 @@ class TrainingResult(BaseModel):
     >>> r = train(load_spec(text_with_refit), reg)  # doctest: +SKIP
     >>> r.train_end == r.test_end, r.n_train > r.metrics["n_train"]  # doctest: +SKIP
     (True, True)
+
+    With `train(..., reuse=True)` an unchanged spec, data and code give back the version that
+    already has them: `reused` is True, `metrics` are that version's, and nothing was fitted, so
+    the row counts and periods are None.
     """
 
     name: str
@@ -65,14 +69,18 @@ class TrainingResult(BaseModel):
     baselines: dict[str, dict[str, float]] = Field(default_factory=dict)
     duration_s: float
     data_version: DataVersion
-    n_train: int
-    n_test: int
-    train_start: datetime
-    train_end: datetime
-    test_start: datetime
-    test_end: datetime
+    n_train: int | None
+    n_test: int | None
+    train_start: datetime | None
+    train_end: datetime | None
+    test_start: datetime | None
+    test_end: datetime | None
     estimator: str
     timings_s: dict[str, float] = Field(default_factory=dict)
+    reused: bool = Field(default=False, description="An unchanged version given back (`reuse=True`).")
+    reuse_note: str | None = Field(
+        default=None, description="With `reuse=True`: why this version was reused, or why none could be."
+    )
 
     @property
     def ref(self) -> str:
@@ -118,6 +126,7 @@ def train(
     data: LoadedData | None = None,
     idempotency_key: str | None = None,
     source_policy: SourcePolicy | None = None,
+    reuse: bool = False,
 ) -> TrainingResult:
     """Train one model from `spec` and register it with its full record; returns the figures.
 
@@ -125,6 +134,8 @@ def train(
     `progress(stage, done, total)` is called before each step. `time_limit_s` is checked between
     steps: a run over the limit raises `TrainingTimeout` and registers nothing. A local caller is
     trusted; `source_policy` (the worker passes one) refuses the spec before any data is read.
+    `reuse=True` returns the registered version trained from the same spec, data and code, if there
+    is one, instead of fitting it again (`maestrale.training.reuse`).
 
     >>> result = train(spec, reg, reason="drift", parent_version=3, request_id="req-42")  # doctest: +SKIP
     >>> result.ref, result.metrics["nmae"]  # doctest: +SKIP
@@ -147,6 +158,14 @@ def train(
     t0 = time.perf_counter()
     loaded = data if data is not None else load_for(spec)
     timings["load"] = time.perf_counter() - t0
+    reuse_note = None
+    if reuse:  # here: the data fingerprint needs the data, and nothing has been fitted yet
+        from maestrale.training.reuse import find_unchanged
+
+        lookup = find_unchanged(registry, spec, loaded.version.fingerprint)
+        if lookup.version is not None:
+            return _reused(lookup.version, loaded, time.perf_counter() - started, lookup.reason)
+        reuse_note = lookup.reason
     t0 = time.perf_counter()
     prepared = prepare(spec, loaded)
     timings["validate"] = time.perf_counter() - t0
@@ -175,6 +194,9 @@ def train(
     tags = dict(spec.tags)
     if request_id:
         tags["request_id"] = request_id
+    from maestrale.training.reuse import SPEC_TAG, spec_sha256
+
+    tags[SPEC_TAG] = spec_sha256(spec)  # what a later `train(..., reuse=True)` searches for
     params = {"estimator": ev.estimator_class, **{k: _param_value(v) for k, v in ev.params.items()}}
     # after the estimator's own params: how the model was trained must read true in the registry
     params["refit"] = "true" if spec.split.refit else "false"
@@ -219,7 +241,28 @@ def train(
         test_end=times[test_rows.stop - 1],
         estimator=ev.estimator_class,
         timings_s={k: round(v, 6) for k, v in timings.items()},
+        reuse_note=reuse_note,
     )
+
+
+def _reused(mv: Any, loaded: LoadedData, duration: float, note: str | None) -> TrainingResult:
+    """The result of a training skipped because version `mv` has the same spec, data and code."""
+    split = ("backtest_", "persistence_", "climatology_", "n_")
+    return TrainingResult(
+        name=mv.name,
+        version=mv.version,
+        metrics={k: v for k, v in mv.metrics.items() if not k.startswith(split)},
+        backtest_mean={
+            k.removeprefix("backtest_"): v
+            for k, v in mv.metrics.items()
+            if k.startswith("backtest_") and not k.startswith("backtest_fold")
+        },
+        duration_s=duration,
+        data_version=loaded.version,
+        n_train=None, n_test=None, train_start=None, train_end=None, test_start=None, test_end=None,
+        estimator=str(mv.params.get("estimator") or mv.artifact.flavor),
+        reused=True, reuse_note=note,
+    )  # fmt: skip
 
 
 __all__ = ["TrainingResult", "data_key", "expand_fleet", "load_for", "train"]

@@ -210,7 +210,7 @@ class TrainingWorker:
             result = train_in_child(
                 self.settings, req.spec, time_limit_s=float(limit) * 1.1 + 5 if limit else None,
                 reason=req.reason, parent_version=req.parent_version, request_id=req.request_id,
-                idempotency_key=req.idempotency_key,
+                idempotency_key=req.idempotency_key, reuse=req.reuse_unchanged,
             )  # fmt: skip
         except TrainingFailed as exc:
             self._fail(req, name, exc, attempt)
@@ -220,21 +220,23 @@ class TrainingWorker:
                 self._fail(req, name, exc, attempt)
             raise  # the transport retries it, then dead-letters it
         t1 = time.perf_counter()
-        self._finish(req, name, result["version"], result["metrics"], t1 - started)
+        reused = bool(result.get("reused"))  # an unchanged version given back: nothing was trained
+        self._finish(req, name, result["version"], result["metrics"], t1 - started, reused)
         log.debug("request %s: training %.3f s, reporting %.3f s", req.request_id, t1 - started,
                   time.perf_counter() - t1)  # fmt: skip
 
     def _finish(
-        self, req: TrainRequested, name: str, version: int, metrics: dict[str, float], duration: float
-    ) -> None:
+        self, req: TrainRequested, name: str, version: int, metrics: dict[str, float], duration: float,
+        reused: bool = False,
+    ) -> None:  # fmt: skip
         clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
         self.requests.completed(req.request_id, version, clean)
         self._publish(
             TrainCompleted(request_id=req.request_id, name=name, version=version, metrics=clean,
-                           duration_s=round(duration, 4)),
+                           duration_s=round(duration, 4), reused=reused),
             name,
         )  # fmt: skip
-        log.info("training %s → %s:%d", req.request_id, name, version)
+        log.info("training %s → %s:%d%s", req.request_id, name, version, " (unchanged: reused)" * reused)
 
     def _fail(self, req: TrainRequested, name: str, exc: BaseException, attempt: int) -> None:
         message = str(exc)
