@@ -141,10 +141,11 @@ for raw in sys.stdin:
 """
 
 
-def docs_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment blocks run in: this venv first on PATH, an embedded home of their own."""
+def docs_env(user_data: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment blocks run in: this venv first on PATH, no MAESTRALE_* setting (the embedded
+    home is found as a reader's would be), and a user data directory of their own (`XDG_DATA_HOME`)."""
     venv_bin = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRALE_")}
-    env.update({"PATH": f"{venv_bin}:{env.get('PATH', '')}", "MAESTRALE_HOME": str(home)})
+    env.update({"PATH": f"{venv_bin}:{env.get('PATH', '')}", "XDG_DATA_HOME": str(user_data)})
     env.update(extra or {})
     return env

@@ -38,7 +38,7 @@ def test_every_block_runs(doc: Path, tmp_path: Path, docs_server: ServerHandle) 
     work.mkdir()
     # the examples refer to the repository's own files (examples/specs/…): a reader runs them from a clone
     (work / "examples").symlink_to(ROOT / "examples")
-    env = docs_env(work / ".maestrale", {"URL": docs_server.url, "T": docs_server.admin_token})
+    env = docs_env(tmp_path / "user-data", {"URL": docs_server.url, "T": docs_server.admin_token})
     runner = DocRunner(work, env)
     try:
         for block in blocks:
