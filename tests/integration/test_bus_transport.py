@@ -67,6 +67,7 @@ def cli_args(bus) -> list[str]:
 def test_roundtrip_routes_by_type_with_confirms(bus):
     rec = Recorder()
     c = Consumer(bus, "registry-watch", rec, ["maestrale.model.*"], retry=FAST).start()
+    bus.declare("ingest", ["maestrale.actual.logged"])  # work events must reach a queue (else Unroutable)
     try:
         wanted = [promoted(f"m{i}") for i in range(50)]
         bus.publish_events([actual(0), *wanted, actual(1)])  # returns once confirmed

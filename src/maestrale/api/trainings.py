@@ -8,6 +8,7 @@ listing each issue. The worker checks again before it reads anything: that check
 
 >>> httpx.post(f"{url}/api/v1/trainings", headers=auth,
 ...            json={"yaml": Path("pv.yaml").read_text(), "reason": "new plant"})  # doctest: +SKIP
+>>> httpx.post(f"{url}/api/v1/trainings/{request_id}/cancel", headers=auth)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from maestrale.api.auth import Read, Write
-from maestrale.errors import InvalidInput
-from maestrale.training.requests import TrainingRecord, TrainingRequests
+from maestrale.errors import InvalidInput, NotFound
+from maestrale.training.requests import Status, TrainingRecord, TrainingRequests
 
 if TYPE_CHECKING:
     from maestrale.config import Settings
@@ -96,8 +97,30 @@ def checked_members(body: TrainingSubmit, settings: Settings) -> tuple[list[Trai
 
 @router.get("/{request_id}", response_model=TrainingRecord, dependencies=[Read])
 def get(request: Request, request_id: str) -> TrainingRecord:
-    """Where one request stands: queued, started, completed (with its version) or failed (with why)."""
-    return _requests(request).get(request_id)
+    """Where one request stands: queued, started, completed (with its version), failed or cancelled (why).
+
+    `request_id` may be a unique prefix of at least 6 characters; a fleet's members are listed by
+    `GET /api/v1/trainings?fleet_id=…`.
+    """
+    records = _requests(request).find(request_id)
+    named = [r for r in records if r.id.lower().startswith(request_id.strip().lower())]
+    if len(named) != 1:
+        raise NotFound(
+            f"{request_id!r} is a fleet of {len(records)} request(s): list them with "
+            f"GET /api/v1/trainings?fleet_id={records[0].fleet_id}"
+        )
+    return named[0]
+
+
+@router.post("/{request_id}/cancel", response_model=list[TrainingRecord], dependencies=[Write])
+def cancel(request: Request, request_id: str) -> list[TrainingRecord]:
+    """Cancel a queued or started request, or every unfinished member of a fleet; returns them.
+
+    A queued request is never trained; a started one is stopped by its worker within seconds
+    (`train.failed` with the error "cancelled" either way). 409 when it already finished.
+    """
+    actor = getattr(request.state, "actor", None)
+    return _requests(request).cancel(request_id, by=actor)
 
 
 @router.get("", response_model=list[TrainingRecord], dependencies=[Read])
@@ -105,7 +128,8 @@ def list_(
     request: Request,
     fleet_id: str | None = None,
     name: str | None = None,
+    status: Annotated[Status | None, Query(description="Only requests in this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[TrainingRecord]:
-    """Requests, newest first; filter by fleet or model."""
-    return _requests(request).list(fleet_id=fleet_id, name=name, limit=limit)
+    """Requests, newest first; filter by fleet, model or status."""
+    return _requests(request).list(fleet_id=fleet_id, name=name, status=status, limit=limit)

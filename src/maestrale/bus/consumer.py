@@ -10,6 +10,20 @@ Delivery is at least once. A handler whose effect lives in the SQL database gets
 `Consumer.transactional(bus, "monitor", handle, types, engine)`: the handler runs inside a
 transaction that also records `(consumer, event id)` in `processed_events`, and a redelivered
 event finds its row and is skipped. Other handlers must be idempotent by themselves.
+
+What a handler's exception does (the rule lives in `maestrale.bus.failures`, for every transport):
+
+- permanent, the event or what it asks is wrong: `InvalidInput` (`MalformedEvent`, `SpecError`,
+  `DataError`, `InvalidName`) and `PermanentFailure` (`TrainingFailed`). Dead-lettered at once, with
+  one log line giving the reason; no retry, no traceback.
+- transient, the outside world failed: `BackendUnavailable`, connection and time-out errors, the
+  database's `OperationalError`. Retried after `RetryPolicy.delays` (one log line per attempt), then
+  dead-lettered.
+- anything else, unknown (a bug?): retried like a transient error, logged with its traceback.
+
+A handler that knows more reports it itself: the training worker turns any non-transient failure of
+a training into `train.failed` at once and raises `TrainingFailed`, so the request is dead-lettered
+on its first attempt.
 """
 
 from __future__ import annotations
@@ -23,6 +37,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, delete, insert, select
 
 from maestrale.bus.events import CloudEvent, parse_event
+from maestrale.bus.failures import is_permanent, is_transient
 from maestrale.bus.transport import Delivery, RetryPolicy, Transport
 from maestrale.db import HEAD_REVISION, current_revision, ensure_schema, writer
 from maestrale.registry.schema import processed_events
@@ -160,11 +175,16 @@ class Consumer:
                 self.stats.redelivered += 1
         try:
             self.handler(event)
-        except Exception:
+        except Exception as exc:
             with self._lock:
                 self.stats.failures += 1
-            log.exception("handler %s failed on %s %s (attempt %d)", self.handler_name, event.type, event.id,
-                          delivery.attempt)  # fmt: skip
+            # A permanent error is logged once, by the transport, as it dead-letters the message.
+            if not is_permanent(exc):
+                log.warning(
+                    "handler %s failed on %s %s (attempt %d of %d): %s: %s", self.handler_name,
+                    event.type, event.id, delivery.attempt, self.retry.max_attempts, type(exc).__name__, exc,
+                    exc_info=not is_transient(exc),  # a known outage needs no traceback; a surprise does
+                )  # fmt: skip
             raise
         with self._lock:
             self.stats.handled += 1

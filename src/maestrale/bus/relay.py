@@ -8,6 +8,10 @@
 Ordering and duplicates: events go out oldest first; a crash between the broker's confirm and
 `mark_sent` publishes a batch again, which idempotent consumers absorb. Run one relay per database
 (two would each publish every event, still correct but twice the traffic).
+
+Nothing is marked sent that no queue took: a work event (`train.requested`) that is `Unroutable`
+(the in-process bus with no worker in this process, or a RabbitMQ user that may not declare the
+training queue) stays pending and goes out once its consumer exists; the rest of the batch is sent.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
 from maestrale.bus.events import CloudEvent, MalformedEvent, validate_payload
-from maestrale.bus.transport import Message, Transport
+from maestrale.bus.transport import Message, Transport, Unroutable
 from maestrale.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -80,11 +85,14 @@ class OutboxRelay:
         self.transport = transport
         self.batch_size = batch_size
         self.published = 0
+        self.held = 0  # work events of the last batch that no queue took (still pending)
+        self._warned_at = float("-inf")
 
     def run_once(self) -> int:
         """Publish one batch of pending events; returns how many were confirmed and marked sent.
 
         Raises `BackendUnavailable` when the broker does not confirm in time: the events stay pending.
+        Work events that reach no queue stay pending too (counted in `held`, with a warning a minute).
         """
         rows = self.outbox.pending_events(self.batch_size)
         if not rows:
@@ -98,10 +106,19 @@ class OutboxRelay:
                 # Published anyway: consumers dead-letter it with this reason, where operators look.
                 log.error("outbox event %s does not match its schema: %s", event.id, exc.message)
             messages.append(Message.of(event))
-        self.transport.publish(messages)
-        self.outbox.mark_sent([m.message_id for m in messages if m.message_id])
-        self.published += len(messages)
-        return len(messages)
+        held: set[str | None] = set()
+        try:
+            self.transport.publish(messages)
+        except Unroutable as exc:  # every other message was confirmed
+            held = set(exc.message_ids)
+            if time.monotonic() - self._warned_at > 60:  # the relay polls every second: no flood
+                self._warned_at = time.monotonic()
+                log.warning("outbox relay: %s (kept in the outbox until then)", exc.message)
+        sent = [m.message_id for m in messages if m.message_id and m.message_id not in held]
+        self.outbox.mark_sent(sent)
+        self.held = len(held)
+        self.published += len(sent)
+        return len(sent)
 
     def run(self, stop: threading.Event, interval: float = 1.0, max_backoff: float = 30.0) -> None:
         """Relay until `stop` is set: a full batch goes on at once, an empty one waits `interval` s.

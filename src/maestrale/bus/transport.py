@@ -16,8 +16,11 @@ Semantics every backend keeps (the memory backend is the executable spec, Rabbit
 - at-least-once delivery: a message is acked after the callback returns; a crash or a lost
   connection redelivers it, so handlers must be idempotent (see `maestrale.bus.consumer`);
 - a callback that raises is retried after `RetryPolicy.delays`; after `max_attempts` the message
-  goes to `<queue>.dlq` with the error, the handler's name and the attempt count; an `InvalidInput`
-  (e.g. `MalformedEvent`) goes there at once, since retrying cannot fix it.
+  goes to `<queue>.dlq` with the error, the handler's name and the attempt count; a permanent error
+  (`maestrale.bus.failures`: `InvalidInput` such as `MalformedEvent`, `PermanentFailure`) goes there
+  at once, since retrying cannot fix it;
+- a *work* event (`maestrale.bus.topology`: `train.requested`, `prediction.logged`, …) that reaches
+  no queue is not sent: `publish` raises `Unroutable` naming it, and confirms all the others.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from maestrale.errors import ConfigError, InvalidInput
+from maestrale.bus.failures import is_permanent as is_permanent  # re-exported for the backends
+from maestrale.errors import BackendUnavailable, ConfigError, InvalidInput
 
 if TYPE_CHECKING:
     from maestrale.bus.events import CloudEvent
@@ -44,6 +49,33 @@ H_HANDLER = "x-maestrale-handler"
 H_QUEUE = "x-maestrale-queue"
 H_FAILED_AT = "x-maestrale-failed-at"
 MAX_ERROR_CHARS = 4000
+
+
+@lru_cache(maxsize=4096)
+def topic_matches(pattern: str, key: str) -> bool:
+    """AMQP topic matching: `*` is one word, `#` zero or more (`maestrale.#` matches `maestrale.a.b`)."""
+
+    def match(p: tuple[str, ...], k: tuple[str, ...]) -> bool:
+        if not p:
+            return not k
+        if p[0] == "#":
+            return any(match(p[1:], k[i:]) for i in range(len(k) + 1))
+        return bool(k) and (p[0] == "*" or p[0] == k[0]) and match(p[1:], k[1:])
+
+    return match(tuple(pattern.split(".")), tuple(key.split(".")))
+
+
+class Unroutable(BackendUnavailable):
+    """Work events that reached no queue: nothing will consume them, so they were not sent.
+
+    `message_ids` are the messages concerned; every other message of the batch was confirmed.
+    """
+
+    code = "unroutable"
+
+    def __init__(self, message: str, message_ids: Sequence[str | None], routing_keys: Sequence[str]) -> None:
+        super().__init__(message)
+        self.message_ids, self.routing_keys = list(message_ids), sorted(set(routing_keys))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +145,6 @@ class RetryPolicy:
         return self.delays[min(failed_attempt, len(self.delays)) - 1]
 
 
-def is_permanent(exc: BaseException) -> bool:
-    """Errors that retrying cannot fix: malformed events and any other `InvalidInput`."""
-    return isinstance(exc, InvalidInput)
-
-
 def error_text(exc: BaseException) -> str:
     """`ValueError: bad spec`, cut to a size that fits in an AMQP header."""
     text = f"{type(exc).__name__}: {exc}"
@@ -134,10 +161,54 @@ class Transport(ABC):
     never share a queue (tests use a uuid namespace).
     """
 
+    #: True when the bus lives in this process only (what no consumer here takes is gone at exit).
+    in_process: ClassVar[bool] = False
+    #: What to do about an `Unroutable` on this backend, appended to its message.
+    unroutable_hint: ClassVar[str] = ""
+
     def __init__(self, namespace: str = "maestrale") -> None:
         if not namespace or any(c in namespace for c in " #*"):
             raise ConfigError(f"bus namespace {namespace!r} must be a non-empty name without spaces, # or *")
         self.namespace = namespace
+        self._work_declared: set[str] = set()  # work queues this publisher declared (topology)
+        self._work_lock = threading.Lock()
+
+    def declare_work_queues(self, routing_keys: Iterable[str], *, again: bool = False) -> None:
+        """Declare, once per transport, the work queues (`maestrale.bus.topology`) these keys must reach.
+
+        `again=True` declares them even if this transport did before (the queue may have been deleted).
+        """
+        from maestrale.bus.topology import queues_for
+
+        wanted = {q.name: q for key in set(routing_keys) for q in queues_for(key)}
+        with self._work_lock:
+            todo = [q for n, q in wanted.items() if again or n not in self._work_declared]
+            for q in todo:
+                self.declare(q.name, q.patterns, q.retry)
+                self._work_declared.add(q.name)
+
+    def unroutable(self, messages: Sequence[Message]) -> Unroutable:
+        """The error for work `messages` that reached no queue: what was not sent and what to start."""
+        from maestrale.bus.topology import queues_for
+
+        keys = sorted({m.routing_key for m in messages})
+        queues = {q.name: q for k in keys for q in queues_for(k)}.values()
+        start = " and ".join(f"`{q.consumer}` (queue {self.queue_name(q.name)})" for q in queues)
+        return Unroutable(
+            f"{len(messages)} {', '.join(keys)} event(s) reached no queue in bus namespace "
+            f"{self.namespace!r}, so they were not sent: nothing would consume them. Start "
+            f"{start or 'their consumer'} and send them again{self.unroutable_hint}",
+            [m.message_id for m in messages],
+            keys,
+        )
+
+    @abstractmethod
+    def consumer_count(self, queue: str) -> int | None:
+        """How many consumers take from `queue` right now; None when the queue does not exist.
+
+        >>> bus.consumer_count("training")  # 0: requests wait until `maestrale worker` runs  # doctest: +SKIP
+        0
+        """
 
     def queue_name(self, queue: str) -> str:
         """The broker-side name of a logical queue: `trainer` → `maestrale.trainer`."""

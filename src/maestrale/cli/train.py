@@ -1,8 +1,9 @@
-"""`maestrale train SPEC.yaml --local` and `maestrale reproduce NAME:VERSION`.
+"""`maestrale train SPEC.yaml [--local | --wait]` and `maestrale reproduce NAME:VERSION`.
 
 `train` validates the spec and expands its fleet, then hands the members to a runner: `--local`
-trains them in this process; the bus runner (submit `train.requested`, `--wait` for the results) is
-the other branch of `_dispatch` and is not wired yet.
+trains them in this process; otherwise they go to the training service as `train.requested`
+(`maestrale.cli.service.train_via_bus`). `maestrale train list | status | cancel` live in
+`maestrale.cli.train_requests`.
 """
 
 from __future__ import annotations
@@ -242,6 +243,18 @@ def reproduce(
 
 
 def register(app: typer.Typer) -> None:
-    """Attach `train` and `reproduce` to the root app."""
-    app.command("train")(train)
+    """Attach `train` (train from a spec; `list`, `status`, `cancel` requests) and `reproduce`."""
+    from maestrale.cli import train_requests
+
+    train_app = typer.Typer(
+        cls=train_requests.TrainGroup,
+        no_args_is_help=True,
+        help=(
+            "Train from a spec, and follow or cancel training requests.\n\n"
+            "`maestrale train SPEC.yaml [--local | --wait]` is short for `maestrale train run SPEC.yaml …`."
+        ),
+    )
+    train_app.command("run")(train)
+    train_requests.register(train_app)
+    app.add_typer(train_app, name="train")
     app.command("reproduce")(reproduce)

@@ -4,6 +4,10 @@ The API and the CLI call `submit`; workers move a request through started → co
 The `train.requested` events go through the registry's outbox, so a request whose row committed is
 published even if the broker was down at that moment.
 
+`cancel` moves a queued or started request to `cancelled`: a worker that receives it later skips
+it, and the worker running it stops its training process within `CANCEL_POLL_S` seconds (both
+report `train.failed` with the error "cancelled"). A version registered before that stays.
+
 >>> store = TrainingRequests("sqlite:///.maestrale/registry.db")  # doctest: +SKIP
 >>> [r.id for r in store.submit(load_spec("pv-fleet.yaml"), requested_by="ops")]  # doctest: +SKIP
 """
@@ -15,16 +19,19 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 
 from maestrale.db import ensure_schema, writer
-from maestrale.errors import InvalidInput, NotFound
+from maestrale.errors import Conflict, InvalidInput, NotFound
 from maestrale.registry import schema as s
 from maestrale.registry.outbox import add_event, aware, utcnow
 
 EVENT_SOURCE = "maestrale/training"
-Status = Literal["queued", "started", "completed", "failed"]
-FINAL: tuple[Status, ...] = ("completed", "failed")
+Status = Literal["queued", "started", "completed", "failed", "cancelled"]
+STATUSES: tuple[Status, ...] = ("queued", "started", "completed", "failed", "cancelled")
+FINAL: tuple[Status, ...] = ("completed", "failed", "cancelled")
+MIN_PREFIX = 6  # shortest id prefix `find` accepts (a table shows 8 characters)
+CANCEL_POLL_S = 2.0  # how often a worker running a training checks whether it was cancelled
 
 
 class TrainingRecord(BaseModel):
@@ -47,7 +54,7 @@ class TrainingRecord(BaseModel):
 
     @property
     def done(self) -> bool:
-        """True once the request completed or failed."""
+        """True once the request completed, failed or was cancelled."""
         return self.status in FINAL
 
 
@@ -146,16 +153,81 @@ class TrainingRequests:
         return _record(row)
 
     def list(
-        self, *, fleet_id: str | None = None, name: str | None = None, limit: int = 100
+        self,
+        *,
+        fleet_id: str | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
     ) -> list[TrainingRecord]:
-        """Requests, newest first, optionally of one fleet or one model."""
-        q = select(s.trainings).order_by(s.trainings.c.created_at.desc()).limit(limit)
+        """Requests, newest first, optionally of one fleet, one model or in one status."""
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"unknown training status {status!r}: use one of {', '.join(STATUSES)}")
+        t = s.trainings
+        q = select(t).order_by(t.c.created_at.desc(), t.c.id).limit(limit)
         if fleet_id:
-            q = q.where(s.trainings.c.fleet_id == fleet_id)
+            q = q.where(t.c.fleet_id == fleet_id)
         if name:
-            q = q.where(s.trainings.c.name == name)
+            q = q.where(t.c.name == name)
+        if status:
+            q = q.where(t.c.status == status)
         with self.engine.connect() as conn:
             return [_record(r) for r in conn.execute(q)]
+
+    def find(self, ref: str) -> list[TrainingRecord]:
+        """The request `ref` names, or the members of the fleet it names (ids or unique id prefixes).
+
+        >>> [r.status for r in store.find("3f2a9c01")]  # doctest: +SKIP
+        ['completed']
+        """
+        ref = ref.strip()
+        t = s.trainings
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(or_(t.c.id == ref, t.c.fleet_id == ref))).all()
+            start = ref.lower()  # ids are UUIDs: hex digits and dashes cannot hold a LIKE wildcard
+            if not rows and len(start) >= MIN_PREFIX and set(start) <= set("0123456789abcdef-"):
+                like = f"{start}%"
+                hits = conn.execute(
+                    select(t.c.id, t.c.fleet_id).where(or_(t.c.id.like(like), t.c.fleet_id.like(like)))
+                ).all()
+                named = {h.id if h.id.startswith(start) else h.fleet_id for h in hits}
+                if len(named) > 1:
+                    raise InvalidInput(f"{ref!r} starts {len(named)} request or fleet ids: give more of it")
+                if named:
+                    [full] = named
+                    rows = conn.execute(select(t).where(or_(t.c.id == full, t.c.fleet_id == full))).all()
+        if not rows:
+            raise NotFound(
+                f"no training request or fleet {ref!r}: `maestrale train list` shows them with their ids"
+            )
+        return sorted((_record(r) for r in rows), key=lambda r: r.name)
+
+    def status(self, request_id: str) -> str | None:
+        """The status of one request (one cheap read: a running training polls it), None if unknown."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(s.trainings.c.status).where(s.trainings.c.id == request_id)).scalar()
+
+    def cancel(self, ref: str, by: str | None = None) -> list[TrainingRecord]:
+        """Cancel the request `ref` (or every unfinished member of the fleet it names); returns them.
+
+        A queued request is never trained; a started one is stopped by its worker within
+        `CANCEL_POLL_S` seconds. `Conflict` when nothing named is left to cancel.
+        """
+        records = self.find(ref)
+        todo = [r.id for r in records if not r.done]
+        if not todo:
+            states = ", ".join(sorted({r.status for r in records}))
+            raise Conflict(
+                f"training {ref!r} is already {states}: only a queued or started request can be cancelled"
+            )
+        error = f"cancelled by {by}" if by else "cancelled"
+        t = s.trainings
+        with self.write_engine.begin() as conn:  # only what is still unfinished: a worker may finish first
+            conn.execute(
+                update(t).where(t.c.id.in_(todo), t.c.status.in_(("queued", "started")))
+                .values(status="cancelled", error=error, updated_at=utcnow())
+            )  # fmt: skip
+        return [self.get(r.id) for r in records]
 
     def adopt(self, req: Any, name: str) -> None:
         """Track a request that arrived without a row (published by a plain AMQP client)."""
@@ -179,14 +251,25 @@ class TrainingRequests:
                 .values(updated_at=utcnow(), **values)
             )
 
-    def started(self, request_id: str, worker: str, attempt: int) -> None:
-        """A worker took the request (again, after a redelivery)."""
-        self._update(request_id, status="started", worker=worker, attempts=attempt)
+    def started(self, request_id: str, worker: str, attempt: int) -> bool:
+        """A worker took the request (again, after a redelivery); False if it was cancelled meanwhile."""
+        t = s.trainings
+        with self.write_engine.begin() as conn:
+            taken = conn.execute(
+                update(t).where(t.c.id == request_id, t.c.status != "cancelled")
+                .values(status="started", worker=worker, attempts=attempt, updated_at=utcnow())
+            )  # fmt: skip
+        return taken.rowcount == 1
 
     def completed(self, request_id: str, version: int, metrics: dict[str, float]) -> None:
         """The version is registered."""
         self._update(request_id, status="completed", version=version, metrics=metrics, error=None)
 
     def failed(self, request_id: str, error: str, attempts: int) -> None:
-        """The request failed for good."""
-        self._update(request_id, status="failed", error=error[:4000], attempts=attempts)
+        """The request failed for good (a cancelled one keeps its status and why)."""
+        t = s.trainings
+        with self.write_engine.begin() as conn:
+            conn.execute(
+                update(t).where(t.c.id == request_id, t.c.status != "cancelled")
+                .values(status="failed", error=error[:4000], attempts=attempts, updated_at=utcnow())
+            )  # fmt: skip

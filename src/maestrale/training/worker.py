@@ -1,9 +1,15 @@
 """`maestrale worker`: the training service. Competing consumers of `maestrale.train.requested`.
 
 Each request is trained in a child process (forked from a clean, preloaded fork server), so a hard
-time limit can stop it and a `kill -9` of the worker takes its child along. Delivery is at least
-once; the request's idempotency key is stored on the version it registers, so a redelivered or
-resent request finds its version and never makes a second one.
+time limit can stop it, `maestrale train cancel` can stop it, and a `kill -9` of the worker takes its
+child along. Delivery is at least once; the request's idempotency key is stored on the version it
+registers, so a redelivered or resent request finds its version and never makes a second one.
+
+A training fails at once (`train.failed`, and its message to `training.dlq` on the first attempt,
+with one log line and no traceback) unless its error is transient
+(`maestrale.bus.failures.is_transient`: database, storage or broker unavailable): fitting is
+deterministic, so a spec, data or estimator parameter that failed once fails again. Transient
+errors are retried by the queue's policy (`maestrale.bus.topology.TRAINING`), then dead-lettered.
 
 >>> worker = TrainingWorker(load_settings(), get_transport("amqp://guest:guest@localhost/"))  # doctest: +SKIP
 >>> worker.run()  # blocks; N processes with the same queue share the work  # doctest: +SKIP
@@ -17,21 +23,23 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from maestrale.bus.consumer import Consumer
 from maestrale.bus.events import CloudEvent
+from maestrale.bus.failures import PermanentFailure, is_transient
 from maestrale.bus.schemas import TrainCompleted, TrainFailed, TrainRequested, TrainStarted
-from maestrale.bus.transport import RetryPolicy, Transport
+from maestrale.bus.topology import TRAINING
+from maestrale.bus.transport import Transport
 from maestrale.config import Settings
-from maestrale.errors import InvalidInput, MaestraleError
-from maestrale.training.requests import TrainingRequests
+from maestrale.errors import BackendUnavailable, NotFound
+from maestrale.training.requests import CANCEL_POLL_S, TrainingRequests
 
 log = logging.getLogger(__name__)
-QUEUE = "training"
+QUEUE = TRAINING.name
 SOURCE = "maestrale/training-worker"
-# Retrying helps against a database or storage blip, not against a bad spec: those fail at once.
-RETRY = RetryPolicy(max_attempts=3, delays=(5.0, 30.0))
+RETRY = TRAINING.retry  # retrying helps against a database or storage blip, never against a bad spec
 _PRELOAD = ["maestrale.training._preload"]
 _ctx: Any = None
 _ctx_lock = threading.Lock()
@@ -59,11 +67,20 @@ def warm_up() -> None:
     proc.join(120)
 
 
-class TrainingFailed(MaestraleError):
-    """A training that cannot succeed by retrying (bad spec, bad data, time limit)."""
+class TrainingFailed(PermanentFailure):
+    """A training that cannot succeed by retrying (bad spec, bad data, a failing fit, time limit)."""
 
-    status_code = 422
     code = "training_failed"
+
+
+class Cancelled(PermanentFailure):
+    """The request was cancelled (`maestrale train cancel`) while it trained: its process was stopped."""
+
+    code = "cancelled"
+
+
+class TrainingInterrupted(BackendUnavailable):
+    """A training stopped by the outside world (database, storage, its process killed): retried."""
 
 
 def _die_with_parent() -> None:
@@ -101,16 +118,27 @@ def _child(pipe: Any, settings: dict[str, Any], spec: dict[str, Any], options: d
             result = train(checked, Registry(settings=config), source_policy=policy, **options)
         pipe.send(("ok", result.model_dump(mode="json")))
     except BaseException as exc:
-        permanent = isinstance(exc, InvalidInput) or type(exc).__name__ in ("TrainingTimeout", "SpecError")
-        pipe.send(("error", (type(exc).__name__, str(exc), permanent)))
+        pipe.send(("error", (type(exc).__name__, str(exc), not is_transient(exc))))
     finally:
         pipe.close()
 
 
 def train_in_child(
-    settings: Settings, spec: dict[str, Any], *, time_limit_s: float | None, **options: Any
+    settings: Settings,
+    spec: dict[str, Any],
+    *,
+    time_limit_s: float | None,
+    cancelled: Callable[[], bool] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Train in a child process; raise `TrainingFailed` (permanent) or `RuntimeError` (retryable)."""
+    """Train in a child process; the result's JSON, or `TrainingFailed` / `TrainingInterrupted`.
+
+    `cancelled()` is asked every `CANCEL_POLL_S` seconds; when it says True the child is killed and
+    `Cancelled` raised. Killing is safe at any point: a version is committed last, after its artifact.
+
+    >>> train_in_child(settings, spec, time_limit_s=600)["version"]  # doctest: +SKIP
+    3
+    """
     ctx = _context()
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(
@@ -119,6 +147,7 @@ def train_in_child(
     proc.start()
     child.close()
     deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
+    next_check = time.monotonic() + CANCEL_POLL_S
     try:
         while True:
             wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
@@ -126,7 +155,12 @@ def train_in_child(
                 status, payload = parent.recv()
                 break
             if not proc.is_alive():
-                raise RuntimeError(f"training process died with exit code {proc.exitcode}")
+                raise TrainingInterrupted(f"training process died with exit code {proc.exitcode}")
+            if cancelled is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + CANCEL_POLL_S
+                if cancelled():
+                    proc.kill()
+                    raise Cancelled("cancelled while training: the training process was stopped")
             if deadline is not None and time.monotonic() >= deadline:
                 proc.kill()
                 raise TrainingFailed(
@@ -143,12 +177,12 @@ def train_in_child(
     name, message, permanent = payload
     if permanent:
         raise TrainingFailed(f"{name}: {message}")
-    raise RuntimeError(f"{name}: {message}")
+    raise TrainingInterrupted(f"{name}: {message}")
 
 
 def declare_training_queue(transport: Transport) -> None:
     """Create the training queue (idempotent): requests published before any worker started wait in it."""
-    transport.declare(QUEUE, ["maestrale.train.requested"], RETRY)
+    transport.declare(TRAINING.name, TRAINING.patterns, TRAINING.retry)
 
 
 class TrainingWorker:
@@ -175,8 +209,8 @@ class TrainingWorker:
         self.store = SqlStore(settings.database_url, settings.auto_upgrade)
         # prefetch 1: a long training must not hold back requests another worker could take
         self.consumer = Consumer(
-            transport, QUEUE, self.handle, ["maestrale.train.requested"], retry=RETRY, prefetch=concurrency,
-            concurrency=concurrency, handler_name="maestrale.training.worker",
+            transport, TRAINING.name, self.handle, TRAINING.patterns, retry=TRAINING.retry,
+            prefetch=concurrency, concurrency=concurrency, handler_name="maestrale.training.worker",
         )  # fmt: skip
 
     def _publish(self, payload: Any, subject: str) -> None:
@@ -190,16 +224,18 @@ class TrainingWorker:
         try:
             record = self.requests.get(req.request_id)
             attempt = record.attempts + 1
-        except MaestraleError:  # published by a plain AMQP client, without a row: track it from here
+        except NotFound:  # published by a plain AMQP client, without a row: track it from here
             self.requests.adopt(req, name)
-            attempt = 1
-        existing = self.store.version_for_key(name, req.idempotency_key)
-        if existing is not None:  # a redelivery after the version committed: report, don't retrain
-            mv = self.store.get_version(f"{name}:{existing}")
-            self._finish(req, name, mv.version, mv.metrics, duration=mv.duration_s or 0.0)
+            record, attempt = None, 1
+        if record is not None and record.status == "cancelled":  # cancelled while it waited in the queue
+            self._cancelled(req, name, attempt)
+            return
+        if self._finish_existing(req, name):  # a redelivery after the version committed: don't retrain
             return
         t0 = time.perf_counter()
-        self.requests.started(req.request_id, self.worker_id, attempt)
+        if not self.requests.started(req.request_id, self.worker_id, attempt):  # cancelled just now
+            self._cancelled(req, name, attempt)
+            return
         self._publish(TrainStarted(request_id=req.request_id, worker=self.worker_id, attempt=attempt), name)
         limit = req.spec.get("time_limit_s")
         if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0:
@@ -211,10 +247,17 @@ class TrainingWorker:
                 self.settings, req.spec, time_limit_s=float(limit) * 1.1 + 5 if limit else None,
                 reason=req.reason, parent_version=req.parent_version, request_id=req.request_id,
                 idempotency_key=req.idempotency_key, reuse=req.reuse_unchanged,
+                cancelled=lambda: self.requests.status(req.request_id) == "cancelled",
             )  # fmt: skip
+        except Cancelled:
+            if not self._finish_existing(req, name):  # a version committed before the kill stands
+                self._cancelled(req, name, attempt)
+            return
         except TrainingFailed as exc:
-            self._fail(req, name, exc, attempt)
-            return  # acked: retrying cannot fix it
+            self._fail(req, name, exc, attempt, quiet=True)
+            # Permanent: the transport dead-letters it now, not after the retries, with one log line
+            # (no traceback) that names the request and the cause.
+            raise TrainingFailed(f"training {req.request_id} of {name}: {exc}") from None
         except Exception as exc:
             if attempt >= RETRY.max_attempts:
                 self._fail(req, name, exc, attempt)
@@ -224,6 +267,15 @@ class TrainingWorker:
         self._finish(req, name, result["version"], result["metrics"], t1 - started, reused)
         log.debug("request %s: training %.3f s, reporting %.3f s", req.request_id, t1 - started,
                   time.perf_counter() - t1)  # fmt: skip
+
+    def _finish_existing(self, req: TrainRequested, name: str) -> bool:
+        """Report the version this request's idempotency key already registered; False if none."""
+        existing = self.store.version_for_key(name, req.idempotency_key)
+        if existing is None:
+            return False
+        mv = self.store.get_version(f"{name}:{existing}")
+        self._finish(req, name, mv.version, mv.metrics, duration=mv.duration_s or 0.0)
+        return True
 
     def _finish(
         self, req: TrainRequested, name: str, version: int, metrics: dict[str, float], duration: float,
@@ -238,7 +290,10 @@ class TrainingWorker:
         )  # fmt: skip
         log.info("training %s → %s:%d%s", req.request_id, name, version, " (unchanged: reused)" * reused)
 
-    def _fail(self, req: TrainRequested, name: str, exc: BaseException, attempt: int) -> None:
+    def _fail(
+        self, req: TrainRequested, name: str, exc: BaseException, attempt: int, quiet: bool = False
+    ) -> None:
+        """Record and announce (`train.failed`) that the request failed for good."""
         message = str(exc)
         self.requests.failed(req.request_id, message, attempt)
         self._publish(
@@ -246,7 +301,17 @@ class TrainingWorker:
                         worker=self.worker_id, attempts=attempt),
             name,
         )  # fmt: skip
-        log.warning("training %s of %s failed: %s", req.request_id, name, message)
+        if not quiet:  # else the transport's dead-letter line says it
+            log.warning("training %s of %s failed: %s", req.request_id, name, message)
+
+    def _cancelled(self, req: TrainRequested, name: str, attempt: int) -> None:
+        # The row already says cancelled, and by whom; the event tells the requester.
+        self._publish(
+            TrainFailed(request_id=req.request_id, error="cancelled", error_type="Cancelled",
+                        worker=self.worker_id, attempts=max(1, attempt)),
+            name,
+        )  # fmt: skip
+        log.info("training %s of %s cancelled: not trained", req.request_id, name)
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Consume until `stop` is set (reconnecting to the broker as needed)."""

@@ -29,6 +29,7 @@ from pika.exceptions import (
     UnroutableError,
 )
 
+from maestrale.bus.topology import is_work
 from maestrale.bus.transport import (
     H_ATTEMPT,
     H_ERROR,
@@ -92,6 +93,10 @@ class Publisher:
     own callback, and publishing there without a flush per message, lets a whole batch go out at once
     and be confirmed in a few multi-acks (8-15k msg/s). That is the one place we reach into pika's
     `_impl` (pika 1.x); `tests/integration/test_bus_*.py` pin the behaviour.
+
+    Work events (`maestrale.bus.topology`) go out `mandatory`: one that no queue takes comes back
+    (`basic.return`, which RabbitMQ sends before that message's ack) and lands in `returned`, not in
+    `confirmed`, so the caller never counts it as sent.
     """
 
     def __init__(self, params: pika.URLParameters, exchange: str) -> None:
@@ -102,6 +107,9 @@ class Publisher:
         self.next_tag = 1
         self.outstanding: dict[int, int] = {}  # delivery tag -> index in the batch
         self.confirmed: set[int] = set()  # indices the broker acked (nacked ones go out again)
+        self.returned: set[int] = set()  # indices of work events no queue took
+        self._keys: dict[int, tuple[str, str | None]] = {}  # index -> (routing key, message id)
+        self._bounced: set[tuple[str, str | None]] = set()  # (routing key, message id) returned
         ready: list[bool] = []
 
         def selected(_frame: Any) -> None:
@@ -109,8 +117,13 @@ class Publisher:
             self.conn.call_later(0, _noop)
 
         self.channel._impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=selected)
+        self.channel._impl.add_on_return_callback(self._on_return)
         self._wait(lambda: bool(ready), time.monotonic() + 30)
         self.last_used = time.monotonic()
+
+    def _on_return(self, _channel: Any, method: Any, props: Any, _body: bytes) -> None:
+        # A return carries no delivery tag: the (routing key, message id) pair names the message.
+        self._bounced.add((method.routing_key, props.message_id))
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -121,7 +134,11 @@ class Publisher:
         nack = isinstance(method, pika.spec.Basic.Nack)
         for tag in tags:
             index = self.outstanding.pop(tag, None)
-            if index is not None and not nack:
+            if index is None or nack:
+                continue
+            if self._keys.get(index) in self._bounced:
+                self.returned.add(index)
+            else:
                 self.confirmed.add(index)
         if not self.outstanding:
             self.conn.call_later(0, _noop)  # wakes process_data_events up now, not at its time limit
@@ -134,11 +151,14 @@ class Publisher:
             self.conn.process_data_events(time_limit=min(left, 1.0))
 
     def publish(self, messages: Sequence[Message], todo: list[int], deadline: float) -> None:
-        """Publish `messages[i] for i in todo`, then wait for the confirms; see `unconfirmed`."""
-        self.confirmed = set()
-        self.outstanding = {}
+        """Publish `messages[i] for i in todo`, then wait for the confirms; see `unconfirmed`, `returned`."""
+        self.confirmed, self.returned, self._bounced = set(), set(), set()
+        self.outstanding, self._keys = {}, {}
         for i in todo:
             m = messages[i]
+            mandatory = is_work(m.routing_key)
+            if mandatory:
+                self._keys[i] = (m.routing_key, m.message_id)
             props = pika.BasicProperties(
                 content_type=CONTENT_TYPE,
                 delivery_mode=PERSISTENT,
@@ -149,13 +169,13 @@ class Publisher:
             self.outstanding[self.next_tag] = i
             self.next_tag += 1
             # Buffered, not flushed per message: the frames of the whole batch go out in _wait.
-            self.channel._impl.basic_publish(self.exchange, m.routing_key, m.body, props)
+            self.channel._impl.basic_publish(self.exchange, m.routing_key, m.body, props, mandatory)
         self._wait(lambda: not self.outstanding, deadline)
         self.last_used = time.monotonic()
 
     def unconfirmed(self, todo: list[int]) -> list[int]:
         """What of `todo` must go out again (nacked, or unconfirmed when the connection dropped)."""
-        return [i for i in todo if i not in self.confirmed]
+        return [i for i in todo if i not in self.confirmed and i not in self.returned]
 
     def close(self) -> None:
         try:
@@ -313,7 +333,8 @@ class ConsumeSession:
     def _fail(self, delivery: Delivery, tag: int, props: Any, error: BaseException) -> None:
         headers = dict(props.headers or {})
         text = error_text(error)
-        if is_permanent(error) or delivery.attempt >= self.policy.max_attempts:
+        permanent = is_permanent(error)
+        if permanent or delivery.attempt >= self.policy.max_attempts:
             target = f"{self.name}.dlq"
             headers.update(
                 {
@@ -326,8 +347,8 @@ class ConsumeSession:
                     H_FAILED_AT: datetime.now(UTC).isoformat(),
                 }
             )
-            log.warning("dead-lettered %s from %s after %d attempt(s): %s", props.message_id, self.name,
-                        delivery.attempt, text)  # fmt: skip
+            log.warning("dead-lettered %s from %s after %d attempt(s)%s: %s", props.message_id, self.name,
+                        delivery.attempt, " (permanent error: not retried)" * permanent, text)  # fmt: skip
         else:
             target = retry_queue(self.name, round(self.policy.delay(delivery.attempt) * 1000))
             headers.update(

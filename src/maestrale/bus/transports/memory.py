@@ -4,6 +4,12 @@ Every `MemoryTransport` of one namespace in a process shares one broker, so the 
 training worker and the monitor of `maestrale demo` talk as they would over RabbitMQ. Nothing
 survives the process: that is the embedded trade-off (the outbox still holds unsent registry events).
 
+Unlike RabbitMQ's publishers, this one never declares a work queue itself (`maestrale.bus.topology`):
+a queue of this process that no consumer of this process drains would hold the events until exit
+and then lose them. A work event that no declared queue takes raises `Unroutable` instead, so the
+outbox keeps it and the SDK says so (`maestrale.log_predictions` stores straight into the monitor's
+database when no monitor consumes here).
+
 >>> from maestrale.bus.transports.memory import MemoryTransport
 >>> bus = MemoryTransport("doc-memory")
 >>> bus.declare("audit", ["maestrale.#"])
@@ -21,9 +27,9 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
+from maestrale.bus.topology import is_work
 from maestrale.bus.transport import (
     H_ATTEMPT,
     H_ERROR,
@@ -40,25 +46,13 @@ from maestrale.bus.transport import (
     Transport,
     error_text,
     is_permanent,
+    topic_matches,
 )
 from maestrale.errors import NotFound
 
 log = logging.getLogger(__name__)
 _DLQ_HEADERS = (H_ERROR, H_ERROR_TYPE, H_HANDLER, H_FAILED_AT, H_QUEUE)
-
-
-@lru_cache(maxsize=4096)
-def topic_matches(pattern: str, key: str) -> bool:
-    """AMQP topic matching: `*` is one word, `#` zero or more (`maestrale.#` matches `maestrale.a.b`)."""
-
-    def match(p: tuple[str, ...], k: tuple[str, ...]) -> bool:
-        if not p:
-            return not k
-        if p[0] == "#":
-            return any(match(p[1:], k[i:]) for i in range(len(k) + 1))
-        return bool(k) and (p[0] == "*" or p[0] == k[0]) and match(p[1:], k[1:])
-
-    return match(tuple(pattern.split(".")), tuple(key.split(".")))
+__all__ = ["MemoryTransport", "topic_matches"]
 
 
 @dataclass(slots=True)
@@ -76,6 +70,7 @@ class _Queue:
     ready: deque[_Item] = field(default_factory=deque)
     delayed: list[tuple[float, int, _Item]] = field(default_factory=list)  # (due, seq, item) heap
     cond: threading.Condition = field(default_factory=threading.Condition)
+    consumers: int = 0  # consume() loops running on this queue (guarded by `cond`)
 
     def put(self, item: _Item, delay: float = 0.0) -> None:
         with self.cond:
@@ -118,6 +113,12 @@ _brokers_lock = threading.Lock()
 class MemoryTransport(Transport):
     """`MemoryTransport("maestrale")`: thread-safe, shared per namespace within the process."""
 
+    in_process = True
+    unroutable_hint = (
+        " in this process: the in-process bus (memory://) reaches only the consumers of the process "
+        "that publishes; set MAESTRALE_BROKER_URL=amqp://… for services in other processes"
+    )
+
     def __init__(self, namespace: str = "maestrale", poll_interval: float = 0.05) -> None:
         super().__init__(namespace)
         self.poll_interval = poll_interval
@@ -142,10 +143,25 @@ class MemoryTransport(Transport):
     def publish(self, messages: Sequence[Message]) -> None:
         with self._broker.lock:
             targets = list(self._broker.queues.values())
+        lost = []
         for m in messages:
+            routed = False
             for q in targets:
                 if any(topic_matches(p, m.routing_key) for p in q.patterns):
                     q.put(_Item(m.routing_key, m.body, m.message_id, {**m.headers, H_ATTEMPT: 1}))
+                    routed = True
+            if not routed and is_work(m.routing_key):
+                lost.append(m)
+        if lost:
+            raise self.unroutable(lost)
+
+    def consumer_count(self, queue: str) -> int | None:
+        with self._broker.lock:
+            q = self._broker.queues.get(queue)
+        if q is None:
+            return None
+        with q.cond:
+            return q.consumers
 
     def consume(
         self,
@@ -173,9 +189,13 @@ class MemoryTransport(Transport):
                 try:
                     callback(delivery)
                 except Exception as exc:
-                    if is_permanent(exc) or attempt >= policy.max_attempts:
+                    permanent = is_permanent(exc)
+                    if permanent or attempt >= policy.max_attempts:
                         dlq.put(_dead(item, queue, handler, exc, attempt))
-                        log.warning("dead-lettered %s from %s: %s", item.message_id, queue, error_text(exc))
+                        log.warning(
+                            "dead-lettered %s from %s after %d attempt(s)%s: %s", item.message_id, queue,
+                            attempt, " (permanent error: not retried)" * permanent, error_text(exc),
+                        )  # fmt: skip
                     else:
                         retry_headers = {**item.headers, H_ATTEMPT: attempt + 1, H_ERROR: error_text(exc)}
                         q.put(_Item(item.routing_key, item.body, item.message_id, retry_headers),
@@ -189,10 +209,16 @@ class MemoryTransport(Transport):
             threading.Thread(target=work, name=f"maestrale-bus-{queue}-{i}", daemon=True)
             for i in range(max(1, concurrency))
         ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with q.cond:
+            q.consumers += 1
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            with q.cond:
+                q.consumers -= 1
 
     def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
         dlq = self._queue(f"{queue}.dlq")

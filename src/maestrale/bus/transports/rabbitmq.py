@@ -8,6 +8,11 @@ Topology for namespace `ns` and queue `q`: topic exchange `ns` (durable); queue 
 bound by patterns); one retry queue per delay, `ns.q.retry.<ms>` (durable, `x-message-ttl` = the
 delay, dead-lettering back to `ns.q` through the default exchange); and `ns.q.dlq`.
 
+Work events (`maestrale.bus.topology`: `train.requested`, `prediction.logged`, `actual.logged`) must
+not be dropped because their consumer has not run yet: `publish` declares their queues first (once
+per transport, with the consumer's own arguments) and publishes them `mandatory`, so one that still
+reaches no queue comes back and raises `Unroutable` instead of vanishing in the exchange.
+
 Why TTL queues for retries: RabbitMQ has no delayed delivery without a plugin, and sleeping in the
 consumer would hold the message (and the prefetch slot) hostage. One queue per delay keeps every
 message in a queue with the same TTL, so expiry is strictly FIFO (a per-message TTL in one shared
@@ -35,6 +40,7 @@ from pika.exceptions import (
     ChannelClosedByBroker,
 )
 
+from maestrale.bus.topology import is_work
 from maestrale.bus.transport import (
     H_ATTEMPT,
     H_ERROR,
@@ -71,6 +77,11 @@ class RabbitTransport(Transport):
     `BackendUnavailable`; `max_inflight`: unconfirmed messages allowed before waiting for confirms.
     """
 
+    unroutable_hint = (
+        " (a publisher declares these queues itself, unless its RabbitMQ user lacks the 'configure' "
+        "permission: then grant it, or start the consumer once so that it declares them)"
+    )
+
     def __init__(
         self,
         url: str,
@@ -101,6 +112,7 @@ class RabbitTransport(Transport):
         self._pub: Publisher | None = None
         self._pub_pid = os.getpid()
         self._declared: set[str] = set()
+        self._may_declare = True  # False once the broker refused this user a queue declaration
         self.resent = 0  # messages published again after a lost connection (possible duplicates)
 
     def __repr__(self) -> str:
@@ -148,6 +160,11 @@ class RabbitTransport(Transport):
                         ) from None
                     if exc.reply_code == 406:  # e.g. a queue re-declared with other arguments
                         raise Conflict(f"{what}: {exc.reply_text}") from None
+                    if exc.reply_code == 403:
+                        raise ConfigError(
+                            f"{what}: {exc.reply_text}; give the user of MAESTRALE_BROKER_URL the RabbitMQ "
+                            f"permissions it needs on '^{self.namespace}\\.' (rabbitmqctl set_permissions)"
+                        ) from None
                     raise
                 except CONNECTION_ERRORS as exc:
                     self._drop_publisher()
@@ -169,6 +186,15 @@ class RabbitTransport(Transport):
             self._declared.update(declare_topology(ch, self.namespace, name, patterns, policy))
 
         self._with_channel(f"declare {name}", run)
+
+    def consumer_count(self, queue: str) -> int | None:
+        def run(ch: BlockingChannel) -> int:
+            return int(ch.queue_declare(self.queue_name(queue), passive=True).method.consumer_count)
+
+        try:
+            return self._with_channel(f"count the consumers of {self.queue_name(queue)}", run)  # type: ignore[no-any-return]
+        except NotFound:
+            return None
 
     def queues(self) -> list[str]:
         prefix = f"{self.namespace}."
@@ -224,20 +250,44 @@ class RabbitTransport(Transport):
     # -- publishing -------------------------------------------------------------------------------
     def publish(self, messages: Sequence[Message]) -> None:
         deadline = time.monotonic() + self.publish_timeout
+        work = {m.routing_key for m in messages if is_work(m.routing_key)}
+        self._declare_work(work, again=False)
+        returned = self._publish(messages, list(range(len(messages))), deadline)
+        if returned:
+            # Their queue was deleted since this transport declared it: declare it again, resend once.
+            self._declare_work({messages[i].routing_key for i in returned}, again=True)
+            returned = self._publish(messages, returned, deadline)
+        if returned:
+            raise self.unroutable([messages[i] for i in returned])
+
+    def _declare_work(self, routing_keys: set[str], *, again: bool) -> None:
+        if not routing_keys or not self._may_declare:
+            return
+        try:
+            self.declare_work_queues(routing_keys, again=again)
+        except ConfigError as exc:  # no 'configure' permission: rely on the consumers' declarations
+            self._may_declare = False
+            log.warning("cannot declare the work queues (%s); relying on the consumers' declarations", exc)
+
+    def _publish(self, messages: Sequence[Message], indices: list[int], deadline: float) -> list[int]:
+        """Publish `messages[i] for i in indices` until confirmed; returns the indices that came back."""
         retry = Reconnect(self.backoff_max)
+        returned: list[int] = []
         with self._lock:
-            for start in range(0, len(messages), self.max_inflight):
-                todo = list(range(start, min(start + self.max_inflight, len(messages))))
+            for start in range(0, len(indices), self.max_inflight):
+                todo = indices[start : start + self.max_inflight]
                 while todo:
                     pub = None
                     try:
                         pub = self._publisher()
                         pub.publish(messages, todo, deadline)
+                        returned += sorted(pub.returned)
                         todo = pub.unconfirmed(todo)
                     except Exception as exc:  # pika raises odd types (ValueError) mid-close: all mean "gone"
                         # Unconfirmed messages go out again on the next connection: the broker may have
                         # stored some of them, hence duplicates, never losses.
                         if pub is not None:
+                            returned += sorted(pub.returned)
                             todo = pub.unconfirmed(todo)
                             self.resent += len(todo)
                         if not isinstance(exc, (*CONNECTION_ERRORS, BackendUnavailable)):
@@ -249,6 +299,7 @@ class RabbitTransport(Transport):
                                 f"{self.publish_timeout:g}s ({exc!r}); nothing is lost: retry later"
                             ) from None
                         retry.sleep(exc)
+        return returned
 
     def close(self) -> None:
         with self._lock:
