@@ -220,3 +220,57 @@ def test_corrupted_artifact_fails_the_load(mlserver_bin: Path, registered, tmp_p
     finally:
         blob.write_bytes(original)
     assert reg.verify(f"{NAME}:{mv.version}").ok
+
+
+def test_mlserver_serves_a_feature_pipeline_on_raw_inputs(mlserver_bin: Path, tmp_path: Path) -> None:
+    """A spec with `feature_set:` registers a pipeline; MLServer takes the time and the weather, as
+    `Registry.load(...).predict` does, and a missing raw input is a 400 that names it."""
+    import httpx
+
+    from maestrale import Registry
+    from maestrale.training import load_spec, train
+    from maestrale.training.trainer import load_for
+    from maestrale.training.validate import prepare
+    from tests.integration.test_serving_raw_inputs import SPEC, v2_body
+
+    root = tmp_path / "registry"
+    extra = {"ref": "pv-raw@champion", "database_url": f"sqlite:///{root}/registry.db",
+             "storage_url": f"file://{root}/artifacts"}  # fmt: skip
+    reg = Registry(database_url=extra["database_url"], storage_url=extra["storage_url"])
+    spec = load_spec(SPEC)
+    result = train(spec, reg)
+    reg.set_alias("pv-raw", "champion", result.version)
+    raw = prepare(spec, load_for(spec)).raw.iloc[-24:].reset_index()
+    expected = reg.load(result.ref).predict(raw)
+
+    folder, http = _model_folder(tmp_path / "models", extra)
+    settings = json.loads((folder / NAME / "model-settings.json").read_text())
+    settings["name"] = "pv-raw"
+    (folder / NAME).rename(folder / "pv-raw")
+    (folder / "pv-raw" / "model-settings.json").write_text(json.dumps(settings))
+    log = tmp_path / "mlserver.log"
+    proc = _start(mlserver_bin, folder, log)
+    try:
+        url = f"http://127.0.0.1:{http}/v2/models/pv-raw"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _ready(f"{url}/ready"):
+            assert proc.poll() is None and time.monotonic() < deadline, _tail(log.read_text())
+            time.sleep(0.25)
+        r = httpx.post(f"{url}/infer", json=v2_body(raw), timeout=10)
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose(r.json()["outputs"][0]["data"], expected, rtol=0, atol=1e-12)
+        body = v2_body(raw)
+        body["inputs"] = [i for i in body["inputs"] if i["name"] != "temp_air"]
+        r = httpx.post(f"{url}/infer", json=body, timeout=10)
+        assert r.status_code == 400 and "temp_air" in r.text, r.text
+    finally:
+        _stop(proc)
+
+
+def _ready(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

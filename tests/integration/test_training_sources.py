@@ -109,14 +109,15 @@ def test_sql_query_with_window_bounds(sql_url: str, pv: pd.DataFrame, monkeypatc
     spec = load_spec(
         spec_for(
             json.dumps({"sql": {"url": "${PV_DB_URL}", "query": query}}),
-            "train_window: {start: 2011-06-03, end: 2011-06-09}\n",
+            # SQLite keeps no zone (the stamps come back naive): the spec says which one they are in
+            "train_window: {start: 2011-06-03, end: 2011-06-09}\ntimezone: UTC\n",
         )
     )
     got = load_for(spec)
     prepared = prepare(spec, got)
-    naive = prepared.times.tz_convert(None) if prepared.times.tz else prepared.times  # SQLite drops zones
-    assert naive[0] == pd.Timestamp("2011-06-03")
-    assert naive[-1] == pd.Timestamp("2011-06-09 23:00")  # a date `end` includes its whole day
+    assert str(prepared.times.tz) == "UTC"
+    assert prepared.times[0] == pd.Timestamp("2011-06-03", tz="UTC")
+    assert prepared.times[-1] == pd.Timestamp("2011-06-09 23:00", tz="UTC")  # a date `end` covers its day
     assert got.version.kind == "sql" and got.version.uri == "${PV_DB_URL}" and got.version.query == query
     assert got.version.fingerprint == fingerprint(got.frame) and got.version.rows == 7 * 24
     assert "time" in spec.to_record()["data"]["sql"]["query"]
@@ -125,7 +126,10 @@ def test_sql_query_with_window_bounds(sql_url: str, pv: pd.DataFrame, monkeypatc
 def test_sql_errors_say_what_to_fix(sql_url: str, pv: pd.DataFrame):
     _write_table(sql_url, pv)
     unordered = load_spec(
-        spec_for(json.dumps({"sql": {"url": sql_url, "query": "SELECT * FROM pv_hourly ORDER BY ghi"}}))
+        spec_for(
+            json.dumps({"sql": {"url": sql_url, "query": "SELECT * FROM pv_hourly ORDER BY ghi"}}),
+            "timezone: UTC\n",
+        )
     )
     with pytest.raises(DataError, match=r"not increasing.*ORDER BY the time column"):
         prepare(unordered, load_for(unordered))

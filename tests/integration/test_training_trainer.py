@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from maestrale.cli.main import app
 from maestrale.training import TrainingTimeout, expand_fleet, load_spec, reproduce, train
+from maestrale.training.reuse import spec_sha256
 from maestrale.training.trainer import load_for
 from maestrale.training.validate import prepare
 
@@ -66,7 +67,7 @@ def test_train_registers_a_complete_version(spec, sqlite_registry):
         "pv-nrel-50",
         1,
         "initial fit",
-        {"site": "nrel-50", "request_id": "req-1"},
+        {"site": "nrel-50", "request_id": "req-1", "spec_sha256": spec_sha256(spec)},
     )
     assert mv.spec == spec.to_record() and mv.spec["split"]["backtest"]["folds"] == 2
     assert mv.data_fingerprint == result.data_version.fingerprint and mv.data_fingerprint.startswith(
@@ -77,13 +78,16 @@ def test_train_registers_a_complete_version(spec, sqlite_registry):
     assert mv.params["estimator"] == "sklearn.ensemble.HistGradientBoostingRegressor"
     assert mv.params["max_iter"] == 30 and mv.params["random_state"] == 0
     assert mv.duration_s and mv.duration_s > 0
-    assert [c.name for c in mv.input_schema or []][:2] == ["hour_sin", "hour_cos"]
+    # a feature pipeline: the model takes the raw inputs and records what its feature set read and made
+    assert [c.name for c in mv.input_schema or []] == ["time", "ghi", "temp_air", "ghi_clear"]
+    assert mv.params["inputs"] == "time,ghi,temp_air,ghi_clear" and "inputs_absent" not in mv.params
+    assert mv.params["features"].startswith("hour_sin,hour_cos,") and result.features[0] == "hour_sin"
     for key in ("nmae", "nrmse", "skill", "backtest_nmae", "backtest_fold2_nmae", "persistence_nmae"):
         assert key in mv.metrics, key
     assert mv.metrics["climatology_nmae"] > mv.metrics["nmae"] and mv.metrics["skill"] > 0
     profile = mv.profile or {}
     assert profile["schema"] == "maestrale.profile/1" and profile["rows"] == result.n_train
-    assert set(profile["columns"]) == {c.name for c in mv.input_schema or []}
+    assert set(profile["columns"]) == {"ghi", "temp_air", "ghi_clear"}  # the numeric inputs
     assert profile["predictions"]["count"] == result.n_test and "target" in profile
     assert steps[0] == ("load data", 0, 5) and steps[-1] == ("done", 5, 5)
 
@@ -91,7 +95,7 @@ def test_train_registers_a_complete_version(spec, sqlite_registry):
     prepared = prepare(spec, load_for(spec))
     test = prepared.times >= pd.Timestamp("2011-07-01", tz="UTC")
     assert prepared.times[~test].max() < prepared.times[test].min()
-    pred = sqlite_registry.load(result.ref).predict(prepared.X[test])
+    pred = sqlite_registry.load(result.ref).predict(prepared.raw[test])
     y = prepared.y[test]
     assert result.metrics["nmae"] == pytest.approx(mean_absolute_error(y, pred) / 3.4, rel=1e-9)
     assert result.metrics["rmse"] == pytest.approx(root_mean_squared_error(y, pred), rel=1e-9)
@@ -150,8 +154,11 @@ def test_fleet_members_train_and_register_separately(sqlite_registry):
     results = [train(m, sqlite_registry, data=load_for(m, cache)) for m in members]
     assert [r.ref for r in results] == ["pv-full:1", "pv-ghi:1"] and len(cache) == 1
     ghi = sqlite_registry.get_version("pv-ghi:1")
-    assert ghi.tags == {"site": "nrel-50", "variant": "ghi", "fleet": "pv-{variant}"}
-    assert [c.name for c in ghi.input_schema or []] == ["ghi"]
+    spec_tag = ghi.tags.pop("spec_sha256")  # what `train(..., reuse=True)` finds it by
+    assert ghi.tags == {"site": "nrel-50", "variant": "ghi", "fleet": "pv-{variant}"} and len(spec_tag) == 64
+    # the member's model still takes the raw inputs; its estimator sees only the chosen feature
+    assert [c.name for c in ghi.input_schema or []] == ["time", "ghi", "temp_air", "ghi_clear"]
+    assert ghi.params["features"] == "ghi"
 
 
 def test_time_limit_registers_nothing(spec, sqlite_registry):

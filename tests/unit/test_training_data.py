@@ -12,7 +12,7 @@ import pytest
 from maestrale.stats.profile import bin_counts, column_profile, psi, reference_profile
 from maestrale.training.baselines import climatology, persistence
 from maestrale.training.sources import DataVersion, LoadedData
-from maestrale.training.spec import load_spec
+from maestrale.training.spec import SpecError, load_spec
 from maestrale.training.splits import backtest_folds, holdout_split
 from maestrale.training.validate import DataError, prepare, set_time_index
 
@@ -139,19 +139,60 @@ def test_prepare_parses_times_and_drops_rows_without_target():
         (lambda d: d.iloc[[1, 0, *range(2, 48)]], r"not increasing: row 1 .* sort the data by time"),
         (
             lambda d: pd.concat([d, d.iloc[[5]]]).sort_values("time", kind="stable"),
-            r"1 duplicated timestamps.*drop or aggregate",
+            r"1 duplicated timestamps.*daylight saving time.*`timezone:`.*drop them",
         ),
         (
             lambda d: d.rename(columns={"time": "when"}),
             r"time column 'time' is missing from data.csv; columns present: when",
         ),
-        (lambda d: d.assign(time=["yesterday", *list(d.time[1:])]), r"not timestamps \(e.g. 'yesterday'\)"),
+        (
+            lambda d: d.assign(time=["yesterday", *list(d.time[1:])]),
+            r"not ISO 8601 timestamps: 'yesterday' at row 0; declare their format .*time_format",
+        ),
     ],
     ids=["missing", "dtype", "nan-share", "order", "duplicates", "no-time-column", "bad-time"],
 )
 def test_validation_messages_say_what_to_fix(change, message):
     with pytest.raises(DataError, match=message):
         prepare(load_spec(SPEC), loaded(change(frame())))
+
+
+def test_naive_spec_times_need_a_timezone_and_the_rome_fall_back_day_keeps_every_hour():
+    # 27 Oct 2024 in local Italian time, as a meter writes it: 02:00 appears twice (CEST, then CET)
+    local = pd.date_range("2024-10-27", periods=25, freq="h", tz="Europe/Rome").tz_localize(None)
+    df = frame(25).assign(time=local.strftime("%Y-%m-%d %H:%M"))
+    with pytest.raises(
+        DataError,
+        match=r"column 'time' of data.csv has no time zone \(e.g. '2024-10-27 00:00'\): "
+        r"add `timezone: Europe/Rome` to the spec",
+    ):
+        prepare(load_spec(SPEC), loaded(df))
+    p = prepare(load_spec(SPEC + "timezone: Europe/Rome\n"), loaded(df))
+    assert len(p.X) == 25 and p.times.is_unique  # no hour merged, none lost
+    assert list(p.times.tz_convert("UTC")[2:4].hour) == [0, 1]  # 02:00 CEST, then 02:00 CET
+    # the same naive stamps as a datetime column (e.g. from Parquet) follow the same rule
+    with pytest.raises(DataError, match="has no time zone"):
+        prepare(load_spec(SPEC), loaded(df.assign(time=local)))
+
+
+def test_spec_time_format_reads_day_first_dates_and_names_a_bad_row():
+    stamps = pd.date_range("2024-01-13", periods=48, freq="h").strftime("%d/%m/%Y %H:%M")
+    df = frame().assign(time=stamps)
+    with pytest.raises(
+        DataError,
+        match=r"'13/01/2024 00:00' at row 0 \(it looks like day/month/year\).*"
+        r'time_format: "%d/%m/%Y %H:%M"',
+    ):
+        prepare(load_spec(SPEC + "timezone: Europe/Rome\n"), loaded(df))
+    spec = load_spec(SPEC + 'timezone: Europe/Rome\ntime_format: "%d/%m/%Y %H:%M"\n')
+    assert prepare(spec, loaded(df)).times[0] == pd.Timestamp("2024-01-12T23:00Z")
+    df.loc[7, "time"] = "2024-01-13 07:00"
+    with pytest.raises(DataError, match=r"not in time_format '%d/%m/%Y %H:%M': '2024-01-13 07:00' at row 7"):
+        prepare(spec, loaded(df))
+    with pytest.raises(SpecError, match="not a strftime format"):
+        load_spec(SPEC + "time_format: dd/mm/yyyy\n")
+    with pytest.raises(SpecError, match="unknown time zone 'Europe/Roma'"):
+        load_spec(SPEC + "timezone: Europe/Roma\n")
 
 
 def test_empty_window_and_missing_time_index():

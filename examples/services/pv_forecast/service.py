@@ -6,10 +6,11 @@
     python service.py forecast --plant piemonte --day 2023-10-02     # the same, once, printed as JSON
 
 For each request it loads `pv-{plant}@champion` from the registry (again only when the alias has moved,
-so a promotion is picked up on the next forecast), builds the model's features from the weather forecast
-and the target times with `maestrale.datasets.pv_features` (the spec's `feature_set`, so training and
-serving compute them with the same code), predicts, clips to [0, AC capacity] and logs the forecast with
-its inputs (`maestrale.log_predictions`) for the monitor. Settings come from the `MAESTRALE_*` variables.
+so a promotion is picked up on the next forecast) and gives it the weather forecast as it is: the target
+times (the index) and the weather columns. The model is the spec's `feature_set` and the estimator in one
+pipeline (`maestrale.features`), so it builds its features itself, with the very code that built them in
+training. The service clips to [0, AC capacity] and logs the forecast with those inputs
+(`maestrale.log_predictions`) for the monitor. Settings come from the `MAESTRALE_*` variables.
 
 Days are UTC days. Without a `weather` body the service asks the plant's weather feed (`plant.py`: PVGIS
 weather with a simulated forecast error; PVGIS © European Union, 2001-2024).
@@ -31,7 +32,6 @@ from plant import PLANTS, Plant, get_plant, weather_forecast
 from pydantic import BaseModel, Field
 
 from maestrale import LoadedModel, NotFound, Registry, Settings, log_predictions
-from maestrale.datasets import pv_features
 
 ALIAS = "champion"
 
@@ -108,7 +108,7 @@ class Forecaster:
         if weather is None:
             weather = weather_forecast(plant, day or (issued_at + timedelta(days=1)).date())
         loaded = self.model(plant)
-        X = pv_features(weather)
+        X = weather  # raw inputs: the model's feature step builds pv_features from the time and weather
         power = np.clip(loaded.model.predict(X), 0.0, plant.capacity_kw)
         power[X["ghi"].to_numpy() <= 0.0] = 0.0  # no sun, no power: trees leave a few kW at night
         logged = 0
@@ -136,7 +136,7 @@ class Forecaster:
 
 
 def weather_frame(hours: list[WeatherHour]) -> pd.DataFrame:
-    """A request's weather as the frame `pv_features` reads (UTC index); ValueError if a time has no zone."""
+    """A request's weather as the model takes it (UTC index); ValueError if a time has no zone."""
     index = pd.DatetimeIndex([h.time for h in hours], name="time")
     if index.tz is None:
         raise ValueError("weather times need a time zone, e.g. 2023-10-02T12:00:00Z")

@@ -5,7 +5,7 @@ A skops archive names every type it needs; loading builds them. Trusting a *modu
 
 1. what skops trusts by default (estimators of `sklearn.utils.all_estimators`, ufuncs, dtypes, …);
 2. `CURATED_TYPES` below: the extra names fitted scikit-learn models need, each reviewed;
-3. `MAESTRALE_TYPES`: Maestrale's own classes (empty today; add reviewed names there);
+3. `MAESTRALE_TYPES`: Maestrale's own classes (the feature pipeline's steps; add reviewed names there);
 4. the caller's `trusted_types=[...]`, except anything `is_denied` — only `trusted=True` bypasses that.
 
 >>> is_trusted("sklearn.tree._tree.Tree")
@@ -96,7 +96,15 @@ CURATED_TYPES: frozenset[str] = frozenset(
 
 #: Maestrale's own classes a registered model may contain (e.g. a feature pipeline): add each
 #: fully qualified name here after reviewing that rebuilding it from attacker-chosen state is safe.
-MAESTRALE_TYPES: frozenset[str] = frozenset()
+#: - `FeatureStep` (maestrale.features.step): its state is strings and lists of strings; the feature
+#:   function is found by name at predict time under the rules of a spec (built-ins, plugins,
+#:   MAESTRALE_ESTIMATOR_MODULES), never stored, and its time zone is checked before use.
+#: - `NativeModel` (maestrale.features.native): its state is LightGBM/XGBoost bytes, a format and a
+#:   flavor; rebuilding it runs `formats.deserialize` with the native structural checks and flavor
+#:   allowlist, and any other format is refused.
+MAESTRALE_TYPES: frozenset[str] = frozenset(
+    {"maestrale.features.step.FeatureStep", "maestrale.features.native.NativeModel"}
+)
 
 # fmt: off
 # Refused even when a caller names them in `trusted_types` (only `trusted=True` bypasses this):

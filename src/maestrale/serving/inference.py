@@ -149,7 +149,7 @@ def v2_infer(
     served: ServedModel, req: InferenceRequest, caller: Caller, logger: PredictionLogger | None
 ) -> bytes:
     """The JSON of the V2 response to `req` (runs in a worker thread: decoding and predicting block)."""
-    decoded = decode_infer(req, served.columns)
+    decoded = decode_infer(req, served.columns, served.timezone)
     params = (req.parameters.model_extra or {}) if req.parameters else {}
     pred = predict_and_log(served, decoded, params, caller, logger)
     body = InferenceResponse(
@@ -163,7 +163,7 @@ def records_predict(
     served: ServedModel, req: PredictRequest, caller: Caller, logger: PredictionLogger | None
 ) -> bytes:
     """The JSON of the `/models/{name}/predict` response to `req` (in a worker thread too)."""
-    decoded = decode_records(req.records, served.columns)
+    decoded = decode_records(req.records, served.columns, served.timezone)
     pred = predict_and_log(served, decoded, req.parameters or {}, caller, logger)
     out = np.asarray(pred)
     predictions = out.tolist() if out.dtype.kind in "fiub" else out.astype(str).tolist()
@@ -178,6 +178,8 @@ def predict_and_log(
     """`served`'s predictions for `decoded`, handed to `logger` with the times, entity and caller."""
     target = decoded.extras.get("target_time", params.get("target_time"))
     target_time = None if target is None else _times(target, decoded.rows)
+    if target_time is None and served.time_column is not None:  # a feature pipeline's time input
+        target_time = pd.DatetimeIndex(decoded.frame[served.time_column])
     issued_at = caller.issued_at
     if params.get("issued_at") is not None:
         if not isinstance(params["issued_at"], str):

@@ -28,6 +28,9 @@ Requests use the V2 (Open Inference) protocol with MLServer's codecs, in either 
 `target_time` and `entity` inputs (as Maestrale's own server reads them) are accepted and ignored.
 The model gets a DataFrame in the input schema's column order and dtypes; the response has one FP64
 output, `predict`, shape `[n]`, and `model_version` is the registry version that was loaded.
+A model trained with a `feature_set` (`maestrale.features`) takes the raw inputs: its time input is
+BYTES of ISO 8601 strings (with an offset, or naive in the zone the model declares), read by
+`maestrale.timeparse` exactly as `maestrale serve` reads it.
 A version registered without `input_example` has no schema: send one 2-D input, given as an array.
 
 Needs MLServer 1.7: `pip install 'maestrale[mlserver]'`. Nothing else in Maestrale imports this module.
@@ -82,9 +85,10 @@ class MaestraleRuntime(MLModel):
                 f"model {self.name!r}: set parameters.extra.ref in model-settings.json to a registry "
                 'reference, e.g. {"ref": "pv-nrel-50@champion"}'
             )
-        loaded, columns = await asyncio.to_thread(_load, ref, extra)
+        loaded, columns, timezone = await asyncio.to_thread(_load, ref, extra)
         self._model = loaded.model
         self._columns: list[tuple[str, str]] | None = columns
+        self._timezone: str | None = timezone
         self._served_version = str(loaded.version)
         self.ref, self.registry_name, self.sha256 = ref, loaded.name, loaded.sha256
         if columns is not None:
@@ -111,7 +115,7 @@ class MaestraleRuntime(MLModel):
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         try:
-            frame = decode_request(payload, self._columns)
+            frame = decode_request(payload, self._columns, self._timezone)
         except InvalidInput as exc:
             raise InferenceError(str(exc)) from None
         try:
@@ -139,9 +143,10 @@ class MaestraleRuntime(MLModel):
         )
 
 
-def _load(ref: str, extra: dict[str, Any]) -> tuple[Any, list[tuple[str, str]] | None]:
-    """Load the version (sha256 verified by the registry) and read its input schema."""
+def _load(ref: str, extra: dict[str, Any]) -> tuple[Any, list[tuple[str, str]] | None, str | None]:
+    """Load the version (sha256 verified by the registry); its input schema and the zone of naive times."""
     from maestrale import Registry
+    from maestrale.serving.repository import feature_step
 
     kwargs = {k: extra[k] for k in _REGISTRY_KEYS if extra.get(k)}
     url, token = extra.get("registry_url"), extra.get("token")
@@ -149,10 +154,11 @@ def _load(ref: str, extra: dict[str, Any]) -> tuple[Any, list[tuple[str, str]] |
     try:
         loaded = reg.load_version(ref, trusted_types=extra.get("trusted_types"))
         mv = reg.get_version(f"{loaded.name}:{loaded.version}")  # the loaded one, even if the alias moved
+        step = feature_step(loaded.model)  # its feature set resolved now: fail the load, not requests
     except MaestraleError as exc:
         raise MLServerError(f"cannot load {ref} from {reg.location}: {type(exc).__name__}: {exc}") from exc
     columns = [(c.name, c.dtype) for c in mv.input_schema] if mv.input_schema else None
-    return loaded, columns
+    return loaded, columns, step.timezone if step is not None else None
 
 
 # -- decoding --------------------------------------------------------------------------------------------
@@ -172,21 +178,27 @@ def _array(inp: RequestInput) -> np.ndarray:
         ) from None
 
 
-def _column(values: np.ndarray, name: str, dtype: str) -> Any:
+def _column(values: np.ndarray, name: str, dtype: str, timezone: str | None = None) -> Any:
+    from maestrale.registry.types import ColumnSchema
+    from maestrale.serving.v2 import decode_times
+
     kind = _kind(dtype)
     try:
-        if kind == "M":
-            parsed = pd.to_datetime(pd.Series(values.astype(str)), utc=True, format="ISO8601")
-            tz = getattr(pd.api.types.pandas_dtype(dtype), "tz", None)
-            return (parsed.dt.tz_convert(tz) if tz is not None else parsed.dt.tz_convert(None)).astype(dtype)
+        if kind == "M":  # the same reading as `maestrale serve`: offsets, or naive in the model's zone
+            text = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in values.ravel()])
+            return decode_times(text, ColumnSchema(name=name, dtype=dtype), timezone)
         if kind in "iu" and values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0):
             raise ValueError("values must be whole numbers")
         return values.astype(dtype)
+    except InvalidInput:
+        raise
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"feature {name!r} ({dtype}): {exc}") from None
 
 
-def decode_request(payload: InferenceRequest, columns: list[tuple[str, str]] | None) -> Any:
+def decode_request(
+    payload: InferenceRequest, columns: list[tuple[str, str]] | None, timezone: str | None = None
+) -> Any:
     """The model's input from a V2 request: a DataFrame in schema order (an ndarray without a schema)."""
     ct = payload.parameters.content_type if payload.parameters else None
     if ct not in (None, "pd", "np"):
@@ -233,4 +245,4 @@ def decode_request(payload: InferenceRequest, columns: list[tuple[str, str]] | N
             values[inp.name] = _array(inp).reshape(-1)
         if len({len(v) for v in values.values()}) > 1:
             raise InvalidInput("feature inputs have different lengths: send one value per row in each")
-    return pd.DataFrame({n: _column(values[n], n, d) for n, d in columns}, columns=names)
+    return pd.DataFrame({n: _column(values[n], n, d, timezone) for n, d in columns}, columns=names)

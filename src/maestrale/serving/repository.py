@@ -5,6 +5,9 @@
 >>> served.predict(X), served.version           # doctest: +SKIP
 >>> repo.reload("pv-nrel-50").result()         # True if a new version was swapped in  # doctest: +SKIP
 
+A feature pipeline (`maestrale.features`) takes the raw inputs: its `ServedModel` knows the time
+input (`time_column`, also the target time of each logged prediction) and the zone of naive times.
+
 A request takes `repo.get(name)` once, at its start, and uses that object to the end: a reload
 builds the new `ServedModel` in a background thread and swaps it in with one attribute assignment,
 so requests in flight finish on the old model and none ever sees a half-loaded one. Exact
@@ -42,6 +45,9 @@ class ServedModel:
     alias: str | None
     loaded_at: float
     positional: bool = False  # predict on the bare array (see `positional`)
+    # a feature pipeline's time input and the zone its naive times are in (`maestrale.features`)
+    time_column: str | None = None
+    timezone: str | None = None
 
     def predict(self, X: Any) -> Any:
         """`model.predict(X)`; on the frame's array when the model reads its columns by position."""
@@ -83,6 +89,22 @@ def positional(model: Any, columns: list[ColumnSchema] | None) -> bool:
     if names is None or [str(n) for n in names] != [c.name for c in columns]:
         return False
     return all(c.dtype.startswith(("float", "int", "uint", "bool")) for c in columns)
+
+
+def feature_step(model: Any) -> Any:
+    """The model's `FeatureStep` (a feature pipeline), its feature set resolved now, else None.
+
+    Resolving at load makes a server that may not run the feature set (a plugin not installed, a module
+    missing from MAESTRALE_ESTIMATOR_MODULES) fail at start or reload with that reason, not on requests.
+    """
+    if type(model).__name__ != "Pipeline":
+        return None  # only a Pipeline can hold one: no need to import the features package
+    from maestrale.features.step import step_of
+
+    step = step_of(model)
+    if step is not None:
+        step.check()
+    return step
 
 
 def columns_of(meta: ModelVersion, model: Any) -> list[ColumnSchema] | None:
@@ -144,9 +166,11 @@ class ModelRepository:
         fast = positional(loaded.model, columns)
         if fast:
             warnings.filterwarnings("ignore", message=_NAMES_WARNING, category=UserWarning)
+        step = feature_step(loaded.model)
         return ServedModel(
             name=meta.name, version=meta.version, sha256=loaded.sha256, model=loaded.model, meta=meta,
             columns=columns, alias=alias, loaded_at=time.time(), positional=fast,
+            time_column=step.time_column if step else None, timezone=step.timezone if step else None,
         )  # fmt: skip
 
     def _swapped(self, served: ServedModel) -> None:

@@ -13,7 +13,9 @@ Two request layouts are read (MLServer's `pd` and `np` content types, minimally)
 - one 2-D input `[n, k]` whose name is not a feature (or `parameters.content_type: "np"`): its columns
   follow the model's input schema, in order.
 
-Either way the model gets a DataFrame in the schema's column order with the schema's dtypes. Two
+Either way the model gets a DataFrame in the schema's column order with the schema's dtypes. A
+datetime input (a feature pipeline's time, `maestrale.features`) is BYTES of ISO 8601 strings, read by
+`maestrale.timeparse`: with an offset, or naive when the model declares the zone they are in. Two
 more inputs are read but not given to the model, for prediction logging: `target_time` (BYTES, ISO
 8601 with a time zone) and `entity` (BYTES), each one value per row. Per-input content types `np`,
 `str` and `datetime` are accepted and change nothing (the schema decides the dtype); any other
@@ -232,24 +234,37 @@ def _check_datatype(inp: RequestInput, col: ColumnSchema) -> None:
         )
 
 
-def _cast(values: np.ndarray, col: ColumnSchema) -> Any:
+def _cast(values: np.ndarray, col: ColumnSchema, timezone: str | None = None) -> Any:
     """A 1-D array as the column's dtype; InvalidInput if the values do not fit it."""
     kind = _kind(col.dtype)
     try:
         if kind in "iu" and values.dtype.kind == "f" and not _integral(values):
             raise InvalidInput(f"feature {col.name!r} is {col.dtype}: its values must be whole numbers")
         if kind == "M":
-            parsed = pd.to_datetime(pd.Series(values), utc=True, format="ISO8601")
-            tz = getattr(pd.api.types.pandas_dtype(col.dtype), "tz", None)
-            return parsed.dt.tz_convert(tz) if tz is not None else parsed.dt.tz_convert(None)
+            return decode_times(values, col, timezone)
         if kind == "O":
             return pd.Series(values, dtype=object).astype(col.dtype)
         return values.astype(col.dtype)
+    except InvalidInput:
+        raise  # already names the input and the fix (times, whole numbers)
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"feature {col.name!r} ({col.dtype}): {exc}") from None
 
 
-def _frame(columns: list[ColumnSchema], values: dict[str, np.ndarray]) -> pd.DataFrame:
+def decode_times(values: np.ndarray, col: ColumnSchema, timezone: str | None) -> pd.Series:
+    """ISO 8601 strings as exact times in the column's zone; naive ones only if the model has a zone."""
+    from maestrale.timeparse import parse_times
+
+    fix = "send them with an offset, e.g. 2024-06-01T12:00:00+02:00 (the model has no zone for naive ones)"
+    stamps = parse_times(values.tolist(), timezone=timezone, what=f"input {col.name!r}", zone_fix=fix)
+    tz = getattr(pd.api.types.pandas_dtype(col.dtype), "tz", None)
+    # a column without a zone gets UTC wall times, as the model was registered with
+    return pd.Series(stamps.tz_convert(tz) if tz is not None else stamps.tz_convert("UTC").tz_localize(None))
+
+
+def _frame(
+    columns: list[ColumnSchema], values: dict[str, np.ndarray], timezone: str | None = None
+) -> pd.DataFrame:
     names = [c.name for c in columns]
     dtypes = {c.dtype for c in columns}
     if len(dtypes) == 1 and _kind(columns[0].dtype) == "f":
@@ -257,11 +272,17 @@ def _frame(columns: list[ColumnSchema], values: dict[str, np.ndarray]) -> pd.Dat
         # scikit-learn several times faster than a frame of separate columns.
         block = np.column_stack([values[n] for n in names]).astype(columns[0].dtype, copy=False)
         return pd.DataFrame(block, columns=names)
-    return pd.DataFrame({c.name: _cast(values[c.name], c) for c in columns}, columns=names)
+    return pd.DataFrame({c.name: _cast(values[c.name], c, timezone) for c in columns}, columns=names)
 
 
-def decode_infer(req: InferenceRequest, columns: list[ColumnSchema] | None) -> Decoded:
-    """The model's input frame from a V2 request (see the module docstring for the two layouts)."""
+def decode_infer(
+    req: InferenceRequest, columns: list[ColumnSchema] | None, timezone: str | None = None
+) -> Decoded:
+    """The model's input frame from a V2 request (see the module docstring for the two layouts).
+
+    `timezone` is the zone the model reads naive times in (a feature pipeline's); without it a time
+    input must carry an offset.
+    """
     check_inputs(req.inputs)
     ct = req.parameters.content_type if req.parameters else None
     if ct not in REQUEST_CONTENT_TYPES:
@@ -276,13 +297,13 @@ def decode_infer(req: InferenceRequest, columns: list[ColumnSchema] | None) -> D
     if not features:
         raise InvalidInput(f"no feature inputs, only {', '.join(i.name for i in reserved)}")
     if len(features) == 1 and len(features[0].shape) == 2 and (ct == "np" or features[0].name not in names):
-        decoded = _decode_matrix(features[0], columns)
+        decoded = _decode_matrix(features[0], columns, timezone)
     elif columns is None:
         raise InvalidInput(
             "this model was registered without an input schema: send one [n, k] input with every feature"
         )
     else:
-        decoded = _decode_columns(features, columns)
+        decoded = _decode_columns(features, columns, timezone)
     for inp in reserved:
         arr = _tensor(inp).reshape(-1)
         if len(arr) != decoded.rows:
@@ -294,7 +315,7 @@ def decode_infer(req: InferenceRequest, columns: list[ColumnSchema] | None) -> D
     return decoded
 
 
-def _decode_matrix(inp: RequestInput, columns: list[ColumnSchema] | None) -> Decoded:
+def _decode_matrix(inp: RequestInput, columns: list[ColumnSchema] | None, timezone: str | None) -> Decoded:
     arr = _tensor(inp)
     n, k = arr.shape
     if columns is None:
@@ -307,10 +328,10 @@ def _decode_matrix(inp: RequestInput, columns: list[ColumnSchema] | None) -> Dec
         )
     for c in columns:
         _check_datatype(inp, c)
-    return Decoded(_frame(columns, {c.name: arr[:, j] for j, c in enumerate(columns)}), n)
+    return Decoded(_frame(columns, {c.name: arr[:, j] for j, c in enumerate(columns)}, timezone), n)
 
 
-def _decode_columns(inputs: list[RequestInput], columns: list[ColumnSchema]) -> Decoded:
+def _decode_columns(inputs: list[RequestInput], columns: list[ColumnSchema], timezone: str | None) -> Decoded:
     by_name = {c.name: c for c in columns}
     given = [i.name for i in inputs]
     missing = [c.name for c in columns if c.name not in given]
@@ -337,10 +358,12 @@ def _decode_columns(inputs: list[RequestInput], columns: list[ColumnSchema]) -> 
     if len(set(rows.values())) > 1:
         listed = ", ".join(f"{k} has {v}" for k, v in rows.items())
         raise InvalidInput(f"inputs have different lengths ({listed}): send one value per row in each")
-    return Decoded(_frame(columns, values), next(iter(rows.values())))
+    return Decoded(_frame(columns, values, timezone), next(iter(rows.values())))
 
 
-def decode_records(records: list[dict[str, Any]], columns: list[ColumnSchema] | None) -> Decoded:
+def decode_records(
+    records: list[dict[str, Any]], columns: list[ColumnSchema] | None, timezone: str | None = None
+) -> Decoded:
     """The model's input frame from plain JSON records `[{feature: value, ...}, ...]`."""
     if not records:
         raise InvalidInput("records is empty: send at least one {feature: value} object")
@@ -371,7 +394,7 @@ def decode_records(records: list[dict[str, Any]], columns: list[ColumnSchema] | 
                 raise InvalidInput(f"{key!r} must be a string in every record when one has it")
             extras[key] = np.asarray([r[key] for r in records], dtype=object)
             check_strings(extras[key], f"{key!r}")
-    return Decoded(_frame(columns, values), len(records), extras)
+    return Decoded(_frame(columns, values, timezone), len(records), extras)
 
 
 def _json_datatype(values: list[Any], col: ColumnSchema) -> str:

@@ -1,6 +1,8 @@
-"""Feature matrices from a spec: listed columns, or a feature set, named without trusting the spec.
+"""Feature sets: which function a spec's `feature_set` names, which inputs it reads, and the model's inputs.
 
->>> X = build_features(frame, spec, "data.csv")  # doctest: +SKIP
+>>> info = describe_feature_set("pv_features")
+>>> info.required, info.optional
+(('ghi', 'temp_air'), ('ghi_clear',))
 
 A feature set is a built-in (`pv_features`), a plugin of the `maestrale.feature_sets` entry-point
 group, or `module:function` from a module the admin lists in `MAESTRALE_ESTIMATOR_MODULES`. Nothing
@@ -9,6 +11,13 @@ declares, in its pyproject.toml::
 
     [project.entry-points."maestrale.feature_sets"]
     acme-pv = "acme_models.features:pv_frame"    # function(frame) -> feature frame
+
+The function takes a frame indexed by time (tz-aware) with the weather columns and returns the feature
+frame; it must be row-wise (each output row from its own input row), because the served model calls
+it on the rows of each request. It declares its inputs with `maestrale.features.declare_inputs`;
+an undeclared function receives every column of the data but the target, and the model then takes
+all of them. The registered model is `Pipeline([("features", FeatureStep), ("model", estimator)])`
+(`maestrale.features.FeatureStep`), so callers send the raw inputs and the features travel with it.
 
 With both, `features` picks columns of the feature set's output (a fleet can compare subsets).
 Importing this module is cheap (the spec validator uses it); pandas loads when features are built.
@@ -20,6 +29,7 @@ import functools
 import inspect
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from maestrale.training import coderefs
@@ -27,17 +37,30 @@ from maestrale.training import coderefs
 if TYPE_CHECKING:
     import pandas as pd
 
+    from maestrale.features.step import FeatureStep
     from maestrale.training.spec import TrainingSpec
 
 ENTRY_POINT_GROUP = "maestrale.feature_sets"
-# The input columns each built-in feature set reads, checked up front for a clear message.
-BUILTIN = {"pv_features": ("maestrale.datasets.features:pv_features", ["ghi", "temp_air"])}
+# Built-in feature sets: the function, the inputs it needs, and the inputs it uses when present.
+BUILTIN = {
+    "pv_features": ("maestrale.datasets.features:pv_features", ["ghi", "temp_air"], ["ghi_clear"]),
+}
 HOW = (
     f"use one of {', '.join(BUILTIN)}, a plugin of the {ENTRY_POINT_GROUP!r} entry-point group, or "
     "module:function (a function taking the data frame and returning the feature frame) from a module "
     "the admin lists in MAESTRALE_ESTIMATOR_MODULES"
 )
 _PLUGIN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSetInfo:
+    """A resolved feature set: its function and declared inputs (`required` None: undeclared)."""
+
+    name: str
+    fn: Callable[[pd.DataFrame], pd.DataFrame]
+    required: tuple[str, ...] | None
+    optional: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,8 +87,11 @@ def check_feature_set_ref(name: str) -> str:
     raise ValueError(f"unknown feature_set {name!r}: {HOW}")
 
 
-def resolve_feature_set(name: str) -> tuple[Callable[[pd.DataFrame], pd.DataFrame], list[str]]:
-    """`(function, required input columns)` of a feature-set reference, checked before it is imported."""
+def describe_feature_set(name: str) -> FeatureSetInfo:
+    """The function and declared inputs of a feature-set reference, checked before it is imported.
+
+    Raises `DataError` (400) for a reference that is unknown or not from a trusted module.
+    """
     from maestrale.training.validate import DataError
 
     try:
@@ -73,11 +99,11 @@ def resolve_feature_set(name: str) -> tuple[Callable[[pd.DataFrame], pd.DataFram
     except ValueError as exc:
         raise DataError(str(exc)) from None
     fn: Any
-    required: list[str] = []
     if name in BUILTIN:
-        target, required = BUILTIN[name]
+        target, required, optional = BUILTIN[name]
         fn = coderefs.import_member(name, *target.split(":"), "feature_set")
-    elif ":" in name:
+        return FeatureSetInfo(name, fn, tuple(required), tuple(optional))
+    if ":" in name:
         admin = coderefs.admin_modules()
         fn = coderefs.import_member(name, *coderefs.split_ref(name, "feature_set", HOW), "feature_set")
         # a function written in the admin's module, not one it imported (`from os import system`)
@@ -90,26 +116,78 @@ def resolve_feature_set(name: str) -> tuple[Callable[[pd.DataFrame], pd.DataFram
             raise DataError(f"feature_set plugin {name!r} failed to load: {exc}") from exc
     if not callable(fn):
         raise DataError(f"feature_set {name!r} is a {type(fn).__name__}, not a function: {HOW}")
-    return fn, required
+    return FeatureSetInfo(name, fn, *_declared(fn, name))
 
 
-def build_features(frame: pd.DataFrame, spec: TrainingSpec, label: str) -> pd.DataFrame:
-    """The model's input columns for the rows of `frame` (indexed by time)."""
+def _declared(fn: Any, name: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """The inputs a function declared with `maestrale.features.declare_inputs` (None: undeclared)."""
+    from maestrale.training.validate import DataError
+
+    required, optional = getattr(fn, "required_inputs", None), getattr(fn, "optional_inputs", ())
+    if required is None:
+        return None, ()
+    lists = (required, optional)
+    if not all(isinstance(x, list | tuple) and all(isinstance(c, str) for c in x) for x in lists):
+        raise DataError(
+            f"feature_set {name!r} declares its inputs wrongly: use maestrale.features.declare_inputs("
+            "required=['ghi'], optional=['ghi_clear'])"
+        )
+    return tuple(required), tuple(optional)
+
+
+def resolve_feature_set(name: str) -> tuple[Callable[[pd.DataFrame], pd.DataFrame], list[str]]:
+    """`(function, required input columns)` of a feature-set reference (`[]` when undeclared)."""
+    info = describe_feature_set(name)
+    return info.fn, list(info.required or ())
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltFeatures:
+    """The estimator's feature matrix, and with a feature set the model's raw inputs and its step.
+
+    `raw` (indexed by time) holds exactly the columns the registered model takes besides the time;
+    `step` is the fitted `FeatureStep` that turns such rows into `X`. Both are None for `features:`
+    specs, whose model takes `X`'s columns as they are.
+    """
+
+    X: pd.DataFrame
+    raw: pd.DataFrame | None = None
+    step: FeatureStep | None = None
+
+
+def build_features(frame: pd.DataFrame, spec: TrainingSpec, label: str) -> BuiltFeatures:
+    """The model's features for the rows of `frame` (indexed by time), built as the served model will.
+
+    With a feature set, `X` comes from a `FeatureStep` fitted here: the same code that runs when the
+    registered pipeline predicts, so training and serving cannot compute the features differently.
+    """
+    from maestrale.features.step import FeatureInputError, FeatureStep
     from maestrale.training.validate import DataError, require_columns
 
     if spec.feature_set is None:
         assert spec.features is not None  # the spec requires one of the two
         require_columns(frame, spec.features, label, "a feature")
-        return frame[spec.features]
-    fn, required = resolve_feature_set(spec.feature_set)
-    require_columns(frame, required, label, f"an input of feature_set {spec.feature_set}")
-    X = fn(frame)
-    if spec.features is not None:
-        missing = [c for c in spec.features if c not in X.columns]
-        if missing:
-            raise DataError(
-                f"features {missing} are not produced by feature_set {spec.feature_set} on {label}; "
-                f"it produces: {', '.join(map(str, X.columns))}"
-            )
-        X = X[spec.features]
-    return X
+        return BuiltFeatures(frame[spec.features])
+    step = FeatureStep(
+        spec.feature_set, time_column=str(frame.index.name or "time"), timezone=spec.timezone,
+        features=spec.features,
+    )  # fmt: skip
+    candidates = frame.drop(columns=[spec.target])  # the target is never a model input
+    try:
+        X = step.fit_transform(candidates)
+    except FeatureInputError as exc:
+        raise DataError(f"{label}: {exc.message}") from None
+    return BuiltFeatures(X, candidates[step.inputs_], step)
+
+
+__all__ = [
+    "BUILTIN",
+    "ENTRY_POINT_GROUP",
+    "BuiltFeatures",
+    "FeatureSetInfo",
+    "build_features",
+    "check_feature_set_ref",
+    "describe_feature_set",
+    "plugins",
+    "resolve_feature_set",
+]

@@ -216,6 +216,14 @@ class TrainingSpec(StrictModel):
     description: str = ""
     data: DataSource
     time_column: str | None = Field(None, description="Column (or index name) of timestamps; 'index'.")
+    timezone: str | None = Field(
+        None,
+        description="The zone naive timestamps were written in, e.g. Europe/Rome (IANA) or +01:00; without "
+        "it, timestamps must carry an offset. The repeated hour of a DST change is resolved by row order.",
+    )
+    time_format: str | None = Field(
+        None, description='strftime format of the time strings, e.g. "%d/%m/%Y %H:%M"; default ISO 8601.'
+    )
     target: str
     features: list[str] | None = Field(None, description="Columns, or a subset of the feature_set's.")
     feature_set: str | None = Field(
@@ -301,6 +309,26 @@ class TrainingSpec(StrictModel):
         from maestrale.training.estimators import check_estimator_ref
 
         return check_estimator_ref(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str | None) -> str | None:
+        from maestrale.timeparse import TimeParseError, check_timezone
+
+        try:
+            return v if v is None else check_timezone(v)
+        except TimeParseError as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("time_format")
+    @classmethod
+    def _time_format(cls, v: str | None) -> str | None:
+        if v is not None and "%" not in v:
+            raise ValueError(
+                f"{v!r} is not a strftime format: write one with % codes, e.g. "
+                '"%d/%m/%Y %H:%M" for 13/01/2024 10:00'
+            )
+        return v
 
     @field_validator("feature_set")
     @classmethod

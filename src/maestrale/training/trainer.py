@@ -19,6 +19,12 @@ registered. The recorded metrics stay the holdout model's, so they describe a si
 rows, not the registered model itself; the version's params say `refit: "true"` so nobody mistakes
 them. The reference profile then covers every row the registered model was fitted on.
 `sample_weight: {half_life: 7D}` weighs each fit's rows by recency (param `sample_weight_half_life`).
+
+With `feature_set:` the registered model is `Pipeline([("features", FeatureStep), ("model", estimator)])`:
+it takes the raw inputs (the time and the columns the feature set reads), its `input_example` and
+reference profile are those raw inputs, and params `inputs` / `features` record what the feature set
+read and produced (`inputs_absent` the optional inputs the data lacked). With `features:` alone the
+model takes those columns, as before.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from maestrale.training.evaluate import Deadline, FoldResult, Progress, fit_and_
 from maestrale.training.fleet import expand_fleet
 from maestrale.training.sources import DataVersion, LoadedData, load_data
 from maestrale.training.spec import SqlSource, TrainingSpec
-from maestrale.training.validate import prepare
+from maestrale.training.validate import Prepared, prepare
 
 if TYPE_CHECKING:
     from maestrale.registry.client import Registry
@@ -77,6 +83,11 @@ class TrainingResult(BaseModel):
     test_end: datetime | None
     estimator: str
     timings_s: dict[str, float] = Field(default_factory=dict)
+    inputs: list[str] = Field(default_factory=list, description="What the registered model takes.")
+    features: list[str] = Field(default_factory=list, description="What its estimator is fitted on.")
+    inputs_absent: list[str] = Field(
+        default_factory=list, description="Optional inputs of the feature set that the data lacked."
+    )
     reused: bool = Field(default=False, description="An unchanged version given back (`reuse=True`).")
     reuse_note: str | None = Field(
         default=None, description="With `reuse=True`: why this version was reused, or why none could be."
@@ -103,6 +114,24 @@ def data_key(spec: TrainingSpec) -> str:
     if isinstance(spec.data, SqlSource) and spec.train_window is not None:
         key["window"] = spec.train_window.model_dump(mode="json")
     return json.dumps(key, sort_keys=True)
+
+
+def registered_model(prepared: Prepared, estimator: Any) -> Any:
+    """What is registered: `estimator`, behind the spec's feature step when it has a feature set."""
+    if prepared.step is None:
+        return estimator
+    from sklearn.pipeline import Pipeline
+
+    from maestrale.features.native import wrap_native
+
+    return Pipeline([("features", prepared.step), ("model", wrap_native(estimator))])
+
+
+def model_inputs(prepared: Prepared, rows: slice) -> Any:
+    """The registered model's inputs for `rows`, as a caller sends them (the time as a column first)."""
+    if prepared.raw is None or prepared.step is None:
+        return prepared.X.iloc[rows]
+    return prepared.raw.iloc[rows].reset_index().rename(columns={"index": prepared.step.time_column})
 
 
 def load_for(spec: TrainingSpec, cache: dict[str, LoadedData] | None = None) -> LoadedData:
@@ -182,7 +211,9 @@ def train(
     # predictions come from the holdout model, which a monitor of the refit model must not expect)
     predictions = ev.model.predict(X_train) if spec.split.refit else ev.test_predictions
     months = prepared.times[train_rows].month.to_numpy() if hasattr(prepared.times, "month") else None
-    profile = reference_profile(X_train, predictions, target=y_train.to_numpy(), months=months)
+    # the profile describes what the model takes, i.e. what its callers send and the monitor logs
+    inputs = X_train if prepared.raw is None else prepared.raw.iloc[train_rows]
+    profile = reference_profile(inputs, predictions, target=y_train.to_numpy(), months=months)
     timings["profile"] = time.perf_counter() - t0
     deadline.check("evaluation")
 
@@ -202,14 +233,21 @@ def train(
     params["refit"] = "true" if spec.split.refit else "false"
     if spec.sample_weight is not None:
         params["sample_weight_half_life"] = spec.sample_weight.half_life
+    step = prepared.step
+    example = model_inputs(prepared, slice(train_rows.start, min(train_rows.start + 5, train_rows.stop)))
+    if step is not None:  # what the feature set read and produced, recorded rather than guessed
+        params["inputs"] = ",".join(step.input_columns)
+        params["features"] = ",".join(step.features_)
+        if step.optional_absent_:
+            params["inputs_absent"] = ",".join(step.optional_absent_)
     t0 = time.perf_counter()
     mv = registry.register(
         spec.name,
-        ev.model,
+        registered_model(prepared, ev.model),
         params=params,
         metrics=ev.flat_metrics(),
         tags=tags,
-        input_example=X_train.head(5),
+        input_example=example,
         description=spec.description or f"{ev.estimator_class} on {loaded.label}, target {spec.target}",
         data_fingerprint=loaded.version.fingerprint,
         data_version=loaded.version.version,
@@ -241,6 +279,9 @@ def train(
         test_end=times[test_rows.stop - 1],
         estimator=ev.estimator_class,
         timings_s={k: round(v, 6) for k, v in timings.items()},
+        inputs=[str(c) for c in example.columns],
+        features=[str(c) for c in prepared.X.columns],
+        inputs_absent=list(step.optional_absent_) if step is not None else [],
         reuse_note=reuse_note,
     )
 
@@ -265,4 +306,12 @@ def _reused(mv: Any, loaded: LoadedData, duration: float, note: str | None) -> T
     )  # fmt: skip
 
 
-__all__ = ["TrainingResult", "data_key", "expand_fleet", "load_for", "train"]
+__all__ = [
+    "TrainingResult",
+    "data_key",
+    "expand_fleet",
+    "load_for",
+    "model_inputs",
+    "registered_model",
+    "train",
+]

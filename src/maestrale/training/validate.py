@@ -4,9 +4,10 @@
 >>> prepared.X.shape, prepared.y.name  # doctest: +SKIP
 ((3288, 8), 'power_kw')
 
-Order: time index (parsed, no missing stamps, increasing, no duplicates) → train window → target and
-feature columns present → numeric dtypes → NaN share ≤ `max_nan_share` → rows with a missing target
-dropped (a model cannot learn from them) → something left.
+Order: time index (parsed by `maestrale.timeparse`: naive stamps need the spec's `timezone`, strings
+are ISO 8601 unless `time_format` says otherwise; no missing stamps, increasing, no duplicates) →
+train window → target and feature columns present → numeric dtypes → NaN share ≤ `max_nan_share` →
+rows with a missing target dropped (a model cannot learn from them) → something left.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 from maestrale.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from maestrale.features.step import FeatureStep
     from maestrale.training.sources import LoadedData
     from maestrale.training.spec import TrainingSpec, TrainWindow
 
@@ -37,6 +39,9 @@ class Prepared:
     y: pd.Series
     target_all: pd.Series  # every row of the source (before the window), for values `lag` earlier
     label: str
+    # with a feature set: the model's raw inputs (same rows as X, time index) and the fitted step
+    raw: pd.DataFrame | None = None
+    step: FeatureStep | None = None
 
     @property
     def times(self) -> pd.DatetimeIndex:
@@ -48,27 +53,45 @@ def _columns(frame: pd.DataFrame, limit: int = 20) -> str:
     return ", ".join(cols[:limit]) + (f", … ({len(cols)} in all)" if len(cols) > limit else "")
 
 
-def _to_datetime(values: pd.Series | pd.Index, what: str, label: str) -> pd.DatetimeIndex:
-    # one resolution (ns) whatever the parser chose, so time arithmetic never has to round
-    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
-        return pd.DatetimeIndex(values).as_unit("ns")
+def _to_datetime(values: pd.Series | pd.Index, what: str, label: str, spec: TimeSpec) -> pd.DatetimeIndex:
+    """Exact times of a column or index, by the one rule of `maestrale.timeparse` (naive needs a zone)."""
+    from maestrale.timeparse import TimeParseError, parse_times
+
     try:
-        try:
-            return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601")).as_unit("ns")
-        except (ValueError, TypeError):  # mixed UTC offsets (a DST change in local stamps): go to UTC
-            return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601", utc=True)).as_unit("ns")
-    except (ValueError, TypeError):
-        bad = next((v for v in values if pd.isna(pd.to_datetime(v, errors="coerce", utc=True))), "?")
-        raise DataError(
-            f"{what} of {label} holds values that are not timestamps (e.g. {bad!r}): write ISO 8601, "
-            "e.g. 2011-04-15T06:00:00Z, or point time_column at the right column"
-        ) from None
+        return parse_times(
+            values, timezone=spec.timezone, time_format=spec.time_format, what=f"{what} of {label}",
+            zone_fix=(
+                "add `timezone: Europe/Rome` to the spec (the zone the timestamps were written in) or write "
+                "them with an offset (2024-06-01T12:00:00+02:00)"
+            ),
+            format_fix=(
+                'declare their format in the spec, e.g. `time_format: "%d/%m/%Y %H:%M"` (strftime codes), '
+                "or point time_column at the right column"
+            ),
+        )  # fmt: skip
+    except TimeParseError as exc:
+        raise DataError(exc.message) from None
 
 
-def set_time_index(frame: pd.DataFrame, time_column: str | None, label: str) -> pd.DataFrame:
-    """The frame indexed by its timestamps; checked for missing, decreasing and duplicated stamps."""
+@dataclass(frozen=True, slots=True)
+class TimeSpec:
+    """How a source's times are written: the zone of naive ones, and the strftime format of strings."""
+
+    timezone: str | None = None
+    time_format: str | None = None
+
+
+def set_time_index(
+    frame: pd.DataFrame, time_column: str | None, label: str, times: TimeSpec | None = None
+) -> pd.DataFrame:
+    """The frame indexed by its timestamps; checked for missing, decreasing and duplicated stamps.
+
+    Naive timestamps are refused unless `times.timezone` names their zone (then localized in it, the
+    repeated DST hour resolved by order); strings are ISO 8601 unless `times.time_format` says otherwise.
+    """
+    times = times or TimeSpec()
     if time_column is not None and time_column != "index" and time_column in frame.columns:
-        index = _to_datetime(frame[time_column], f"column {time_column!r}", label)
+        index = _to_datetime(frame[time_column], f"column {time_column!r}", label, times)
         out = frame.drop(columns=[time_column])
         out.index = index.rename(time_column)
     elif time_column in (None, "index") or time_column == frame.index.name:
@@ -80,7 +103,7 @@ def set_time_index(frame: pd.DataFrame, time_column: str | None, label: str) -> 
                 f"(columns present: {_columns(frame)}){hint}"
             )
         out = frame.copy(deep=False)
-        out.index = _to_datetime(frame.index, "the index", label)
+        out.index = _to_datetime(frame.index, "the time index", label, times).rename(frame.index.name)
     else:
         raise DataError(
             f"time column {time_column!r} is missing from {label}; columns present: {_columns(frame)}"
@@ -104,8 +127,10 @@ def check_time_index(index: pd.DatetimeIndex, label: str) -> None:
     if (dups := np.flatnonzero(steps == 0)).size:
         raise DataError(
             f"the time index of {label} has {dups.size} duplicated timestamps "
-            f"(first: {index[int(dups[0])]}): drop or aggregate the duplicates "
-            "(e.g. df.groupby(level=0).mean())"
+            f"(first: {index[int(dups[0])]}): if they are local times of the hour repeated when daylight "
+            "saving time ends, they are two different hours: write the times without an offset in the "
+            "order they were logged and declare `timezone:` (e.g. Europe/Rome), which tells them apart; "
+            "if they are true repeats of one reading, drop them (df[~df.index.duplicated()])"
         )
 
 
@@ -184,12 +209,14 @@ def prepare(spec: TrainingSpec, loaded: LoadedData) -> Prepared:
     from maestrale.training.features import build_features
 
     label = loaded.label
-    frame = set_time_index(loaded.frame, spec.time_column, label)
+    times = TimeSpec(spec.timezone, spec.time_format)
+    frame = set_time_index(loaded.frame, spec.time_column, label, times)
     require_columns(frame, [spec.target], label, "the target")
     target_all = frame[spec.target]
     windowed = apply_window(frame, spec.train_window, label)
     check_numeric(windowed, [spec.target], label, allow_category=False)
-    X = build_features(windowed, spec, label)
+    built = build_features(windowed, spec, label)
+    X, raw = built.X, built.raw
     check_numeric(X, list(X.columns), label, allow_category=True)
     y = windowed[spec.target].astype("float64")
     check_nan_share(windowed, [spec.target], spec.max_nan_share, label, "target")
@@ -199,4 +226,5 @@ def prepare(spec: TrainingSpec, loaded: LoadedData) -> Prepared:
         raise DataError(f"target {spec.target!r} has no values in the train window of {label}")
     if not keep.all():
         X, y = X[keep], y[keep]
-    return Prepared(X=X, y=y, target_all=target_all.astype("float64"), label=label)
+        raw = None if raw is None else raw[keep]
+    return Prepared(X=X, y=y, target_all=target_all.astype("float64"), label=label, raw=raw, step=built.step)
