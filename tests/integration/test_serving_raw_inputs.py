@@ -117,3 +117,26 @@ def test_serve_v2_on_raw_rows_gives_the_same_numbers(trained: Trained):
         bad = [*naive[:-1], "yesterday"]
         r = c.post(f"/v2/models/{NAME}/infer", json=v2_body(trained.raw, bad))
         assert r.status_code == 400 and "'yesterday' at row 23" in r.text, r.text
+
+
+def test_served_predictions_land_in_the_embedded_monitor_store_at_their_input_times(trained: Trained):
+    """memory:// with no monitor in the process: the server's logger stores into the monitor's database,
+    each prediction at the time it was asked for (the model's time input)."""
+    from sqlalchemy import create_engine, text
+
+    from tests.integration.conftest import wait_for
+
+    app = create_app(trained.settings, [f"{NAME}@champion"], log_interval_s=0.1)
+    with serving(app) as url:
+        r = httpx.post(f"{url}/v2/models/{NAME}/infer", json=v2_body(trained.raw))
+        assert r.status_code == 200, r.text
+        wait_for(lambda: app.state.logger.logged == 24, what="24 predictions logged")
+    assert app.state.logger.failed == 0
+    engine = create_engine(trained.settings.database_url)
+    try:
+        with engine.connect() as c:
+            rows = c.execute(text("SELECT target_time FROM predictions ORDER BY target_time")).scalars().all()
+    finally:
+        engine.dispose()
+    logged = pd.DatetimeIndex(pd.to_datetime(rows, utc=True))
+    assert list(logged) == list(trained.raw["time"])

@@ -255,15 +255,16 @@ def deliver(
 
     On a broker (RabbitMQ) the confirmed publish means they reached the monitor's durable queue: the
     transport declares it, and raises `Unroutable` rather than count what reached no queue. The
-    in-process bus (memory://) loses at exit what no consumer of this process takes, so unless a
-    monitor consumes here (`maestrale demo`, a `MonitorService`), the batches go straight into the
-    monitor's store in the database of `settings`, the one `maestrale monitor` reads. Then the count
+    in-process bus (memory://) reaches only queues of this process, so unless a monitor declared its
+    queue here (`maestrale demo`, a `MonitorService`), the batches go straight into the monitor's
+    store in the database of `settings`, the one `maestrale monitor` reads. Then the count
     is of records stored (or already stored); any the store rejects are logged and not counted.
     """
     from maestrale.bus.topology import MONITOR
 
     bus = transport or _transport(settings)
-    embedded = bus.in_process and not bus.consumer_count(MONITOR.name)
+    # no monitor queue in this process: nothing here will ever consume the events, so store them
+    embedded = bus.in_process and bus.consumer_count(MONITOR.name) is None
     if not embedded:
         publish_payloads(payloads, subject, settings, bus)
         return sum(len(data["records"]) for _, data in payloads)

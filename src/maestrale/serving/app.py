@@ -113,7 +113,7 @@ def create_app(
     if log_predictions:
         logger = PredictionLogger(
             transport, capacity=log_capacity, batch_size=log_batch_size, interval=log_interval_s,
-            metrics=metrics,
+            metrics=metrics, settings=settings,
         )  # fmt: skip
     watcher = ReloadWatcher(repo, transport, poll_s=reload_poll_s)
 

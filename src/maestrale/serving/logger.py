@@ -9,9 +9,11 @@ True
 `log` only appends a reference to the request's frame and predictions (no copy, no JSON): the
 records are built and published as `maestrale.prediction.logged` batches by the flush thread, at
 most `batch_size` records per flush or every `interval` seconds, through
-`maestrale.monitoring.client.log_predictions`. When the buffer holds `capacity` records, new ones
-are dropped and counted (`maestrale_serving_predictions_dropped_total{reason="buffer_full"}`): a
-slow or absent broker must cost the monitor some records, never the clients their latency.
+`maestrale.monitoring.client.deliver`: to the monitor's queue, or, on the embedded bus (memory://)
+with no monitor queue in this process, straight into the monitor's store of `settings`. When the
+buffer holds `capacity` records, new ones are dropped and counted
+(`maestrale_serving_predictions_dropped_total{reason="buffer_full"}`): a slow or absent broker
+must cost the monitor some records, never the clients their latency.
 
 An event holds the requests of one model version and one caller: `logged_by`, the name of the
 bearer token that sent them (when the server checks tokens), travels with it, so a fabricated
@@ -34,6 +36,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from maestrale.bus.transport import Transport
+    from maestrale.config import Settings
     from maestrale.serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
@@ -66,8 +69,11 @@ class PredictionLogger:
         interval: float = 1.0,
         warn_every: float = 30.0,
         metrics: ServingMetrics | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        self.transport, self.metrics = transport, metrics
+        # settings: the database of the embedded monitor store, used when the bus is memory:// and no
+        # monitor consumes in this process (see `maestrale.monitoring.client.deliver`)
+        self.transport, self.metrics, self.settings = transport, metrics, settings
         self.capacity, self.batch_size, self.interval, self.warn_every = (
             capacity,
             batch_size,
@@ -182,7 +188,7 @@ class PredictionLogger:
 
     def _publish(self, batch: list[_Entry]) -> None:
         from maestrale.bus.schemas import PredictionLogged
-        from maestrale.monitoring.client import publish_payloads
+        from maestrale.monitoring.client import deliver
 
         # one event per model version and caller: `logged_by` is a field of the batch, not of each record
         groups: dict[tuple[str, int, str | None], list[_Entry]] = {}
@@ -200,14 +206,17 @@ class PredictionLogger:
                     (PredictionLogged, {**head, "records": records[i : i + size]})
                     for i in range(0, len(records), size)
                 ]
-                publish_payloads(payloads, model, transport=self.transport)
+                sent = deliver(payloads, model, self.settings, self.transport)
             except Exception as exc:  # the bus is down past its own retries, or a record cannot be built
                 self.failed += n
                 self._count_drop(n, "publish_failed", f": {type(exc).__name__}: {exc}"[:300])
                 continue
-            self.logged += n
+            if sent < n:  # the embedded store refused some (it logged why): never count them as logged
+                self.failed += n - sent
+                self._count_drop(n - sent, "rejected")
+            self.logged += sent
             if self.metrics is not None:
-                self.metrics.predictions_logged.inc(n)
+                self.metrics.predictions_logged.inc(sent)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking records, publish what is buffered (waiting up to `timeout` s), stop the thread."""
