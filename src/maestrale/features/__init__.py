@@ -15,7 +15,8 @@ not. It is on Maestrale's audited list of artifact types (`maestrale.registry.tr
 these models load with default arguments, from `maestrale serve`, `Registry.load` or MLServer.
 
 This package lives outside `maestrale.training` on purpose: a model server imports it to load a
-model, and it must not need the training service's code to do so.
+model; of the training code it needs only the feature-set lookup (`maestrale.training.features`,
+light: no trainer, no data sources), which is what makes the rules of a spec apply here.
 
 A feature function of your own declares what it reads, so that missing inputs are named up front and
 optional ones are recorded rather than silently dropped::
