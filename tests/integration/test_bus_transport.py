@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -135,6 +136,41 @@ def test_exhausted_retries_dead_letter_with_reason_handler_and_attempts(bus):
         assert len(bus.dead_letters("broken")) == 1  # listing does not consume
     finally:
         c.stop()
+
+
+def test_permanent_errors_dead_letter_at_once_with_one_line_and_transient_ones_retry(bus, caplog):
+    from maestrale.bus.failures import PermanentFailure
+    from maestrale.errors import BackendUnavailable, InvalidInput
+
+    errors = {
+        "spec": InvalidInput("spec: unknown field 'estimater'"),
+        "fit": PermanentFailure("params do not fit Ridge"),
+        "db": BackendUnavailable("database at db:5432 unreachable"),
+    }
+    calls: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def handler(event: CloudEvent) -> None:
+        with lock:
+            calls[event.subject] = calls.get(event.subject, 0) + 1
+        raise errors[event.subject]
+
+    caplog.set_level(logging.INFO)
+    c = Consumer(bus, "rules", handler, ["maestrale.model.promoted"], retry=FAST).start()
+    try:
+        bus.publish_events([promoted(name) for name in errors])
+        wait_for(lambda: len(bus.dead_letters("rules")) == 3, what="three dead letters")
+    finally:
+        c.stop()
+    assert calls == {"spec": 1, "fit": 1, "db": 3}
+    letters = {CloudEvent.from_json(d.body).subject: d for d in bus.dead_letters("rules")}
+    assert {k: (d.attempts, d.error_type) for k, d in letters.items()} == {
+        "spec": (1, "InvalidInput"), "fit": (1, "PermanentFailure"), "db": (3, "BackendUnavailable")
+    }  # fmt: skip
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []  # known kinds: no traceback
+    dead_lines = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert len(dead_lines) == 3
+    assert sum("(permanent error: not retried)" in line for line in dead_lines) == 2
 
 
 def test_malformed_messages_go_to_the_dlq_at_once_and_the_consumer_goes_on(bus):

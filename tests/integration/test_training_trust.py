@@ -208,7 +208,9 @@ def test_os_system_on_the_bus_fails_at_once_and_never_runs(
     assert isinstance(event, TrainFailed) and event.request_id == record.id and event.attempts == 1
     assert "SpecError" in event.error
     assert not canary.exists()
-    assert bus.dead_letters("training") == []  # failed for good at once, not retried into the DLQ
+    # Failed for good at once: dead-lettered on its first attempt (not retried), where operators look.
+    [letter] = bus.dead_letters("training")
+    assert letter.attempts == 1 and letter.error_type == "TrainingFailed" and record.id in letter.error
 
 
 def hostile_on_the_bus(canary: Path, lake: Path) -> dict[str, tuple[dict[str, Any], str]]:

@@ -181,6 +181,8 @@ class TrainingRequests:
         ['completed']
         """
         ref = ref.strip()
+        if not ref or len(ref) > 64 or not ref.isprintable():  # ids are at most 64 printable characters
+            raise NotFound(f"no training request or fleet {ref[:80]!r}: `maestrale train list` shows the ids")
         t = s.trainings
         with self.engine.connect() as conn:
             rows = conn.execute(select(t).where(or_(t.c.id == ref, t.c.fleet_id == ref))).all()
@@ -197,8 +199,9 @@ class TrainingRequests:
                     [full] = named
                     rows = conn.execute(select(t).where(or_(t.c.id == full, t.c.fleet_id == full))).all()
         if not rows:
+            short = f" (give at least {MIN_PREFIX} characters of an id)" if len(start) < MIN_PREFIX else ""
             raise NotFound(
-                f"no training request or fleet {ref!r}: `maestrale train list` shows them with their ids"
+                f"no training request or fleet {ref!r}{short}: `maestrale train list` shows their ids"
             )
         return sorted((_record(r) for r in rows), key=lambda r: r.name)
 
