@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from maestrale.errors import BackendUnavailable, ConfigError
 
 # Bumped by every new migration; lets start-up skip importing Alembic when the schema is current.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()

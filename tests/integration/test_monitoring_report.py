@@ -252,9 +252,11 @@ def test_cli_writes_the_report(scenario, tmp_path, monkeypatch):
     assert str(out) in result.stdout and "decisions" in result.stdout and "4 plots" in result.stdout
     assert out.read_text().count(IMG) == 4
     monkeypatch.chdir(tmp_path)  # the default path is report-NAME.html in the current folder
-    result = CliRunner().invoke(app, ["report", "pv-unknown"], env=env)
-    assert result.exit_code == 0, result.output
-    assert "neither registered nor monitored" in result.stderr
-    assert "no drift evaluations yet" in (tmp_path / "report-pv-unknown.html").read_text()
+    result = CliRunner().invoke(app, ["report", "pv-unknown"], env=env)  # a typo: an error, no empty file
+    assert result.exit_code == 1, result.output
+    assert "neither registered nor monitored" in result.stderr and "maestrale models list" in result.stderr
+    assert not (tmp_path / "report-pv-unknown.html").exists()
+    status = CliRunner().invoke(app, ["monitor", "status", "pv-unknown"], env=env)
+    assert status.exit_code == 1 and "nothing monitored for 'pv-unknown'" in status.stderr
     bad = CliRunner().invoke(app, ["report", MODEL, "--window", "soon"], env=env)
     assert bad.exit_code == 2 and "not a window" in bad.output

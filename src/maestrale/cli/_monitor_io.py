@@ -122,11 +122,9 @@ def status_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
             figure = f"{fmt_metric(value)} (n={perf['n']}{where})"
             r = (perf.get("ratios") or {}).get(STATUS_METRIC)
             ratio = "-" if r is None else f"{r:.2f}×"
-        challenger = item.get("challenger")
-        since = as_datetime(item.get("challenger_since"))
-        pending = (
-            "-" if challenger is None else f"v{challenger}" + (f" since {fmt_time(since)}" if since else "")
-        )
+        alerts = f"{item.get('episodes_open', 0)} open / {item.get('episodes_total', 0)}"
+        if item.get("drift_status"):
+            alerts += f"; {item['drift_status']}"
         rows.append(
             [
                 item["model"],
@@ -134,8 +132,55 @@ def status_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
                 fmt_time(as_datetime(item.get("as_of"))),
                 figure,
                 ratio,
-                f"{item['open_breaches']} open / {item['breaches_total']}",
-                pending,
+                alerts,
+                challenger_cell(item),
+            ]
+        )
+    return rows
+
+
+def challenger_cell(item: dict[str, Any]) -> str:
+    """`v4: 40 of 72 pairs (since 2012-06-08 00:00)`, or the latest retraining's outcome, or `-`.
+
+    >>> challenger_cell({"challenger": 4, "challenger_pairs": 40, "challenger_min_samples": 72})
+    'v4: 40 of 72 out-of-sample pairs'
+    """
+    challenger = item.get("challenger")
+    since = as_datetime(item.get("challenger_since"))
+    if challenger is not None:
+        pairs, need = item.get("challenger_pairs"), item.get("challenger_min_samples")
+        progress = f": {pairs} of {need} out-of-sample pairs" if pairs is not None and need else ""
+        return f"v{challenger}{progress}" + (f" (after {fmt_time(since)})" if since else "")
+    status = item.get("retrain_status")
+    if status == "requested":
+        return f"retraining {str(item.get('last_retrain_request'))[:8]} running"
+    if status == "failed":
+        return f"retraining failed: {item.get('retrain_note') or '?'}"[:80]
+    return "-"
+
+
+EPISODE_COLUMNS = ["start", "end", "condition", "breaches", "peak", "at", "threshold", "window", "actions"]
+
+
+def episode_rows(items: list[dict[str, Any]]) -> list[list[Any]]:
+    """The `monitor episodes` table: one row per episode (open ones end in `open`)."""
+    rows = []
+    for e in items:
+        actions = e.get("actions") or {}
+        acted = "breach" if actions.get("breach") else "-"
+        if actions.get("retrain"):
+            acted += " retrain " + ",".join(str(r)[:8] for r in actions["retrain"])
+        rows.append(
+            [
+                fmt_time(as_datetime(e["started_at"])),
+                "open" if e.get("ended_at") is None else fmt_time(as_datetime(e["ended_at"])),
+                e["condition"],
+                e["breaches"],
+                f"{e['peak_metric']} {fmt_metric(e['peak_value'])}",
+                fmt_time(as_datetime(e["peak_at"])),
+                fmt_metric(e["threshold"]),
+                e["window"],
+                acted,
             ]
         )
     return rows
@@ -153,7 +198,9 @@ def evaluation_lines(r: EvaluationResult) -> list[str]:
     lines = [f"{r.model}:{r.version} at {fmt_time(r.as_of)}: " + ("; ".join(figures) or "no performance")]
     for b in r.breaches:
         acted = ", ".join(f"{k}: {v}" for k, v in b.actions.items() if v is not False)
-        lines.append(f"  breach {b.condition}: {b.description}" + (f" [{acted}]" if acted else ""))
+        episode, opened = r.episodes.get(b.condition, (None, False))
+        tag = "" if episode is None else f" (episode {episode}{', new' if opened else ''})"
+        lines.append(f"  breach {b.condition}{tag}: {b.description}" + (f" [{acted}]" if acted else ""))
     if r.retrain_request:
         lines.append(f"  retraining requested: {r.retrain_request}")
     if r.decision is not None and r.challenger is not None:
@@ -179,4 +226,5 @@ def evaluation_json(r: EvaluationResult) -> dict[str, Any]:
         "challenger": r.challenger,
         "decision": None if r.decision is None else asdict(r.decision),
         "promoted": r.promoted,
+        "episodes": {c: {"id": i, "opened": o} for c, (i, o) in r.episodes.items()},
     }

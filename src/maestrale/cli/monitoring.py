@@ -18,16 +18,15 @@ and the commands stay independent of one another.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from maestrale.cli._monitor_io import (
+    EPISODE_COLUMNS,
     aliases_of,
     as_datetime,
-    evaluation_json,
+    episode_rows,
     evaluation_lines,
     load_policies,
     open_store,
@@ -37,16 +36,16 @@ from maestrale.cli._monitor_io import (
     trail,
 )
 from maestrale.cli.models import RegistryUrl, Token
+from maestrale.cli.monitor_evaluate import PolicyFiles, evaluate
+from maestrale.cli.monitor_import import import_file
 from maestrale.cli.output import (
     JsonFlag,
-    fields,
     fmt_metric,
     fmt_time,
     note,
     print_json,
     say,
     table,
-    usage_error,
 )
 
 if TYPE_CHECKING:
@@ -61,17 +60,6 @@ monitor_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-PolicyFiles = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--policy",
-        "-p",
-        metavar="FILE",
-        help="Policy YAML; repeatable, the first whose `models` match a model applies to it "
-        "(default: the policy shipped with Maestrale).",
-    ),
-]
 
 
 # -- run ------------------------------------------------------------------------------------------
@@ -184,8 +172,10 @@ def status(
     """Where each monitored model stands: serving version, clock, nMAE over 7D, breaches, challenger.
 
     `as of` is the monitor's data clock (the latest target time with an actual) at the last
-    evaluation; `× training` compares production nMAE with the version's holdout nMAE; `open`
-    breaches are the conditions that fired at the latest evaluation.
+    evaluation; `× training` compares production nMAE with the version's holdout nMAE; `alerts`
+    are the open alert episodes (repeated breaches of one condition are one episode) and drift's
+    status ("no reference for December"); `challenger` shows its out-of-sample pairs so far
+    against the policy's min_samples, or the outcome of the latest retraining.
 
     Example: `maestrale monitor status pv-nrel-50 --json`
     """
@@ -202,7 +192,7 @@ def status(
     if not items:
         note("no predictions logged yet: send them with maestrale.log_predictions or the REST API")
         return
-    columns = ["model", "serving", "as of", "nMAE 7D", "× training", "breaches", "challenger"]
+    columns = ["model", "serving", "as of", "nMAE 7D", "× training", "alerts", "challenger"]
     table(None, columns, status_rows(items), no_wrap=["model", "as of"])
 
 
@@ -250,6 +240,30 @@ def breaches(
     )
 
 
+def episodes(
+    name: Annotated[str, typer.Argument(help="The model.")],
+    limit: TrailLimit = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """Alert episodes of a model, oldest first: repeated breaches of one condition as one alert.
+
+    An episode starts at the first breach of a condition, ends once the condition stayed clear for
+    its window, and keeps the peak (the worst value) and the number of breaches it grouped.
+
+    Example: `maestrale monitor episodes pv-nrel-50`
+    """
+    store = open_store()
+    require_known(store, name)
+    items = store.episodes(name, limit=limit)
+    if as_json:
+        print_json(items)
+        return
+    if not items:
+        say(f"no alert episodes recorded for {name}")
+        return
+    table(f"alert episodes of {name}", EPISODE_COLUMNS, episode_rows(items), no_wrap=["start", "end"])
+
+
 def decisions(
     name: Annotated[str, typer.Argument(help="The model.")],
     limit: TrailLimit = 100,
@@ -286,107 +300,6 @@ def decisions(
     )
 
 
-# -- evaluate -------------------------------------------------------------------------------------
-def _parse_as_of(value: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise usage_error(f"--as-of {value!r} is not an ISO 8601 time, e.g. 2012-06-08T00:00Z") from None
-    if when.tzinfo is None:
-        raise usage_error(f"--as-of {value!r} has no time zone: write e.g. 2012-06-08T00:00Z or +02:00")
-    return when
-
-
-def evaluate(
-    name: Annotated[str, typer.Argument(help="The model.")],
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of",
-            metavar="ISO",
-            help="End of the windows, in data time (default: the monitor's clock, the latest target "
-            "time with an actual).",
-        ),
-    ] = None,
-    policy: PolicyFiles = None,
-    retrain: Annotated[
-        bool,
-        typer.Option(
-            "--retrain/--no-retrain",
-            help="Let a breach submit a retraining as the service would; by default it is only recorded.",
-        ),
-    ] = False,
-    as_json: JsonFlag = False,
-) -> None:
-    """Evaluate one model now: performance over each policy window, drift, breaches; all recorded.
-
-    The evaluation is stored like the service's (series, breaches and their events, the model's
-    clock), so `status`, `/metrics` and the service's schedule see it.
-
-    Example: `maestrale monitor evaluate pv-nrel-50 --as-of 2012-06-08T00:00Z --policy pv.yaml`
-    """
-    from maestrale.config import load_settings
-    from maestrale.errors import NotFound
-    from maestrale.monitoring.monitor import Monitor
-    from maestrale.registry.client import Registry
-
-    when = _parse_as_of(as_of) if as_of is not None else None
-    policies = load_policies(policy)
-    store = open_store()
-    require_known(store, name)
-    if when is None:
-        when = store.data_time(name)
-        if when is None:
-            raise NotFound(f"no prediction of {name!r} has an actual yet: nothing to evaluate")
-    settings = load_settings()
-    requests = None
-    if retrain:
-        from maestrale.training.requests import TrainingRequests
-
-        assert settings.database_url
-        requests = TrainingRequests(settings.database_url, settings.auto_upgrade)
-    monitor = Monitor(store, Registry(settings=settings, actor="monitor"), requests, policies)
-    result = monitor.evaluate(name, when)
-    if as_json:
-        print_json(evaluation_json(result))
-        return
-    say(f"{name}:{result.version} as of {fmt_time(result.as_of)}")
-    fields(
-        None,
-        [
-            ("breaches", len(result.breaches)),
-            ("retraining", result.retrain_request),
-            ("challenger", result.challenger),
-            ("promoted", result.promoted),
-        ],
-    )
-    perf_rows = [
-        [
-            window,
-            rep.n,
-            *(fmt_metric(rep.overall.get(m)) for m in ("nmae", "mae", "rmse", "nbias", "skill")),
-            fmt_metric(rep.ratios.get("nmae")),
-        ]
-        for window, rep in result.performance.items()
-    ]
-    if perf_rows:
-        table(
-            "performance",
-            ["window", "n", "nMAE", "MAE", "RMSE", "nbias", "skill", "nMAE × training"],
-            perf_rows,
-        )
-    for window, d in result.drift.items():
-        stats = d.get("stats") or {}
-        worst = sorted(((v.get("psi") or 0.0, f) for f, v in stats.items()), reverse=True)[:5]
-        shown = ", ".join(f"{f} {psi:.3g}" for psi, f in worst) or d.get("note", "-")
-        say(f"drift {window} (n={d.get('n', 0)}): PSI {shown}")
-    for b in result.breaches:
-        say(f"breach {b.condition}: {b.description}")
-    if result.decision is not None:
-        outcome = result.decision.outcome or "undecided"
-        say(f"challenger {result.challenger}: {outcome}: {result.decision.reason}")
-
-
 def register(app: typer.Typer) -> None:
     """Attach `maestrale monitor …` to the root app."""
     monitor_app.command("run")(run)
@@ -394,4 +307,6 @@ def register(app: typer.Typer) -> None:
     monitor_app.command("breaches")(breaches)
     monitor_app.command("decisions")(decisions)
     monitor_app.command("evaluate")(evaluate)
+    monitor_app.command("episodes")(episodes)
+    monitor_app.command("import")(import_file)
     app.add_typer(monitor_app, name="monitor")

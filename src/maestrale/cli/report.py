@@ -39,8 +39,9 @@ def report(
     """Write a self-contained HTML monitoring report: performance, forecast vs actual, drift, events.
 
     The monitor's records are read from MAESTRALE_DATABASE_URL (also when the registry is remote);
-    versions and alias moves from the registry. A model without data still gets a report that says
-    what is missing. Plots need matplotlib: pip install 'maestrale\\[plot]'.
+    versions and alias moves from the registry. A registered model without data still gets a report
+    that says what is missing; a name neither registered nor monitored is an error (exit 1).
+    Plots need matplotlib: pip install 'maestrale\\[plot]'.
 
     Example: maestrale report pv-nrel-50 --window 7D --out pv.html
     """
@@ -72,8 +73,14 @@ def report(
     assert settings.database_url  # filled by the Settings defaults
     store = MonitorStore(settings.database_url, auto_upgrade=settings.auto_upgrade)
     data = collect(store, reg, name, window=window)
-    if not data.registered and not data.logged:  # most likely a typo: say so, still write the report
-        note(f"{name!r} is neither registered nor monitored here: the report says there is no data")
+    if not data.registered and not data.logged:  # most likely a typo: no empty report, a clear error
+        from maestrale.errors import NotFound
+
+        raise NotFound(
+            f"{name!r} is neither registered nor monitored here: check the name with `maestrale models "
+            "list` or `maestrale monitor status`, or point MAESTRALE_DATABASE_URL at the monitor's "
+            "database (`maestrale info` shows the one in use)"
+        )
     text = render(data, title=title)
     path = out if out is not None else Path(f"report-{name}.html")
     path.write_text(text, encoding="utf-8")

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -38,8 +39,10 @@ class Breach:
 def window_drift(store: MonitorStore, mv: ModelVersion, as_of: datetime, c: Condition) -> dict[str, Any]:
     """Drift of the logged inputs (and forecasts) of `mv` over `c.window` ending at `as_of`.
 
-    Against the training rows of the same month when `c.reference` is season and the profile has
-    them, else against the whole training profile. NaN statistics become None (JSON-safe).
+    Against the training rows of the same month when `c.reference` is season; a month the version
+    was not trained on gives the status "no reference for <month>" and no statistics (so no breach).
+    With `reference: training`, or a profile without monthly bins,
+    against the whole training profile. NaN statistics become None (JSON-safe).
     """
     from maestrale.stats.drift import DriftThresholds, drift_report
     from maestrale.stats.profile import month_reference
@@ -53,13 +56,27 @@ def window_drift(store: MonitorStore, mv: ModelVersion, as_of: datetime, c: Cond
     reference = "training"
     if c.reference == "season":
         # the month in the middle of the window: a 7-day window is mostly in one month
-        seasonal = month_reference(profile, [(as_of - span / 2).month])
+        month = (as_of - span / 2).month
+        seasonal = month_reference(profile, [month])
+        if seasonal is None and profile.get("by_month"):
+            # The version never saw this month: against other months' weather every input "drifts"
+            # (December irradiance vs a spring-summer training window), an alarm on a healthy plant.
+            # Say so instead; nothing is judged until a version trained on this month serves.
+            name = calendar.month_name[month]
+            return {
+                "n": len(logged), "status": f"no reference for {name}",
+                "note": f"no reference for {name}: {mv.ref} was trained without {name} data, so drift is "
+                "not judged this month (retrain on a window that covers it, or set reference: training)",
+            }  # fmt: skip
         if seasonal is not None:
-            profile, reference = seasonal, f"month {(as_of - span / 2).month}"
+            profile, reference = seasonal, f"month {month}"
     names = [n for n in (c.features or profile["columns"]) if n in profile["columns"] and n not in c.exclude]
+    # the profile covers the version's inputs (a feature pipeline's raw inputs): an input the callers
+    # did not log cannot be judged, and the evaluation says which rather than skipping it silently
+    not_logged = [n for n in names if n not in logged.columns]
     names = [n for n in names if n in logged.columns]
     if not names:
-        return {"n": len(logged), "note": "no logged feature matches the profile"}
+        return {"n": len(logged), "note": "no logged feature matches the profile", "not_logged": not_logged}
     with_pred = profile.get("predictions") is not None
     report = drift_report(
         profile, logged[names], columns=names,
@@ -70,7 +87,8 @@ def window_drift(store: MonitorStore, mv: ModelVersion, as_of: datetime, c: Cond
         f.name: {k: getattr(f, k) for k in ("psi", "ks", "ks_pvalue", "wasserstein_norm", "js", "n_cur")}
         for f in [*report.features, *([report.predictions] if report.predictions else [])]
     }
-    return {"n": len(logged), "features": names, "reference": reference, "stats": finite(stats)}
+    out = {"n": len(logged), "features": names, "reference": reference, "stats": finite(stats)}
+    return {**out, "not_logged": not_logged} if not_logged else out
 
 
 def check_condition(

@@ -4,44 +4,47 @@ One evaluation of a model, at the monitor's clock `as_of` (the latest target tim
 
 1. performance of the serving version over each window the policy's conditions use, against the
    version's training metrics; drift of the logged features and predictions against its profile;
-2. each condition that fires is recorded as a breach with its numbers and, in the same transaction,
-   a `maestrale.monitor.breach` event goes to the outbox;
+2. each condition that fires is recorded as a breach with its numbers; consecutive breaches of one
+   condition form an episode (`maestrale.monitoring.episodes`), and when one opens, in the same
+   transaction, a `maestrale.monitor.breach` event goes to the outbox (one alert per episode);
 3. a `retrain` action (outside the cooldown, with no retraining already in flight) submits
    `maestrale.train.requested` with the champion's recorded spec, its window moved to `as_of`;
-4. when that training completes, the new version becomes `challenger`; once enough out-of-sample
-   actuals arrived, both are scored on the same rows and the challenger is promoted to `champion`
+4. when that training completes, the new version becomes `challenger` at once, judged on the pairs
+   after its training data (`maestrale.monitoring.challenger`); once there are enough, both are
+   scored on the same rows and the challenger is promoted to `champion`
    only if it wins by the policy's margin and holds the guardrails (`maestrale.model.promoted`).
 
 >>> mon = Monitor(store, registry, requests, [default_policy()])  # doctest: +SKIP
 >>> mon.tick()  # evaluate every model whose clock moved by the schedule  # doctest: +SKIP
+>>> mon.backfill("pv-nrel-50", start, end)  # every scheduled step of a past range  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from maestrale.errors import NotFound
+from maestrale.monitoring.challenger import CHALLENGER, CHAMPION, ChallengerMixin  # noqa: F401 (re-exported)
 from maestrale.monitoring.conditions import Breach, check_condition, window_drift
+from maestrale.monitoring.episodes import update_episodes
 from maestrale.monitoring.performance import PerformanceReport, parse_window, performance
 from maestrale.monitoring.policy import Condition, Policy, default_policy, policy_for
-from maestrale.monitoring.promotion import Comparison, compare, feature_columns
 from maestrale.monitoring.retrain import moved_spec
 from maestrale.registry.outbox import add_event
 
 if TYPE_CHECKING:
+    from maestrale.monitoring.promotion import Comparison
     from maestrale.monitoring.store import MonitorStore
     from maestrale.registry.client import Registry
     from maestrale.registry.types import ModelVersion
     from maestrale.training.requests import TrainingRequests
 
 log = logging.getLogger(__name__)
+MAX_BACKFILL_STEPS = 5_000  # about 14 years of daily evaluations in one call
 EVENT_SOURCE = "maestrale/monitor"
-CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 @dataclass
@@ -58,13 +61,15 @@ class EvaluationResult:
     challenger: int | None = None
     decision: Comparison | None = None
     promoted: int | None = None
+    # condition -> (episode id, opened by this evaluation); see `maestrale.monitoring.episodes`
+    episodes: dict[str, tuple[int, bool]] = field(default_factory=dict)
 
 
 def _iso_window(start: datetime, end: datetime) -> str:
     return f"{start.isoformat()}/{end.isoformat()}"
 
 
-class Monitor:
+class Monitor(ChallengerMixin):
     """Evaluates models against their policy; see the module docstring for the loop."""
 
     def __init__(
@@ -122,6 +127,11 @@ class Monitor:
     def tick(self) -> list[EvaluationResult]:
         """Evaluate every model that is due; also promote or reject pending challengers."""
         results = []
+        for model in self.awaiting_training():  # a finished retraining is the challenger at once
+            try:
+                self.adopt(model)
+            except Exception:
+                log.exception("adopting the retrained version of %s failed; retried next tick", model)
         for model in self.store.models():
             as_of = self.due(model)
             if as_of is not None:
@@ -135,6 +145,39 @@ class Monitor:
                     # policy) is retried once per period, not on every tick
                     with self.store._writer.begin() as conn:
                         self.store.set_state(conn, model, as_of=as_of)
+        return results
+
+    def backfill(self, model: str, start: datetime, end: datetime) -> list[EvaluationResult]:
+        """Evaluate `model` at every step of its schedule from `start` to `end` (both included).
+
+        Data logged in bulk (an import, two months sent at once) gets the evaluations the service
+        would have made day by day: one per `schedule.every`, each over its own windows, with its
+        breaches, episodes and challenger decisions. Steps after the monitor's clock (the latest
+        target time with an actual) are not evaluated: there is nothing to judge there yet.
+        """
+        policy = policy_for(self.policies, model)
+        if policy is None:
+            raise NotFound(f"no monitoring policy applies to {model!r}: add its name to a policy's models")
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("start and end need a time zone, e.g. 2012-06-01T00:00Z")
+        if end < start:
+            raise ValueError(f"the range ends ({end.isoformat()}) before it starts ({start.isoformat()})")
+        clock = self.store.data_time(model)
+        if clock is None:
+            raise NotFound(f"no prediction of {model!r} has an actual yet: nothing to evaluate")
+        step = parse_window(policy.schedule.every)
+        last = min(end, clock)
+        count = int((last - start) / step) + 1 if last >= start else 0
+        if count > MAX_BACKFILL_STEPS:
+            raise ValueError(
+                f"{count} evaluations from {start.isoformat()} to {last.isoformat()} every "
+                f"{policy.schedule.every}: backfill at most {MAX_BACKFILL_STEPS} at once (split the range)"
+            )
+        results = []
+        for i in range(count):
+            as_of = start + i * step
+            self.adopt(model)
+            results.append(self.evaluate(model, as_of))
         return results
 
     # -- one evaluation ---------------------------------------------------------------------------
@@ -179,22 +222,30 @@ class Monitor:
                     conn, model=model, version=mv.version, kind="drift", window=window, as_of=as_of,
                     n=int(d.get("n", 0)), values=d,
                 )  # fmt: skip
+            ids: dict[str, int] = {}
             for b in breaches:
-                c = self._condition(policy, b)
-                actions = policy.actions_of(c)
-                b.actions.setdefault("breach", "breach" in actions)
-                self.store.add_breach(
+                b.actions.setdefault("breach", "breach" in policy.actions_of(self._condition(policy, b)))
+                ids[b.condition] = self.store.add_breach(
                     conn, model=model, version=mv.version, policy=policy.name, condition=b.condition,
                     metric=b.metric, value=b.value, threshold=b.threshold, window=b.window, n=b.n,
                     as_of=as_of, actions=b.actions, details={"description": b.description},
                 )  # fmt: skip
-                if "breach" in actions:
+            episodes = update_episodes(
+                conn, model=model, version=mv.version, policy=policy, as_of=as_of, breaches=breaches,
+                breach_ids=ids,
+            )  # fmt: skip
+            for b in breaches:
+                episode, opened = episodes[b.condition]
+                result.episodes[b.condition] = (episode, opened)
+                # one alert per episode: a condition that keeps firing does not page again each day
+                if b.actions["breach"] and opened:
                     start = as_of - parse_window(b.window)
                     add_event(
                         conn, "maestrale.monitor.breach", model,
                         {"model": model, "version": mv.version, "policy": policy.name, "metric": b.metric,
                          "value": b.value, "threshold": b.threshold, "window": _iso_window(start, as_of),
-                         "condition": b.condition, "n": b.n, "description": b.description},
+                         "condition": b.condition, "n": b.n, "description": b.description,
+                         "episode": episode},
                         source=EVENT_SOURCE,
                     )  # fmt: skip
             self.store.set_state(conn, model, as_of=as_of)
@@ -232,7 +283,10 @@ class Monitor:
                 idempotency_key=key,
             )[0]  # fmt: skip
             with self.store._writer.begin() as conn:
-                self.store.set_state(conn, mv.name, last_retrain_at=as_of, last_retrain_request=record.id)
+                self.store.set_state(
+                    conn, mv.name, last_retrain_at=as_of, last_retrain_request=record.id,
+                    retrain_status="requested", retrain_note=None,
+                )  # fmt: skip
             result.retrain_request = record.id
             for b in breaches:
                 b.actions["retrain"] = record.id
@@ -264,88 +318,6 @@ class Monitor:
             return self.requests.get(request_id).done
         except NotFound:
             return True
-
-    # -- champion / challenger --------------------------------------------------------------------
-    def _challenge(self, policy: Policy, model: str, as_of: datetime, result: EvaluationResult) -> None:
-        state = self.store.state(model)
-        request_id = state.get("last_retrain_request")
-        if request_id and self.requests is not None and state.get("challenger_since") is None:
-            try:
-                rec = self.requests.get(request_id)
-            except NotFound:
-                rec = None
-            if rec is not None and rec.status == "completed" and rec.version is not None:
-                if not self.store.decided(model, rec.version):
-                    self.registry.set_alias(
-                        model, CHALLENGER, rec.version, reason=f"retrained by {request_id}"
-                    )
-                    with self.store._writer.begin() as conn:
-                        self.store.set_state(conn, model, challenger_since=as_of)
-                    state["challenger_since"] = as_of
-                    log.info("%s:%s is the challenger from %s", model, rec.version, as_of)
-            elif rec is not None and rec.status == "failed":
-                with self.store._writer.begin() as conn:
-                    self.store.set_state(conn, model, last_retrain_request=None)
-        since = state.get("challenger_since")
-        if since is None:
-            return
-        try:
-            challenger = self.version(f"{model}@{CHALLENGER}")
-        except NotFound:
-            with self.store._writer.begin() as conn:
-                self.store.set_state(conn, model, challenger_since=None)
-            return
-        champion = self.serving_version(model)
-        result.challenger = challenger.version
-        if challenger.version == champion.version:
-            self._record(model, champion, challenger, since, as_of, policy, Comparison(
-                "promoted", "already champion", 0, {}, {}))  # fmt: skip
-            return
-        end = as_of + timedelta(microseconds=1)
-        # Out of sample: only target times after the challenger's training data ended.
-        frame = self.store.scored(
-            model, since + timedelta(microseconds=1), end, version=champion.version, features=True
-        )
-        if frame.empty:
-            comparison = Comparison(None, "no out-of-sample pairs yet", 0, {}, {})
-        else:
-            X = frame[feature_columns(challenger, frame)]
-            pred = np.asarray(self._model(challenger).predict(X), dtype="float64")
-            capacity = (champion.spec or {}).get("capacity")
-            comparison = compare(frame, pred, policy.promotion, capacity=capacity)
-        result.decision = comparison
-        if comparison.outcome is None and as_of >= since + parse_window(policy.promotion.max_wait):
-            comparison.outcome = "expired"
-            comparison.reason = f"undecided after {policy.promotion.max_wait}: {comparison.reason}"
-        if comparison.outcome is None:
-            return
-        if comparison.outcome == "promoted":
-            self.registry.set_alias(
-                model, CHAMPION, challenger.version, reason=f"monitor: {comparison.reason}"[:500]
-            )
-            result.promoted = challenger.version
-        self._record(model, champion, challenger, since, as_of, policy, comparison)
-
-    def _record(
-        self, model: str, champion: ModelVersion, challenger: ModelVersion, since: datetime, as_of: datetime,
-        policy: Policy, comparison: Comparison,
-    ) -> None:  # fmt: skip
-        from contextlib import suppress
-
-        with suppress(NotFound):
-            self.registry.delete_alias(model, CHALLENGER)
-        with self.store._writer.begin() as conn:
-            if not self.store.decided(model, challenger.version):
-                self.store.add_decision(
-                    conn, model=model, champion_version=champion.version,
-                    challenger_version=challenger.version, outcome=comparison.outcome,
-                    reason=comparison.reason, metric=policy.promotion.metric, margin=policy.promotion.margin,
-                    window_start=since, window_end=as_of, n=comparison.n,
-                    champion_metrics=comparison.champion, challenger_metrics=comparison.challenger,
-                    as_of=as_of,
-                )  # fmt: skip
-            self.store.set_state(conn, model, challenger_since=None, last_retrain_request=None)
-        log.info("%s: challenger %s %s: %s", model, challenger.version, comparison.outcome, comparison.reason)
 
 
 def utcnow() -> datetime:

@@ -63,8 +63,9 @@ class Condition(_Strict):
     exclude: list[str] = Field(default_factory=list, description="Drift: features never tested.")
     reference: Literal["season", "training"] = Field(
         "season",
-        description="Drift: compare with the training rows of the same calendar month (season; falls "
-        "back to all training rows when the version has no bins for that month) or with all of them.",
+        description="Drift: compare with the training rows of the same calendar month (season; a month "
+        "the version was not trained on is not judged: status 'no reference for <month>') or with all "
+        "of them (training).",
     )
     actions: list[Action] | None = Field(None, description="Overrides the policy's actions.")
 

@@ -39,15 +39,42 @@ def _lower_is_better(metric: str, value: float) -> float:
     return abs(value) if metric in ("bias", "nbias", "rbias") else value
 
 
-def feature_columns(version: Any, frame: pd.DataFrame) -> list[str]:
-    """The challenger's input columns in its training order (from the registered input schema)."""
+def challenger_inputs(version: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """The challenger's inputs for the logged rows of `frame`, in its input schema's order.
+
+    Each input is a logged feature of the same name; an input of datetime dtype (the time of a
+    feature pipeline, `maestrale.features`) is the row's target time, which every record carries. So a
+    raw-input challenger is scored on the logs of a champion that took the same raw inputs, or took
+    derived features copied from them (an old version logged ghi, temp_air… among its features).
+
+    >>> challenger_inputs(mv, store.scored(..., features=True)).columns.tolist()  # doctest: +SKIP
+    ['time', 'ghi', 'temp_air', 'ghi_clear']
+    """
+    import pandas as pd
+
+    columns = {}
+    times = [c for c in version.input_schema or [] if str(c.dtype).startswith("datetime64")]
+    for col in times:
+        tz = getattr(pd.api.types.pandas_dtype(col.dtype), "tz", None)
+        target = pd.DatetimeIndex(frame["target_time"])
+        columns[col.name] = (target.tz_convert(tz) if tz is not None else target.tz_localize(None)).to_numpy()
+    names = feature_columns(version, frame, provided=set(columns))
+    data = {n: columns[n] if n in columns else frame[n].to_numpy() for n in names}
+    return pd.DataFrame(data, columns=names)
+
+
+def feature_columns(version: Any, frame: pd.DataFrame, provided: set[str] | None = None) -> list[str]:
+    """The challenger's input columns in its training order (from the registered input schema).
+
+    `provided` are inputs the caller builds itself (the time of a feature pipeline).
+    """
     names = [c.name for c in version.input_schema or []]
     if not names:
         raise ValueError(
             f"{version.name}:{version.version} has no input schema: register it with an input_example "
             "so the monitor can score it on logged features"
         )
-    missing = [n for n in names if n not in frame.columns]
+    missing = [n for n in names if n not in frame.columns and n not in (provided or set())]
     if missing:
         raise ValueError(
             f"logged features lack {missing} that {version.name}:{version.version} needs: log every model "

@@ -89,6 +89,31 @@ class MonitorRecords:
             rows = conn.execute(q).mappings().all()
         return [_aware_row(r) for r in rows]
 
+    def episodes(self, model: str, limit: int = 1_000) -> list[dict[str, Any]]:
+        """The newest `limit` alert episodes of `model`, oldest first (`maestrale.monitoring.episodes`).
+
+        >>> eps = store.episodes("pv-nrel-50")  # doctest: +SKIP
+        >>> [(e["condition"], e["breaches"], e["open"]) for e in eps]  # doctest: +SKIP
+        [('shortfall', 6, False), ('input-drift', 2, True)]
+        """
+        from maestrale.monitoring.episodes import episodes
+
+        with self.engine.connect() as conn:
+            return episodes(conn, model, limit=limit)
+
+    def pairs_since(self, model: str, since: datetime, version: int | None) -> int:
+        """Scored pairs of `model` (`version`) with a target time after `since`: a challenger's evidence."""
+        p, a = t.predictions, t.actuals
+        q = (
+            select(func.count())
+            .select_from(p.join(a, and_(a.c.entity == p.c.entity, a.c.target_time == p.c.target_time)))
+            .where(p.c.model == model, p.c.target_time > since.astimezone(UTC))
+        )
+        if version is not None:
+            q = q.where(p.c.version == version)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
     def decisions(self, model: str | None = None, limit: int = 1_000) -> list[dict[str, Any]]:
         """Champion/challenger decisions with their numbers, oldest first."""
         d = t.monitor_decisions
@@ -171,7 +196,9 @@ class MonitorRecords:
 
         `aliases(name)` gives the registry's aliases of a model (`{"champion": 3}`): the serving
         version is the champion, else the version of the latest logged prediction (as the monitor
-        decides). `open_breaches` counts the conditions that fired at the latest evaluation.
+        decides). `open_breaches` counts the conditions that fired at the latest evaluation,
+        `episodes_open` the alert episodes still open; `challenger_pairs` of `challenger_min_samples`
+        is how far the challenger is from a decision; `drift_status` says e.g. "no reference for December".
 
         >>> store.overview(aliases=lambda name: registry.get_model(name).aliases)  # doctest: +SKIP
         [{'model': 'pv-nrel-50', 'serving_version': 3, 'as_of': ..., 'performance': {'7D': {...}}, ...}]
@@ -192,7 +219,14 @@ class MonitorRecords:
                     "ratios": values.get("ratios", {}),
                     "training": values.get("training", {}),
                 }
-        s, b = t.monitor_state, t.monitor_breaches
+        drift_status: dict[str, str] = {}
+        for row in self.latest_evaluations(kind="drift", model=model):
+            if status := (row["values"] or {}).get("status"):
+                drift_status[row["model"]] = status
+        s, b, ep = t.monitor_state, t.monitor_breaches, t.monitor_episodes
+        episodes_q = select(ep.c.model, ep.c.ended_at.is_(None), func.count()).group_by(
+            ep.c.model, ep.c.ended_at.is_(None)
+        )
         states_q = select(s)
         totals_q = select(b.c.model, func.count()).group_by(b.c.model)
         # breaches recorded at the model's latest evaluation: the conditions firing now
@@ -205,7 +239,11 @@ class MonitorRecords:
             states_q = states_q.where(s.c.model == model)
             totals_q = totals_q.where(b.c.model == model)
             open_q = open_q.where(b.c.model == model)
+            episodes_q = episodes_q.where(ep.c.model == model)
         with self.engine.connect() as conn:
+            episode_counts: dict[str, dict[bool, int]] = {}
+            for m, is_open, n in conn.execute(episodes_q).all():
+                episode_counts.setdefault(m, {})[bool(is_open)] = int(n)
             states = {r["model"]: _aware_row(r) for r in conn.execute(states_q).mappings().all()}
             totals = dict(conn.execute(totals_q).all())
             opened = dict(conn.execute(open_q).all())
@@ -214,10 +252,13 @@ class MonitorRecords:
             state = states.get(m, {})
             known_aliases = aliases(m) if aliases is not None else {}
             champion = known_aliases.get("champion")
+            serving = champion if champion is not None else self.latest_version(m)
+            since = state.get("challenger_since")
+            counts = episode_counts.get(m, {})
             out.append(
                 {
                     "model": m,
-                    "serving_version": champion if champion is not None else self.latest_version(m),
+                    "serving_version": serving,
                     "champion": champion,
                     "challenger": known_aliases.get("challenger"),
                     "challenger_since": state.get("challenger_since"),
@@ -228,6 +269,14 @@ class MonitorRecords:
                     "breaches_total": int(totals.get(m, 0)),
                     "last_retrain_at": state.get("last_retrain_at"),
                     "last_retrain_request": state.get("last_retrain_request"),
+                    "retrain_status": state.get("retrain_status"),
+                    "retrain_note": state.get("retrain_note"),
+                    # the challenger's evidence so far: out-of-sample pairs of the serving version
+                    "challenger_pairs": None if since is None else self.pairs_since(m, since, serving),
+                    "challenger_min_samples": state.get("challenger_min_samples"),
+                    "episodes_open": counts.get(True, 0),
+                    "episodes_total": counts.get(True, 0) + counts.get(False, 0),
+                    "drift_status": drift_status.get(m),
                 }
             )
         return out

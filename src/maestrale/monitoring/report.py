@@ -65,12 +65,14 @@ class ReportData:
     decisions: list[dict[str, Any]]
     aliases: list[AliasChange]
     scored: pd.DataFrame | None = None  # prediction/actual pairs of the history panel
+    episodes: list[dict[str, Any]] | None = None  # alert episodes (repeated breaches grouped)
 
     def summary(self) -> str:
         """One line for the CLI: what the report is built from."""
         return (
             f"{self.model}: {len(self.performance)} performance and {len(self.drift)} drift evaluations, "
-            f"{len(self.breaches)} breaches, {len(self.decisions)} decisions, {len(self.aliases)} alias moves"
+            f"{len(self.breaches)} breaches in {len(self.episodes or [])} episodes, {len(self.decisions)} "
+            f"decisions, {len(self.aliases)} alias moves"
         )
 
 
@@ -144,6 +146,7 @@ def collect(store: MonitorStore, registry: Registry, model: str, *, window: str 
         breaches=store.breaches(model),
         decisions=store.decisions(model),
         aliases=aliases,
+        episodes=store.episodes(model),
     )
     if data.clock is not None and first is not None:
         start = max(first, data.clock - HISTORY)
@@ -290,19 +293,35 @@ def _actions(actions: dict[str, Any] | None) -> str:
     return "; ".join(f"{k}: {v}" for k, v in shown.items())
 
 
+def _episodes(episodes: list[dict[str, Any]]) -> str:
+    """One row per episode: repeated breaches of one condition are one alert with its start, end, peak."""
+    if not episodes:
+        return _empty("no breaches recorded")
+    rows = [[_t(e["started_at"]), "open" if e["ended_at"] is None else _t(e["ended_at"]), _e(e["condition"]),
+             _n(e["breaches"]), _e(f"{e['peak_metric']} {_n(e['peak_value'])}"), _t(e["peak_at"]),
+             _n(e["threshold"]), _e(e["window"]), _e(f"v{e['first_version']}" + (
+                 f"–v{e['last_version']}" if e["last_version"] != e["first_version"] else "")),
+             _e(_actions(e.get("actions"))), _e(e["description"])] for e in episodes]  # fmt: skip
+    cols = ["start", "end", "condition", "breaches", "peak", "peak at", "threshold", "window", "versions",
+            "actions", "peak description"]  # fmt: skip
+    return _table(cols, rows, ["hot" if e["ended_at"] is None else "" for e in episodes])
+
+
 def _events(d: ReportData) -> str:
     period = (d.first, d.last) if d.first is not None and d.last is not None else None
     uri, off = _plots.timeline_png(d.breaches, d.decisions, d.aliases, period)
     out = [_img(uri, "event timeline") if uri else _empty("no breaches, decisions or alias moves yet")]
     if uri and off:
         out.append(_empty(f"{off} alias moves fall outside the data period: listed below, not plotted"))
-    out.append("<h3>Breaches</h3>")
+    out.append("<h3>Alert episodes</h3>")
+    out.append(_episodes(d.episodes or []))
     rows = [[_t(b["as_of"]), f"v{b['version']}", _e(b["condition"]), _e(b["metric"]), _n(b["value"]),
              _n(b["threshold"]), _e(b["window"]), _n(b["n"]), _e(_actions(b.get("actions"))),
              _e((b.get("details") or {}).get("description"))] for b in d.breaches]  # fmt: skip
     cols = ["date", "version", "condition", "metric", "value", "threshold", "window", "n", "actions",
             "description"]  # fmt: skip
-    out.append(_table(cols, rows) if rows else _empty("no breaches recorded"))
+    if rows:  # every breach stays in the audit trail, folded: the episodes above are the alerts
+        out.append(f"<details><summary>all {len(rows)} breaches</summary>{_table(cols, rows)}</details>")
     out.append("<h3>Champion/challenger decisions</h3>")
     rows = [[_t(x["as_of"]), _e(f"v{x['champion_version']} vs v{x['challenger_version']}"),
              f'<span class="{_e(x["outcome"])}">{_e(x["outcome"])}</span>', _e(x["reason"]),

@@ -1,4 +1,4 @@
-"""SQL tables of the monitor: logged predictions, late actuals, evaluations, breaches, decisions.
+"""SQL tables of the monitor: logged predictions, late actuals, evaluations, breaches, episodes, decisions.
 
 They share the registry's `MetaData` (one database, one Alembic history). Times are stored in UTC;
 SQLite hands them back naive and `maestrale.registry.outbox.aware` restores the zone.
@@ -91,7 +91,38 @@ monitor_breaches = Table(
     Column("actions", JSON, nullable=False),  # what fired: breach, retrain (+ request id), or why not
     Column("details", JSON, nullable=False),
     Column("detected_at", DateTime(timezone=True), nullable=False),
+    # the episode this breach belongs to (`monitor_episodes.id`); NULL for breaches recorded before 0004
+    Column("episode_id", _BigId, nullable=True),
     Index("ix_monitor_breaches_model", "model", "as_of"),
+)
+
+# Consecutive breaches of one condition are one episode: one alert with a start, an end and a peak,
+# instead of one row per evaluation (`maestrale.monitoring.episodes`).
+monitor_episodes = Table(
+    "monitor_episodes",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("policy", String(128), nullable=False),
+    Column("condition", String(128), nullable=False),
+    Column("window", String(16), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),  # as_of of its first breach
+    Column("last_at", DateTime(timezone=True), nullable=False),  # as_of of its latest breach
+    # first evaluation without the condition since `last_at` (the episode ends there once the gap passed)
+    Column("clear_since", DateTime(timezone=True), nullable=True),
+    Column("ended_at", DateTime(timezone=True), nullable=True),  # NULL while open
+    Column("peak_value", Float, nullable=False),  # the worst value, in the condition's direction
+    Column("peak_at", DateTime(timezone=True), nullable=False),
+    Column("peak_metric", String(128), nullable=False),  # e.g. psi:ghi for drift
+    Column("breaches", Integer, nullable=False),
+    Column("first_version", Integer, nullable=False),
+    Column("last_version", Integer, nullable=False),
+    Column("actions", JSON, nullable=False),  # breach: bool; retrain: request ids, or why not
+    Column("description", Text, nullable=False),  # of the peak breach
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_monitor_episodes_model", "model", "started_at"),
+    Index("ix_monitor_episodes_open", "model", "condition", "ended_at"),
 )
 
 monitor_decisions = Table(
@@ -123,6 +154,12 @@ monitor_state = Table(
     Column("as_of", DateTime(timezone=True), nullable=True),  # data time of the last evaluation
     Column("last_retrain_at", DateTime(timezone=True), nullable=True),
     Column("last_retrain_request", String(64), nullable=True),
+    # start of the challenger's out-of-sample window: the end of its training data
     Column("challenger_since", DateTime(timezone=True), nullable=True),
+    # outcome of `last_retrain_request`, from train.completed / train.failed: requested | completed |
+    # failed | lost (no outcome within the promotion's max_wait); with what it gave or why it failed
+    Column("retrain_status", String(16), nullable=True),
+    Column("retrain_note", Text, nullable=True),
+    Column("challenger_min_samples", Integer, nullable=True),  # the policy's promotion.min_samples
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

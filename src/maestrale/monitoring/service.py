@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from maestrale.bus.events import CloudEvent, MalformedEvent, parse_event
+from maestrale.bus.topology import MONITOR
 from maestrale.config import Settings
 from maestrale.monitoring.ingest import IngestResult
 from maestrale.monitoring.policy import Policy
 
 log = logging.getLogger(__name__)
-QUEUE = "monitor"
-INGEST_TYPES = ("maestrale.prediction.logged", "maestrale.actual.logged")
+QUEUE = MONITOR.name  # the queue and bindings publishers declare too (`maestrale.bus.topology`)
+INGEST_TYPES = MONITOR.patterns
 INGEST_THREADS = 2
+OUTCOME_QUEUE = "monitor-training"  # notifications of training outcomes, for the challenger
+OUTCOME_TYPES = ("maestrale.train.completed", "maestrale.train.failed")
 
 
 def lenient_parse(raw: bytes) -> CloudEvent:
@@ -81,14 +84,22 @@ class MonitorService:
         self.stats = IngestStats()
         self.last_rejections: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._tick_lock = threading.Lock()
         # Two handler threads: one parses and validates a batch (Python) while the other waits for the
         # database to store the previous one (+25-35% end to end on 2 cores, bench/ingest.py). Each
         # batch is its own transaction, so batches in flight together may be stored in either order:
         # harmless for predictions (idempotent by record id); of two actual batches in flight at once
         # that both carry the same (entity, target_time), the one stored last wins.
         self.consumer = Consumer(
-            self.transport, QUEUE, self.handle, INGEST_TYPES, prefetch=prefetch, concurrency=INGEST_THREADS,
-            parse=lenient_parse,
+            self.transport, QUEUE, self.handle, INGEST_TYPES, retry=MONITOR.retry, prefetch=prefetch,
+            concurrency=INGEST_THREADS, parse=lenient_parse,
+        )  # fmt: skip
+        # A finished retraining is the challenger at once: the monitor listens to the outcomes of
+        # training (notifications, on a queue of its own) instead of waiting for its next evaluation.
+        # The tick also adopts them, for outcomes published while no monitor ran.
+        self.outcomes = Consumer(
+            self.transport, OUTCOME_QUEUE, self.handle_outcome, OUTCOME_TYPES, prefetch=8,
+            handler_name="monitor.adopt",
         )  # fmt: skip
         self.interval, self.relay_interval = interval, relay_interval
         self._relay = None
@@ -109,14 +120,29 @@ class MonitorService:
             else:
                 data = event.data
                 model, version, records = data.get("model"), data.get("version"), data["records"]
-                if not isinstance(model, str) or not isinstance(version, int):
-                    log.error("prediction batch %s without a valid model/version: dropped", event.id)
-                    return
-            result = self.store.log_predictions(model, version, records)
+                if not isinstance(model, str) or not isinstance(version, int):  # kept in the DLQ, not dropped
+                    raise MalformedEvent(f"prediction batch {event.id} has no valid model and version")
+            try:
+                result = self.store.log_predictions(model, version, records)
+            except ValueError as exc:  # refused as a whole (version < 1, too many records): permanent
+                raise MalformedEvent(f"prediction batch {event.id}: {exc}") from None
             self._count(result, event, predictions=True)
         elif event.type == "maestrale.actual.logged":
             records = payload.records if payload is not None else event.data["records"]
-            self._count(self.store.log_actuals(records), event, predictions=False)
+            try:
+                result = self.store.log_actuals(records)
+            except ValueError as exc:
+                raise MalformedEvent(f"actual batch {event.id}: {exc}") from None
+            self._count(result, event, predictions=False)
+
+    def handle_outcome(self, event: CloudEvent) -> None:
+        """`train.completed` / `train.failed`: adopt the retrained version (or record the failure) now."""
+        name = event.data.get("name") if isinstance(event.data, dict) else None
+        if isinstance(name, str) and name in self.monitor.awaiting_training():
+            with self._tick_lock:  # not while an evaluation of the same model runs
+                version = self.monitor.adopt(name)
+            if version is not None:
+                log.info("%s:%s is the challenger (%s)", name, version, event.type)
 
     def _count(self, result: IngestResult, event: CloudEvent, *, predictions: bool) -> None:
         with self._lock:
@@ -142,11 +168,13 @@ class MonitorService:
     def _loop(self) -> None:
         assert self.interval is not None
         while not self._stop.wait(self.interval):
-            self.monitor.tick()
+            with self._tick_lock:
+                self.monitor.tick()
 
     def start(self) -> MonitorService:
         """Start consuming, evaluating (if `interval`) and relaying."""
         self.consumer.start()
+        self.outcomes.start()
         self._stop.clear()
         if self.interval is not None:
             self._threads.append(threading.Thread(target=self._loop, name="monitor-tick", daemon=True))
@@ -175,6 +203,7 @@ class MonitorService:
         """Stop every thread (a running evaluation finishes first)."""
         self._stop.set()
         self.consumer.stop()
+        self.outcomes.stop()
         for t in self._threads:
             t.join(30)
         self._threads.clear()
