@@ -150,3 +150,38 @@ def test_cli_backfill_and_status_on_sqlite(tmp_path, monkeypatch):
     bad = CliRunner().invoke(app, ["monitor", "evaluate", "pv-synth", "--as-of", "2012-06-09T00:00Z",
                                    "--from", "2012-06-01T00:00Z"], env=env)  # fmt: skip
     assert bad.exit_code == 2 and "either --as-of" in bad.output
+
+
+def test_the_service_makes_a_completed_retraining_the_challenger_on_train_completed(tmp_path):
+    """No evaluation runs (interval None): the train.completed event alone sets the challenger."""
+    import time
+
+    from maestrale import Registry
+    from maestrale.bus.events import CloudEvent
+    from maestrale.bus.schemas import TrainCompleted
+    from maestrale.config import load_settings
+    from maestrale.monitoring.service import MonitorService
+
+    settings = load_settings(home=tmp_path / "home", broker_url="memory://", bus_namespace=f"t{id(tmp_path)}")
+    reg = Registry(settings=settings)
+    v1 = register(reg, 1.0, START)
+    reg.set_alias("pv-synth", "champion", v1)
+    with MonitorService(settings, interval=None, relay=False) as svc:
+        champion = reg.load(f"pv-synth:{v1}")
+        for day in range(0, 8):
+            log_day(svc.store, v1, champion, day, loss=0.2 if day >= 3 else 0.0)
+        results = svc.monitor.backfill("pv-synth", START + timedelta(days=1), START + timedelta(days=7))
+        request_id = next(r.retrain_request for r in results if r.retrain_request)
+        v2 = register(reg, 0.8, START + timedelta(days=5))
+        svc.monitor.requests.completed(request_id, v2, {})
+        event = CloudEvent.create(
+            TrainCompleted(request_id=request_id, name="pv-synth", version=v2, metrics={}, duration_s=1.0),
+            subject="pv-synth",
+        )
+        svc.transport.publish_event(event)
+        deadline = time.monotonic() + 10
+        while "challenger" not in reg.get_model("pv-synth").aliases and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert reg.get_model("pv-synth").aliases.get("challenger") == v2
+        row = svc.store.overview("pv-synth")[0]
+        assert row["retrain_status"] == "completed" and row["challenger_pairs"] > 0
