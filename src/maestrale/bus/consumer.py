@@ -33,8 +33,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypedDict, Unpack
 
 from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from maestrale.bus.events import CloudEvent, parse_event
 from maestrale.bus.failures import is_permanent, is_transient
@@ -64,10 +66,7 @@ def mark_processed(conn: Connection, consumer: str, event_id: str) -> bool:
     row = {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)}
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
+        dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
         stmt = dialect_insert(processed_events).values(**row).on_conflict_do_nothing()
         return conn.execute(stmt).rowcount == 1
     if already_processed(conn, consumer, event_id):
@@ -80,6 +79,15 @@ def forget_processed(engine: Engine, before: datetime) -> int:
     """Delete ledger rows older than `before` (keep longer than any redelivery can take); returns count."""
     with writer(engine).begin() as conn:
         return conn.execute(delete(processed_events).where(processed_events.c.processed_at < before)).rowcount
+
+
+class ConsumerOptions(TypedDict, total=False):
+    """The keyword options of `Consumer` that `Consumer.transactional` passes on."""
+
+    retry: RetryPolicy | None
+    prefetch: int
+    concurrency: int
+    parse: Callable[[bytes], CloudEvent]
 
 
 @dataclass
@@ -136,7 +144,7 @@ class Consumer:
         handler: TransactionalHandler,
         types: Sequence[str],
         engine: Engine | str,
-        **options: object,
+        **options: Unpack[ConsumerOptions],
     ) -> Consumer:
         """A consumer whose `handler(event, conn)` runs in one transaction with its ledger row.
 
@@ -149,7 +157,7 @@ class Consumer:
         elif current_revision(engine) != HEAD_REVISION:
             ensure_schema(engine.url.render_as_string(hide_password=False))
         write = writer(engine)
-        consumer = cls(transport, name, lambda ev: None, types, handler_name=_qualname(handler), **options)  # type: ignore[arg-type]
+        consumer = cls(transport, name, lambda ev: None, types, handler_name=_qualname(handler), **options)
 
         def once(event: CloudEvent) -> None:
             with write.begin() as conn:

@@ -16,7 +16,7 @@ import functools
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeAlias, Union
 
 from pydantic import (
     AwareDatetime,
@@ -113,13 +113,14 @@ class CloudEvent(_Envelope):
         time: datetime | None = None,
     ) -> CloudEvent:
         """Wrap a typed payload: `CloudEvent.create(ModelPromoted(...), subject="pv-p50")`."""
+        # Only what the caller gave: the envelope's defaults make the rest (one place for them).
+        given: dict[str, Any] = {}
+        if id:
+            given["id"] = id
+        if time:
+            given["time"] = time
         event = cls(
-            source=source,
-            type=payload.type,
-            subject=subject,
-            dataschema=payload.dataschema(),
-            **({"id": id} if id else {}),
-            **({"time": time} if time else {}),
+            source=source, type=payload.type, subject=subject, dataschema=payload.dataschema(), **given
         )
         return event._hold(payload)
 
@@ -135,6 +136,7 @@ class CloudEvent(_Envelope):
             if payload is not None:
                 data = self.__dict__["data"] = payload.model_dump(mode="json")
                 return data
+        # pydantic defines BaseModel.__getattr__ outside TYPE_CHECKING only, so the checker sees none
         return super().__getattr__(name)  # type: ignore[misc]
 
     def model_dump(self, **kwargs: Any) -> dict[str, Any]:
@@ -151,6 +153,7 @@ class CloudEvent(_Envelope):
         # The cached payload is not part of the event's identity.
         return isinstance(other, CloudEvent) and self.model_dump() == other.model_dump()
 
+    # unhashable, as Python makes any class that defines __eq__; typeshed types __hash__ as a method only
     __hash__ = None  # type: ignore[assignment]
 
     @property
@@ -214,24 +217,34 @@ def parse_event(raw: bytes | str) -> CloudEvent:
     return event._hold(typed.data)
 
 
+_SpecVersion: TypeAlias = Literal["1.0"]
+
+
 @functools.cache
 def _typed_events() -> TypeAdapter[Any]:
-    envelopes = [
-        create_model(
-            f"{cls.__name__}Event",
-            __base__=_Envelope,
-            # required here, as on the wire (the defaults of _Envelope are for building events)
-            specversion=(Literal["1.0"], ...),
-            id=(str, ...),
-            source=(str, Field(min_length=1)),
-            time=(AwareDatetime, ...),
-            type=(Literal[type_], ...),  # type: ignore[valid-type]
-            dataschema=(Literal[cls.dataschema()] | None, None),  # type: ignore[valid-type]
-            data=(cls, ...),
-        )
-        for type_, cls in EVENT_TYPES.items()
-    ]
-    return TypeAdapter(Annotated[Union[tuple(envelopes)], Field(discriminator="type")])  # noqa: UP007
+    envelopes = [_typed_envelope(type_, cls) for type_, cls in EVENT_TYPES.items()]
+    # A union of models built at run time: a type only pydantic sees, so `Any` to the checker.
+    union: Any = Union[tuple(envelopes)]  # noqa: UP007
+    return TypeAdapter(Annotated[union, Field(discriminator="type")])
+
+
+def _typed_envelope(type_: str, payload: type[EventPayload]) -> type[_Envelope]:
+    """The envelope of one event type, its `type` a literal (the union's discriminator)."""
+    # Literals of values known only at run time: pydantic reads them, a static checker cannot.
+    type_literal: Any = Literal[type_]
+    schema_literal: Any = Literal[payload.dataschema()]
+    return create_model(
+        f"{payload.__name__}Event",
+        __base__=_Envelope,
+        # required here, as on the wire (the defaults of _Envelope are for building events)
+        specversion=(_SpecVersion, ...),
+        id=(str, ...),
+        source=(str, Field(min_length=1)),
+        time=(AwareDatetime, ...),
+        type=(type_literal, ...),
+        dataschema=(schema_literal | None, None),
+        data=(payload, ...),
+    )
 
 
 def _describe(exc: ValidationError, what: str, raw: bytes | str | None) -> str:

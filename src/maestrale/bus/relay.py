@@ -20,7 +20,7 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import Engine
 
@@ -31,6 +31,7 @@ from maestrale.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+@runtime_checkable
 class OutboxSource(Protocol):
     """Where pending events come from: `SqlStore` has both methods."""
 
@@ -72,8 +73,8 @@ def outbox_source(source: Any) -> OutboxSource:
                 "run `maestrale bus relay` where MAESTRALE_DATABASE_URL points at that database"
             )
         source = meta
-    if hasattr(source, "pending_events") and hasattr(source, "mark_sent"):
-        return source  # type: ignore[no-any-return]
+    if isinstance(source, OutboxSource):
+        return source
     raise ConfigError(f"cannot read an outbox from {source!r}; pass a database URL, an Engine or a SqlStore")
 
 

@@ -249,10 +249,15 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
 }
 
 
+def _first_line(doc: str | None) -> str:
+    """The summary line of a docstring ("" for a class without one)."""
+    return doc.splitlines()[0] if doc else ""
+
+
 def markdown() -> str:
     """The schema reference of every event type, as Markdown with JSON Schema blocks."""
     parts = ["| type | dataschema | payload |", "|---|---|---|"]
-    parts += [f"| `{t}` | `{c.dataschema()}` | {c.__doc__.splitlines()[0]} |" for t, c in EVENT_TYPES.items()]
+    parts += [f"| `{t}` | `{c.dataschema()}` | {_first_line(c.__doc__)} |" for t, c in EVENT_TYPES.items()]
     for type_, cls in EVENT_TYPES.items():
         schema = cls.model_json_schema()
         parts += [

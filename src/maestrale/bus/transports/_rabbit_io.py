@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingConnection
+from pika.channel import Channel
 from pika.exceptions import (
     AMQPChannelError,
     AMQPConnectionError,
@@ -102,6 +103,9 @@ class Publisher:
     def __init__(self, params: pika.URLParameters, exchange: str) -> None:
         self.conn = BlockingConnection(params)
         self.channel = self.conn.channel()
+        # pika's private async Channel under the blocking one: the only way to buffer a batch of
+        # publishes and take confirms by callback. Private, so absent from pika's stubs.
+        self._async: Channel = self.channel._impl  # type: ignore[attr-defined]
         self.channel.exchange_declare(exchange, "topic", durable=True)
         self.exchange = exchange
         self.next_tag = 1
@@ -116,8 +120,8 @@ class Publisher:
             ready.append(True)
             self.conn.call_later(0, _noop)
 
-        self.channel._impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=selected)
-        self.channel._impl.add_on_return_callback(self._on_return)
+        self._async.confirm_delivery(ack_nack_callback=self._on_confirm, callback=selected)
+        self._async.add_on_return_callback(self._on_return)
         self._wait(lambda: bool(ready), time.monotonic() + 30)
         self.last_used = time.monotonic()
 
@@ -169,7 +173,7 @@ class Publisher:
             self.outstanding[self.next_tag] = i
             self.next_tag += 1
             # Buffered, not flushed per message: the frames of the whole batch go out in _wait.
-            self.channel._impl.basic_publish(self.exchange, m.routing_key, m.body, props, mandatory)
+            self._async.basic_publish(self.exchange, m.routing_key, m.body, props, mandatory)
         self._wait(lambda: not self.outstanding, deadline)
         self.last_used = time.monotonic()
 

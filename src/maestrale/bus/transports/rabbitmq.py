@@ -192,7 +192,7 @@ class RabbitTransport(Transport):
             return int(ch.queue_declare(self.queue_name(queue), passive=True).method.consumer_count)
 
         try:
-            return self._with_channel(f"count the consumers of {self.queue_name(queue)}", run)  # type: ignore[no-any-return]
+            return self._with_channel(f"count the consumers of {self.queue_name(queue)}", run)
         except NotFound:
             return None
 
@@ -213,12 +213,10 @@ class RabbitTransport(Transport):
         url = self.management_url or f"http://{p.host}:15672"
         vhost = quote(p.virtual_host, safe="")
         creds = p.credentials
+        # an amqp:// URL always gives user and password; EXTERNAL (TLS client certificates) gives none
+        auth = (creds.username, creds.password) if isinstance(creds, pika.PlainCredentials) else None
         try:
-            r = httpx.get(
-                f"{url}/api/queues/{vhost}?columns=name",
-                auth=(creds.username, creds.password),  # type: ignore[attr-defined]
-                timeout=3,
-            )
+            r = httpx.get(f"{url}/api/queues/{vhost}?columns=name", auth=auth, timeout=3)
             r.raise_for_status()
         except httpx.HTTPError as exc:
             raise ConfigError(
@@ -359,10 +357,11 @@ class RabbitTransport(Transport):
             out = []
             # Browse: get without ack, then close the channel so RabbitMQ requeues them in order.
             for _ in range(min(limit, count)):
-                method, props, body = ch.basic_get(name, auto_ack=False)
-                if method is None:
+                got = _get_one(ch, name)
+                if got is None:
                     break
-                out.append(_as_dead_letter(queue, method.routing_key, props, body))
+                _tag, routing_key, props, body = got
+                out.append(_as_dead_letter(queue, routing_key, props, body))
             return out
 
         return self._with_channel(f"list the dead letters of {queue!r}", run)
@@ -376,18 +375,32 @@ class RabbitTransport(Transport):
             moved = 0
             # Bounded by the count at the start, so letters that fail again are not replayed twice.
             for _ in range(count if limit is None else min(limit, count)):
-                method, props, body = ch.basic_get(f"{name}.dlq", auto_ack=False)
-                if method is None:
+                got = _get_one(ch, f"{name}.dlq")
+                if got is None:
                     break
+                tag, _key, props, body = got
                 headers = {k: v for k, v in (props.headers or {}).items() if k not in _DLQ_HEADERS}
                 headers[H_ATTEMPT] = 1
                 props.headers = headers
                 ch.basic_publish("", name, body, props)
-                ch.basic_ack(method.delivery_tag)
+                ch.basic_ack(tag)
                 moved += 1
             return moved
 
         return self._with_channel(f"replay the dead letters of {queue!r}", run)
+
+
+def _get_one(ch: BlockingChannel, queue: str) -> tuple[int, str, pika.BasicProperties, bytes] | None:
+    """One message of `queue`, unacked: (delivery tag, routing key, properties, body); None when empty."""
+    method, props, body = ch.basic_get(queue, auto_ack=False)
+    if method is None or props is None or body is None:
+        return None
+    tag, routing_key = method.delivery_tag, method.routing_key
+    if tag is None or routing_key is None:  # a broker always sends both; None is only a constructor default
+        raise BackendUnavailable(
+            f"RabbitMQ answered basic.get on {queue} without a delivery tag or routing key"
+        )
+    return tag, routing_key, props, body
 
 
 def _as_dead_letter(queue: str, routing_key: str, props: Any, body: bytes) -> DeadLetter:
