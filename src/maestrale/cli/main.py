@@ -12,7 +12,7 @@ Only Typer, rich and `maestrale.errors` are imported here; each command imports 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -37,6 +37,10 @@ from maestrale.cli import (
 )
 from maestrale.cli.output import error, set_verbose
 from maestrale.errors import MaestraleError, NotFound
+
+if TYPE_CHECKING:
+    # Typer vendors click (typer._click): TyperGroup's methods take that Context, typer.Context's base
+    from typer._click import Context as ClickContext
 
 HELP_OPTION_NAMES = ["-h", "--help"]
 
@@ -65,7 +69,7 @@ class ErrorHandlingGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         plain_flags(self)  # the whole tree is built by now: Typer builds sub-commands first
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except MaestraleError as exc:

@@ -10,6 +10,7 @@ or a fleet id, or the first 8 characters that `list` shows.
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,6 +20,9 @@ from maestrale.cli.models import RegistryUrl, Token
 from maestrale.cli.output import JsonFlag, fields, fmt_metric, fmt_time, note, print_json, say, table
 
 if TYPE_CHECKING:
+    # Typer vendors click (typer._click): TyperGroup's methods take that Context, typer.Context's base
+    from typer._click import Context as ClickContext
+
     from maestrale.bus.transport import Transport
     from maestrale.config import Settings
     from maestrale.training.requests import TrainingRecord
@@ -35,7 +39,7 @@ class TrainGroup(TyperGroup):
 
     default = "run"
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = [self.default, *args]
         return super().parse_args(ctx, args)
@@ -65,7 +69,7 @@ class _Requests:
             return self.table.list(**filters)
         return self._records(self._json("GET", API, params={k: v for k, v in filters.items() if v}))
 
-    def find(self, ref: str) -> list[TrainingRecord]:
+    def find(self, ref: str) -> builtins.list[TrainingRecord]:
         if self.table is not None:
             return self.table.find(ref)
         from maestrale.errors import NotFound
@@ -78,7 +82,7 @@ class _Requests:
                 raise
             return members
 
-    def cancel(self, ref: str) -> list[TrainingRecord]:
+    def cancel(self, ref: str) -> builtins.list[TrainingRecord]:
         if self.table is not None:
             import getpass
 
@@ -90,7 +94,7 @@ class _Requests:
         return self.session.json(method, path, **kwargs)
 
     @staticmethod
-    def _records(data: list[Any]) -> list[TrainingRecord]:
+    def _records(data: builtins.list[Any]) -> builtins.list[TrainingRecord]:
         from maestrale.training.requests import TrainingRecord
 
         return [TrainingRecord.model_validate(d) for d in data]

@@ -14,6 +14,7 @@ report `train.failed` with the error "cancelled"). A version registered before t
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -174,7 +175,7 @@ class TrainingRequests:
         with self.engine.connect() as conn:
             return [_record(r) for r in conn.execute(q)]
 
-    def find(self, ref: str) -> list[TrainingRecord]:
+    def find(self, ref: str) -> builtins.list[TrainingRecord]:
         """The request `ref` names, or the members of the fleet it names (ids or unique id prefixes).
 
         >>> [r.status for r in store.find("3f2a9c01")]  # doctest: +SKIP
@@ -210,7 +211,7 @@ class TrainingRequests:
         with self.engine.connect() as conn:
             return conn.execute(select(s.trainings.c.status).where(s.trainings.c.id == request_id)).scalar()
 
-    def cancel(self, ref: str, by: str | None = None) -> list[TrainingRecord]:
+    def cancel(self, ref: str, by: str | None = None) -> builtins.list[TrainingRecord]:
         """Cancel the request `ref` (or every unfinished member of the fleet it names); returns them.
 
         A queued request is never trained; a started one is stopped by its worker within
