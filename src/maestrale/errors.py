@@ -17,6 +17,10 @@ class MaestraleError(Exception):
         super().__init__(message)
         self.message = message
 
+    def fields(self) -> dict[str, str]:
+        """Typed details beside the message, sent in the REST error envelope and rebuilt by the client."""
+        return {}
+
 
 class ConfigError(MaestraleError):
     """A setting is missing or malformed; the message names it and shows a valid example."""
@@ -74,6 +78,10 @@ class IntegrityError(MaestraleError):
     def __init__(self, message: str, expected: str | None = None, actual: str | None = None) -> None:
         super().__init__(message)
         self.expected, self.actual = expected, actual
+
+    def fields(self) -> dict[str, str]:
+        """The registered (`expected`) and found (`actual`) sha256, when known."""
+        return {k: v for k, v in (("expected", self.expected), ("actual", self.actual)) if v}
 
 
 class ArtifactMissing(IntegrityError):
@@ -137,6 +145,18 @@ _BY_CODE: dict[str, type[MaestraleError]] = {
 }
 
 
-def error_from_code(code: str, message: str) -> MaestraleError:
-    """Rebuild the typed error a server reported, so remote callers catch the same classes."""
-    return _BY_CODE.get(code, MaestraleError)(message)
+def error_from_code(code: str, message: str, fields: dict[str, object] | None = None) -> MaestraleError:
+    """Rebuild the typed error a server reported, so remote callers catch the same classes.
+
+    >>> error_from_code("integrity", "corrupted", {"expected": "ab", "actual": "cd"}).actual
+    'cd'
+    """
+    cls = _BY_CODE.get(code, MaestraleError)
+    if issubclass(cls, IntegrityError):
+        expected, actual = (fields or {}).get("expected"), (fields or {}).get("actual")
+        return cls(
+            message,
+            expected if isinstance(expected, str) else None,
+            actual if isinstance(actual, str) else None,
+        )
+    return cls(message)

@@ -49,10 +49,15 @@ MAX_LISTED_ERRORS = 10
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    fields: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """The envelope every error of the API is sent in."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    """The envelope every error of the API is sent in (`fields`: typed details, e.g. both digests)."""
+    body = {"code": code, "message": message, **(fields or {})}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def describe_errors(errors: Sequence[Any]) -> str:
@@ -82,7 +87,7 @@ def reject_nul(request: Request) -> None:
 
 async def _maestrale_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MaestraleError)
-    return error_response(exc.status_code, exc.code, exc.message)
+    return error_response(exc.status_code, exc.code, exc.message, fields=exc.fields())
 
 
 async def _request_validation(_: Request, exc: Exception) -> JSONResponse:

@@ -40,7 +40,7 @@ def object_key(sha256: str) -> str:
 
 
 class ArtifactStore:
-    """Reads and writes immutable, content-addressed objects under one storage URL."""
+    """Reads and writes immutable, content-addressed objects under one storage URL (a `BlobStore`)."""
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
         import fsspec
@@ -218,6 +218,23 @@ class ArtifactStore:
                 actual=actual,
             )
         return data
+
+    def sha256(self, key: str) -> str:
+        """The digest of the bytes stored under `key` now, streamed (`ArtifactMissing` when absent).
+
+        >>> store.sha256(store.put_bytes(b"model").key)[:8]  # doctest: +SKIP
+        'e2b9c5d1'
+        """
+        sha = hashlib.sha256()
+        try:
+            with self.fs.open(self._path(key), "rb") as fh:
+                while block := fh.read(CHUNK):
+                    sha.update(block)
+        except FileNotFoundError:
+            raise ArtifactMissing(f"object {key} not found in {self.url}") from None
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot read {key} from {self.url!r}: {exc}") from None
+        return sha.hexdigest()
 
     def exists(self, key: str) -> bool:
         """True when the object is present."""

@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from maestrale.config import Settings, load_settings
-from maestrale.errors import ArtifactMissing, IntegrityError, InvalidInput
+from maestrale.errors import ArtifactMissing, InvalidInput
 from maestrale.refs import ModelRef, validate_name
 from maestrale.registry.formats import deserialize, serialize
 from maestrale.registry.metadata import code_version as current_code_version
 from maestrale.registry.metadata import fingerprint, input_schema, package_versions
+from maestrale.registry.stores import ArtifactIO, BlobStore, FetchesArtifacts, RegistryStore
 from maestrale.registry.types import (
     AliasChange,
     ArtifactInfo,
@@ -83,12 +84,13 @@ class Registry:
         self.settings = settings
         self.actor = actor or default_actor()
         remote = settings.registry_url if (url or not (database_url or storage_url)) else None
+        self._meta: RegistryStore
+        self._blobs: ArtifactIO
         if remote:
             from maestrale.registry.remote import RemoteArtifacts, RemoteSession, RemoteStore
 
             session = RemoteSession(remote, token=settings.token)
-            self._meta: Any = RemoteStore(session)
-            self._blobs: Any = RemoteArtifacts(session)
+            self._meta, self._blobs = RemoteStore(session), RemoteArtifacts(session)
             self.location = remote
         else:
             from maestrale.registry.artifacts import ArtifactStore
@@ -106,7 +108,7 @@ class Registry:
     @property
     def is_remote(self) -> bool:
         """True when this registry talks to a server over REST."""
-        return type(self._meta).__name__ == "RemoteStore"
+        return self._meta.remote
 
     # -- write ------------------------------------------------------------------------------
     def register(
@@ -170,9 +172,8 @@ class Registry:
         )  # validated before the upload, so bad metadata never leaves an orphan blob
         obj = self._blobs.put_bytes(ser.data)
         new.artifact.key, new.artifact.sha256, new.artifact.size = obj.key, obj.sha256, obj.size
-        if self.is_remote and trusted_types:  # the server vets the archive: tell it which types we vouch for
-            return self._meta.create_version(name, new, trusted_types=trusted_types)
-        return self._meta.create_version(name, new)
+        # a server vets the archive again: it is told which types the caller vouches for
+        return self._meta.create_version(name, new, trusted_types=trusted_types)
 
     def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> AliasChange:
         """Point `NAME@ALIAS` at a version (audited; `champion` moves emit `model.promoted`)."""
@@ -220,7 +221,7 @@ class Registry:
 
         >>> name, version, info, data = reg.artifact_bytes("pv-forecast@champion")  # doctest: +SKIP
         """
-        if self.is_remote:
+        if isinstance(self._meta, FetchesArtifacts):
             return self._meta.fetch_artifact(ref)  # one round trip: bytes + version headers
         name, version, info = self._meta.artifact_of(ref)
         return name, version, info, self._blobs.get_bytes(info.key, info.sha256, f"{name}:{version}")
@@ -296,17 +297,21 @@ class Registry:
         name, version, info = self._meta.artifact_of(ref)
         what = f"{name}:{version}"
         try:
-            self._blobs.get_bytes(info.key, info.sha256, what)
+            actual = self._blobs.sha256(info.key)
         except ArtifactMissing as exc:
+            detail = f"artifact of {what} is missing: {exc}"
             return VerifyResult(
-                ref=what, ok=False, sha256_expected=info.sha256, sha256_actual=None, detail=str(exc)
+                ref=what, ok=False, sha256_expected=info.sha256, sha256_actual=None, detail=detail
             )
-        except IntegrityError as exc:
-            actual = str(exc).split("has sha256 ", 1)[-1].split(",", 1)[0]
+        if actual != info.sha256:
+            detail = (
+                f"artifact of {what} is corrupted: object {info.key} has sha256 {actual}, "
+                f"registered {info.sha256}"
+            )
             return VerifyResult(
-                ref=what, ok=False, sha256_expected=info.sha256, sha256_actual=actual, detail=str(exc)
+                ref=what, ok=False, sha256_expected=info.sha256, sha256_actual=actual, detail=detail
             )
-        return VerifyResult(ref=what, ok=True, sha256_expected=info.sha256, sha256_actual=info.sha256)
+        return VerifyResult(ref=what, ok=True, sha256_expected=info.sha256, sha256_actual=actual)
 
     # -- housekeeping -----------------------------------------------------------------------
     def gc(self, *, grace: timedelta = timedelta(hours=1), dry_run: bool = False) -> list[str]:
@@ -315,18 +320,19 @@ class Registry:
         >>> reg.gc(dry_run=True)  # doctest: +SKIP
         ['objects/sha256/3f/3f…']
         """
-        if self.is_remote:
+        blobs = self._blobs
+        if self.is_remote or not isinstance(blobs, BlobStore):
             raise InvalidInput(
                 "gc runs next to the storage: run `maestrale gc` where the server's settings are"
             )
         referenced = self._meta.referenced_keys()
         cutoff = datetime.now(UTC) - grace
         removed = []
-        for key, mtime in self._blobs.iter_objects():
+        for key, mtime in blobs.iter_objects():
             if key in referenced or (mtime is not None and mtime > cutoff):
                 continue
             if not dry_run:
-                self._blobs.delete(key)
+                blobs.delete(key)
             removed.append(key)
         return removed
 

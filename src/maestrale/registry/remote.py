@@ -13,6 +13,7 @@ from maestrale.errors import (
     ArtifactMissing,
     BackendUnavailable,
     IntegrityError,
+    InvalidInput,
     MaestraleError,
     error_from_code,
 )
@@ -62,7 +63,7 @@ class RemoteSession:
         if resp.status_code >= 400:
             try:
                 err = resp.json()["error"]
-                raise error_from_code(err["code"], err["message"])
+                raise error_from_code(err["code"], err["message"], err)
             except (ValueError, KeyError, TypeError):
                 raise MaestraleError(  # noqa: B904 - the decoding failure itself is not the story
                     f"server answered {resp.status_code} to {method} {path}: {resp.text[:300]}"
@@ -79,10 +80,16 @@ def _q(part: str) -> str:
 
 
 class RemoteStore:
-    """Registry metadata through the REST API (mirrors `SqlStore`)."""
+    """Registry metadata through the REST API: a `RegistryStore`, as `SqlStore` is."""
+
+    remote = True  # the server owns the database and the storage
 
     def __init__(self, session: RemoteSession) -> None:
         self.s = session
+
+    def referenced_keys(self) -> set[str]:
+        """Not available over REST: `gc` compares the database with the storage, on the server's side."""
+        raise InvalidInput("gc runs next to the storage: run `maestrale gc` where the server's settings are")
 
     def get_model(self, name: str) -> RegisteredModel:
         return RegisteredModel.model_validate(self.s.json("GET", f"/api/v1/models/{_q(validate_name(name))}"))
@@ -236,6 +243,19 @@ class RemoteArtifacts:
 
     def check(self) -> None:
         self.s.request("GET", "/readyz")
+
+    def sha256(self, key: str) -> str:
+        """The digest of the bytes the server holds under `key` (downloaded and hashed here)."""
+        digest = key.rsplit("/", 1)[-1]
+        try:
+            data = self.s.request("GET", f"/api/v1/artifacts/{_q(digest)}").content
+        except ArtifactMissing:
+            raise ArtifactMissing(f"object {key} is missing on the server {self.s.base_url}") from None
+        except IntegrityError as exc:
+            if exc.actual is None:  # a server too old to say which digest it found
+                raise
+            return exc.actual  # the server checked a small object before sending it and says what it found
+        return hashlib.sha256(data).hexdigest()
 
     def put_bytes(self, data: bytes) -> StoredObject:
         digest = hashlib.sha256(data).hexdigest()

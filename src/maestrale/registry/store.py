@@ -53,7 +53,12 @@ def _tag_value(value: str) -> str:
 
 
 class SqlStore(AliasOps, SearchOps):
-    """Registry metadata on SQLite or PostgreSQL (any SQLAlchemy 2 URL that has RETURNING)."""
+    """Registry metadata on SQLite or PostgreSQL (any SQLAlchemy 2 URL that has RETURNING).
+
+    A `maestrale.registry.stores.RegistryStore`; the caller stores the artifact's bytes first.
+    """
+
+    remote = False  # the database is ours: `gc` may compare it with the storage
 
     def __init__(self, database_url: str, auto_upgrade: bool = True) -> None:
         try:
@@ -140,8 +145,14 @@ class SqlStore(AliasOps, SearchOps):
             add_event(conn, "maestrale.model.archived", name, {"name": name, "actor": actor})
 
     # -- versions ---------------------------------------------------------------------------
-    def create_version(self, name: str, new: VersionCreate) -> ModelVersion:
-        """Record a version whose artifact is already stored; allocates the next number atomically."""
+    def create_version(
+        self, name: str, new: VersionCreate, trusted_types: list[str] | None = None
+    ) -> ModelVersion:
+        """Record a version whose artifact is already stored; allocates the next number atomically.
+
+        `trusted_types` is for a store that vets the archive itself (a server): here the caller's
+        process serialized and vetted the bytes, so it changes nothing.
+        """
         validate_name(name)
         for key in (*new.params, *new.metrics, *new.tags):
             validate_key(key, "key")
