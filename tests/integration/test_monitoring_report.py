@@ -208,6 +208,13 @@ def test_report_has_every_section_plotted_and_the_audit_trail(scenario, tmp_path
     # self-contained: no scripts, no resources fetched from anywhere
     assert not EXTERNAL.search(text) and "<script" not in text.lower() and "<link" not in text.lower()
     assert "no drift evaluations" not in text and "no performance evaluations" not in text
+    # alerts are episodes, one table row each; every breach stays in the folded audit trail
+    episodes = scenario["store"].episodes(MODEL)
+    breaches = scenario["store"].breaches(MODEL)
+    assert 0 < len(episodes) < len(breaches)
+    table = text.split("<h3>Alert episodes</h3>", 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr") == len(episodes) + 1  # + the header row
+    assert f"<summary>all {len(breaches)} breaches</summary>" in text
 
 
 def test_window_keeps_one_window_and_matches_it_as_a_duration(scenario):

@@ -101,7 +101,7 @@ def import_file(
     --entity p50 --timezone Europe/Rome --rejects bad.csv`
     """
     from maestrale.cli._monitor_io import open_store
-    from maestrale.monitoring.importer import ColumnMap, reject_lines
+    from maestrale.monitoring.importer import ColumnMap, Kind, reject_lines
     from maestrale.monitoring.importer import import_file as run_import
     from maestrale.refs import validate_name
 
@@ -122,7 +122,8 @@ def import_file(
         timezone=timezone, time_format=time_format,
     )  # fmt: skip
     store = open_store()
-    result = run_import(store, kind.value, file, columns, model=model, version=version, rejects_path=rejects)  # type: ignore[arg-type]
+    what: Kind = "predictions" if kind is ImportKind.predictions else "actuals"
+    result = run_import(store, what, file, columns, model=model, version=version, rejects_path=rejects)
     if as_json:
         print_json(
             {

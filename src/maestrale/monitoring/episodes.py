@@ -82,7 +82,9 @@ def update_episodes(
                     updated_at=now,
                 )
             )  # fmt: skip
-            episode_id, opened = int(res.inserted_primary_key[0]), True
+            key = res.inserted_primary_key
+            assert key is not None  # an INSERT of one row always has its key
+            episode_id, opened = int(key[0]), True
         else:
             episode_id, opened = int(row["id"]), False
             values: dict[str, Any] = {

@@ -22,15 +22,17 @@ from sqlalchemy import (
 from maestrale.monitoring import schema as t
 from maestrale.registry.outbox import aware
 
-if TYPE_CHECKING:
-    pass
-
 
 class MonitorRecords:
     """Evaluations, breaches, decisions and state; expects `self.engine` and `self._writer`."""
 
     engine: Engine
     _writer: Engine
+
+    if TYPE_CHECKING:  # provided by MonitorStore
+
+        def models(self) -> list[str]: ...
+        def latest_version(self, model: str) -> int | None: ...
 
     def add_evaluation(self, conn: Connection, **row: Any) -> None:
         """Append one evaluation (kind performance|drift) inside the caller's transaction."""
@@ -39,7 +41,9 @@ class MonitorRecords:
     def add_breach(self, conn: Connection, **row: Any) -> int:
         """Record a breach inside the caller's transaction; returns its id."""
         res = conn.execute(insert(t.monitor_breaches).values(detected_at=datetime.now(UTC), **row))
-        return int(res.inserted_primary_key[0])
+        key = res.inserted_primary_key
+        assert key is not None  # an INSERT of one row always has its key
+        return int(key[0])
 
     def add_decision(self, conn: Connection, **row: Any) -> None:
         """Record a champion/challenger decision inside the caller's transaction."""
@@ -245,8 +249,8 @@ class MonitorRecords:
             for m, is_open, n in conn.execute(episodes_q).all():
                 episode_counts.setdefault(m, {})[bool(is_open)] = int(n)
             states = {r["model"]: _aware_row(r) for r in conn.execute(states_q).mappings().all()}
-            totals = dict(conn.execute(totals_q).all())
-            opened = dict(conn.execute(open_q).all())
+            totals: dict[str, int] = {m: int(n) for m, n in conn.execute(totals_q).all()}
+            opened: dict[str, int] = {m: int(n) for m, n in conn.execute(open_q).all()}
         out = []
         for m in models:
             state = states.get(m, {})
