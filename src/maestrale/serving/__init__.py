@@ -6,7 +6,9 @@
 Modules: `v2` (request/response bodies and the tensor ↔ DataFrame codec), `v2_limits` (bounds on
 one request), `repository` (the served models and their atomic swap), `reload` (bus consumer +
 alias poll), `logger` (bounded prediction log buffer flushed to the bus), `metrics` (Prometheus),
-`auth` (bearer tokens), `inference` (the inference routes), `app` (the FastAPI application). Names are
+`auth` (bearer tokens), `dataplane` (the V2 data plane: readiness, metadata, decode → predict →
+encode, shared by the FastAPI app and the MLServer runtime), `inference` (the inference routes),
+`app` (the FastAPI application), `mlserver_runtime` (the same data plane inside MLServer). Names are
 imported on first use, so `maestrale.serving.repository` works without the server extra (FastAPI).
 """
 

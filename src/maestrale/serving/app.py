@@ -49,19 +49,13 @@ from maestrale.asgi import BodyLimit, BodyLimitMiddleware
 from maestrale.config import Settings, load_settings
 from maestrale.errors import MaestraleError, NotFound
 from maestrale.serving.auth import require, resolve_auth, token_source
-from maestrale.serving.inference import describe_errors, inference_router
+from maestrale.serving.dataplane import DataPlane, describe_errors
+from maestrale.serving.inference import inference_router
 from maestrale.serving.logger import PredictionLogger
 from maestrale.serving.metrics import ServingMetrics, ServingMetricsMiddleware
 from maestrale.serving.reload import ReloadWatcher
 from maestrale.serving.repository import ModelRepository, ServedModel
-from maestrale.serving.v2 import (
-    OUTPUT,
-    MetadataModelResponse,
-    MetadataServerResponse,
-    MetadataTensor,
-    Parameters,
-    datatype_of,
-)
+from maestrale.serving.v2 import MetadataModelResponse, MetadataServerResponse, datatype_of
 
 
 def create_app(
@@ -143,9 +137,10 @@ def create_app(
     )
     app.add_middleware(ServingMetricsMiddleware, metrics=metrics, served=set(repo.names()))
     _install_error_handlers(app)
-    served_version = _version_lookup(repo)
-    app.include_router(_health_and_metadata(repo, metrics, served_version, Depends(require("read"))))
-    app.include_router(inference_router(served_version, logger, Depends(require("predict"))))
+    plane = DataPlane(_version_lookup(repo), repo.ready, logger=logger)
+    app.state.dataplane = plane
+    app.include_router(_health_and_metadata(plane, metrics, Depends(require("read"))))
+    app.include_router(inference_router(plane, Depends(require("predict"))))
     _document_bodies(app, repo)
     return app
 
@@ -181,22 +176,19 @@ def _version_lookup(repo: ModelRepository) -> Callable[[str, str | None], Served
     return served_version
 
 
-def _health_and_metadata(
-    repo: ModelRepository, metrics: ServingMetrics,
-    served_version: Callable[[str, str | None], ServedModel], reader: Any,
-) -> APIRouter:  # fmt: skip
+def _health_and_metadata(plane: DataPlane, metrics: ServingMetrics, reader: Any) -> APIRouter:
     """Health and /metrics (open: probes and Prometheus carry no token), metadata (`reader`)."""
     router = APIRouter()
 
     @router.get("/v2/health/live", tags=["health"])
     def live() -> dict[str, bool]:
         """Liveness: the process answers."""
-        return {"live": True}
+        return {"live": plane.live()}
 
     @router.get("/v2/health/ready", tags=["health"])
     def ready() -> JSONResponse:
         """Readiness: every model is loaded."""
-        ok = repo.ready()
+        ok = plane.ready()
         return JSONResponse({"ready": ok}, status_code=200 if ok else 400)
 
     @router.get("/metrics", tags=["health"])
@@ -207,14 +199,14 @@ def _health_and_metadata(
     @router.get("/v2", tags=["metadata"], dependencies=[reader])
     def server_metadata() -> MetadataServerResponse:
         """Server name, version and V2 extensions (none)."""
-        return MetadataServerResponse(name="maestrale", version=__version__, extensions=[])
+        return plane.server_metadata()
 
     @router.get(
         "/v2/models/{name}", tags=["metadata"], response_model_exclude_none=True, dependencies=[reader]
     )
     def model_metadata(name: str) -> MetadataModelResponse:
         """Inputs (one per feature, from the input schema) and the `predict` output."""
-        return _metadata(served_version(name, None))
+        return plane.model_metadata(name)
 
     @router.get(
         "/v2/models/{name}/versions/{version}", tags=["metadata"], response_model_exclude_none=True,
@@ -222,34 +214,19 @@ def _health_and_metadata(
     )  # fmt: skip
     def model_version_metadata(name: str, version: str) -> MetadataModelResponse:
         """Metadata of the version served (404 for any other version)."""
-        return _metadata(served_version(name, version))
+        return plane.model_metadata(name, version)
 
     @router.get("/v2/models/{name}/ready", tags=["health"], dependencies=[reader])
     def model_ready(name: str) -> dict[str, Any]:
         """The model is loaded and served."""
-        return {"name": served_version(name, None).name, "ready": True}
+        return {"name": name, "ready": plane.model_ready(name)}
 
     @router.get("/v2/models/{name}/versions/{version}/ready", tags=["health"], dependencies=[reader])
     def model_version_ready(name: str, version: str) -> dict[str, Any]:
         """This version is the one served."""
-        return {"name": served_version(name, version).name, "ready": True}
+        return {"name": name, "ready": plane.model_ready(name, version)}
 
     return router
-
-
-def _metadata(served: ServedModel) -> MetadataModelResponse:
-    if served.columns is None:
-        inputs = [MetadataTensor(name="input-0", datatype="FP64", shape=[-1, -1])]
-    else:
-        inputs = [
-            MetadataTensor(name=c.name, datatype=datatype_of(c.dtype), shape=[-1]) for c in served.columns
-        ]
-    params = {"content_type": "pd", "sha256": served.sha256, "alias": served.alias}
-    return MetadataModelResponse(
-        name=served.name, versions=[str(served.version)], platform=served.platform, inputs=inputs,
-        outputs=[MetadataTensor(name=OUTPUT, datatype="FP64", shape=[-1])],
-        parameters=Parameters(**{k: v for k, v in params.items() if v is not None}),
-    )  # fmt: skip
 
 
 def app_from_env() -> FastAPI:

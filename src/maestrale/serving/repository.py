@@ -115,6 +115,30 @@ def columns_of(meta: ModelVersion, model: Any) -> list[ColumnSchema] | None:
     return None if names is None else [ColumnSchema(name=str(n), dtype="float64") for n in names]
 
 
+def load_served(
+    registry: Any, ref: ModelRef | str, alias: str | None = None, trusted_types: list[str] | None = None
+) -> ServedModel:
+    """Load the version `ref` points at as a `ServedModel` (what `maestrale serve` and the MLServer
+    runtime serve alike): sha256 checked, input columns, positional fast path, feature pipeline.
+
+    >>> served = load_served(Registry(), "pv-nrel-50@champion", alias="champion")  # doctest: +SKIP
+    """
+    # Resolve first, then load the exact version: an alias moving in between cannot mix metadata
+    # of one version with the bytes of another.
+    meta = registry.get_version(str(ref))
+    loaded = registry.load_version(meta.ref, trusted_types=trusted_types)
+    columns = columns_of(meta, loaded.model)
+    fast = positional(loaded.model, columns)
+    if fast:
+        warnings.filterwarnings("ignore", message=_NAMES_WARNING, category=UserWarning)
+    step = feature_step(loaded.model)
+    return ServedModel(
+        name=meta.name, version=meta.version, sha256=loaded.sha256, model=loaded.model, meta=meta,
+        columns=columns, alias=alias, loaded_at=time.time(), positional=fast,
+        time_column=step.time_column if step else None, timezone=step.timezone if step else None,
+    )  # fmt: skip
+
+
 class _Slot:
     """The current model of one name; `current` is only ever replaced whole (the atomic swap)."""
 
@@ -158,20 +182,7 @@ class ModelRepository:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maestrale-reload")
 
     def _load(self, ref: ModelRef, alias: str | None) -> ServedModel:
-        # Resolve first, then load the exact version: an alias moving in between cannot mix metadata
-        # of one version with the bytes of another.
-        meta = self.registry.get_version(str(ref))
-        loaded = self.registry.load_version(meta.ref, trusted_types=self.trusted_types)
-        columns = columns_of(meta, loaded.model)
-        fast = positional(loaded.model, columns)
-        if fast:
-            warnings.filterwarnings("ignore", message=_NAMES_WARNING, category=UserWarning)
-        step = feature_step(loaded.model)
-        return ServedModel(
-            name=meta.name, version=meta.version, sha256=loaded.sha256, model=loaded.model, meta=meta,
-            columns=columns, alias=alias, loaded_at=time.time(), positional=fast,
-            time_column=step.time_column if step else None, timezone=step.timezone if step else None,
-        )  # fmt: skip
+        return load_served(self.registry, ref, alias, self.trusted_types)
 
     def _swapped(self, served: ServedModel) -> None:
         if self.on_swap is not None:
