@@ -150,25 +150,27 @@ class Registry:
         ser = serialize(model, format, trusted_types)
         if training_data is not None and data_fingerprint is None:
             data_fingerprint = fingerprint(training_data)
-        new = VersionCreate(
-            artifact={"key": "", "sha256": "", "size": 0, "format": ser.format, "flavor": ser.flavor},
-            params=params or {},
-            metrics=metrics or {},
-            tags=tags or {},
-            description=description,
-            input_schema=input_schema(input_example),
-            data_fingerprint=data_fingerprint,
-            data_version=data_version,
-            code_version=code_version or current_code_version(),
-            package_versions=package_versions(model),
-            duration_s=duration_s,
-            parent_version=parent_version,
-            reason=reason,
-            spec=spec,
-            profile=profile,
-            lineage=lineage or [],
-            created_by=self.actor,
-            idempotency_key=idempotency_key,
+        new = VersionCreate.model_validate(
+            dict(
+                artifact={"key": "", "sha256": "", "size": 0, "format": ser.format, "flavor": ser.flavor},
+                params=params or {},
+                metrics=metrics or {},
+                tags=tags or {},
+                description=description,
+                input_schema=input_schema(input_example),
+                data_fingerprint=data_fingerprint,
+                data_version=data_version,
+                code_version=code_version or current_code_version(),
+                package_versions=package_versions(model),
+                duration_s=duration_s,
+                parent_version=parent_version,
+                reason=reason,
+                spec=spec,
+                profile=profile,
+                lineage=lineage or [],
+                created_by=self.actor,
+                idempotency_key=idempotency_key,
+            )
         )  # validated before the upload, so bad metadata never leaves an orphan blob
         obj = self._blobs.put_bytes(ser.data)
         new.artifact.key, new.artifact.sha256, new.artifact.size = obj.key, obj.sha256, obj.size
