@@ -44,6 +44,11 @@ def test_demo_detects_the_fault_retrains_and_promotes(tmp_path):
     s, output = run(tmp_path, "--fault-start", "2012-07-02", "--fault-loss", "0.2")
     check_fault_run(s, tmp_path)
     assert "shortfall" in output and "promoted" in output
+    # alerts are episodes: the timeline prints a breach when its episode opens (or it retrains),
+    # not every day a condition keeps firing
+    assert 0 < s["alert_episodes"] < s["breach_days"] + s["alert_days"]
+    printed = [line for line in output.splitlines() if "  breach  " in line]
+    assert len(printed) <= s["alert_episodes"] + len(s["retrains"]) < s["breach_days"] + s["alert_days"]
     # the forecasts came from the V2 model server, which hot-reloaded each promoted version
     assert s["served"]["equal"] is True
     assert s["served"]["model_version"] == s["promotions"][-1]["version"]

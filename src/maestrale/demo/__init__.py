@@ -110,6 +110,8 @@ def run_demo(
         )
 
         def show(e: TimelineEvent) -> None:
+            if e.kind == "breach" and not e.detail.get("opened", True) and "→ retraining" not in e.text:
+                return  # the episode was shown when it opened: one line per alert, not one per day
             style = _STYLE.get(e.kind, "")
             bar.console.print(f"{e.day}  [{style}]{e.kind:<9}[/] {e.text}")
 

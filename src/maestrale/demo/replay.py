@@ -171,9 +171,10 @@ class Replay:
                 if action
                 else ""
             )
+            episode, opened = result.episodes.get(b.condition, (None, True))
             self._emit(
                 day, "breach", f"{b.condition}: {b.description}{suffix}", result.version,
-                condition=b.condition, retrain_action="retrain" in b.actions,
+                condition=b.condition, retrain_action="retrain" in b.actions, episode=episode, opened=opened,
             )  # fmt: skip
         if result.retrain_request:
             self._emit(day, "retrain", f"train.requested {result.retrain_request[:8]}", result.version)

@@ -87,6 +87,8 @@ def summarise(
         "breach_days": len(breach_days),
         "detection_delay_days": delay,
         "alert_days": len(alert_days),  # breaches of alert-only conditions (drift, nMAE vs training)
+        # alerts as a person gets them: repeated breaches of one condition are one episode
+        "alert_episodes": len({e.detail.get("episode") for e in log.events if e.kind == "breach"} - {None}),
         "retrains": [d.isoformat() for d in retrains],
         "promotions": [{"date": p.day.isoformat(), "version": p.version} for p in promotions],
         "rejections": [{"date": p.day.isoformat(), "version": p.version} for p in rejections],
