@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -111,21 +111,8 @@ def create_app(
         )  # fmt: skip
     watcher = ReloadWatcher(repo, transport, poll_s=reload_poll_s)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(watcher.start)  # declares the queue: a blocking broker round trip
-        if logger is not None:
-            logger.start()
-        try:
-            yield
-        finally:
-            await run_in_threadpool(watcher.stop)
-            if logger is not None:
-                await run_in_threadpool(logger.close)  # flush: the last predictions reach the monitor
-            await run_in_threadpool(repo.close)
-
     app = FastAPI(
-        title="Maestrale model server", version=__version__, lifespan=lifespan,
+        title="Maestrale model server", version=__version__, lifespan=_lifespan(repo, watcher, logger),
         description="Open Inference Protocol (V2) for models of the Maestrale registry.",
     )  # fmt: skip
     app.state.repository, app.state.metrics = repo, metrics
@@ -143,6 +130,27 @@ def create_app(
     app.include_router(inference_router(plane, Depends(require("predict"))))
     _document_bodies(app, repo)
     return app
+
+
+def _lifespan(
+    repo: ModelRepository, watcher: ReloadWatcher, logger: PredictionLogger | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the bus consumer and the logger with the app; stop them, flush and unload at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(watcher.start)  # declares the queue: a blocking broker round trip
+        if logger is not None:
+            logger.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(watcher.stop)
+            if logger is not None:
+                await run_in_threadpool(logger.close)  # flush: the last predictions reach the monitor
+            await run_in_threadpool(repo.close)
+
+    return lifespan
 
 
 def _install_error_handlers(app: FastAPI) -> None:
