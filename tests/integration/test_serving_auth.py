@@ -17,20 +17,22 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from maestrale.bus.events import parse_event
 from maestrale.bus.schemas import PredictionLogged
+from maestrale.bus.topology import MONITOR
 from maestrale.bus.transports.memory import MemoryTransport
 from maestrale.cli.main import app as cli_app
 from maestrale.errors import ConfigError
 from maestrale.serving import create_app
 from maestrale.serving.auth import resolve_auth
 from maestrale.tokens import create_token, lookup_token, revoke_token
+from tests.buscollect import Collector, collecting
 from tests.conftest import ServerHandle
 from tests.integration.conftest import wait_for
 from tests.integration.test_serving import NAME, REF, World, make_world, per_feature, serving
@@ -57,24 +59,31 @@ def test_auto_is_on_whenever_the_server_listens_beyond_loopback(mode: str, host:
     assert resolve_auth(mode, host) is on
 
 
+@dataclass
+class Audited(World):
+    """The world, plus a monitor's consumer in this process collecting the published batches."""
+
+    collector: Collector | None = None
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = make_world(tmp_path)
+def world(tmp_path: Path) -> Iterator[Audited]:
+    w = Audited(**vars(make_world(tmp_path)))
     bus = MemoryTransport(w.settings.bus_namespace)
-    bus.declare("audit", ["maestrale.prediction.logged"])  # before the server publishes
-    yield w
+    # with no monitor consuming in the process the server would store its batches straight into the
+    # embedded monitor store, which keeps no `logged_by`: consume them as a monitor would
+    with collecting(bus, MONITOR.name, ["maestrale.prediction.logged"]) as w.collector:
+        yield w
     bus.delete()
 
 
-def logged(world: World) -> list[PredictionLogged]:
-    """The prediction batches the server published (the audit queue of the in-process bus)."""
-    bus, batches = MemoryTransport(world.settings.bus_namespace), []
-    while bus.depth("audit"):
-        batches.append(parse_event(bus._queue("audit").get(0.1).body).payload)
-    return batches
+def logged(world: Audited) -> list[PredictionLogged]:
+    """The prediction batches the server published (the shutdown flushed its logger)."""
+    assert world.collector is not None
+    return world.collector.payloads()
 
 
-def test_tokens_of_the_token_store(world: World):
+def test_tokens_of_the_token_store(world: Audited):
     url_db = world.settings.database_url
     tokens = {scope: create_token(url_db, f"svc-{scope}", scope) for scope in ("read", "predict", "admin")}
     revoked = create_token(url_db, "old", "predict")
@@ -122,7 +131,7 @@ def write_secret(folder: Path, text: str) -> Path:
     return folder / "tokens"
 
 
-def test_tokens_of_a_token_file_and_its_rotation(world: World, tmp_path: Path):
+def test_tokens_of_a_token_file_and_its_rotation(world: Audited, tmp_path: Path):
     first, second, third = ("mst_" + secrets.token_urlsafe(32) for _ in range(3))
     path = write_secret(tmp_path / "secret", f"# model-server tokens\n{first}  # pv-forecaster\n\n{second}\n")
     settings = world.settings.model_copy(update={"serve_token_file": path})

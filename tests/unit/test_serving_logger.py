@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maestrale.bus.events import parse_event
 from maestrale.bus.transports.memory import MemoryTransport
 from maestrale.serving.logger import PredictionLogger
 from maestrale.serving.metrics import ServingMetrics
+from tests.buscollect import collecting
 
 NOW = datetime(2012, 6, 1, 12, tzinfo=UTC)
 FRAME = pd.DataFrame({"ghi": np.arange(500.0), "temp_air": 20.0})
@@ -22,16 +22,15 @@ FRAME = pd.DataFrame({"ghi": np.arange(500.0), "temp_air": 20.0})
 @pytest.fixture
 def bus() -> Iterator[MemoryTransport]:
     bus = MemoryTransport(f"logger-{uuid.uuid4().hex[:8]}")
-    bus.declare("monitor", ["maestrale.prediction.logged"])
-    yield bus
+    # a monitor consuming in this process: the logger publishes to it (see tests/buscollect.py)
+    with collecting(bus, "monitor", ["maestrale.prediction.logged"]) as collector:
+        bus.collector = collector  # type: ignore[attr-defined]
+        yield bus
     bus.delete()
 
 
 def published(bus: MemoryTransport) -> list:
-    batches = []
-    while bus.depth("monitor"):
-        batches.append(parse_event(bus._queue("monitor").get(0.1).body).payload)
-    return batches
+    return bus.collector.payloads()  # type: ignore[attr-defined]
 
 
 def test_batches_hold_at_most_batch_size_records_and_close_flushes_the_rest(bus):

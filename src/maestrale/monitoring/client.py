@@ -255,16 +255,17 @@ def deliver(
 
     On a broker (RabbitMQ) the confirmed publish means they reached the monitor's durable queue: the
     transport declares it, and raises `Unroutable` rather than count what reached no queue. The
-    in-process bus (memory://) reaches only queues of this process, so unless a monitor declared its
-    queue here (`maestrale demo`, a `MonitorService`), the batches go straight into the monitor's
+    in-process bus (memory://) reaches only queues of this process, so unless a monitor consumes its
+    queue here (`maestrale demo`, a running `MonitorService`), the batches go straight into the monitor's
     store in the database of `settings`, the one `maestrale monitor` reads. Then the count
     is of records stored (or already stored); any the store rejects are logged and not counted.
     """
     from maestrale.bus.topology import MONITOR
 
     bus = transport or _transport(settings)
-    # no monitor queue in this process: nothing here will ever consume the events, so store them
-    embedded = bus.in_process and bus.consumer_count(MONITOR.name) is None
+    # no monitor consuming in this process: nothing here would consume the events (a queue left by a
+    # stopped monitor would keep them until exit, then lose them), so store them
+    embedded = bus.in_process and not bus.consumer_count(MONITOR.name)
     if not embedded:
         publish_payloads(payloads, subject, settings, bus)
         return sum(len(data["records"]) for _, data in payloads)
