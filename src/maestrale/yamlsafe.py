@@ -52,12 +52,12 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(text)
         self._depth, self._max_depth = 0, max_depth
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > self._max_depth:
                 raise _TooDeep(self.peek_event().start_mark.line + 1)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -206,6 +206,8 @@ def compose_all(
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is None:  # check_node said there is one; None only past the end of the stream
+                break
             total += _measure(node, max_nodes - total, max_nodes, max_depth)
             nodes.append(node)
     except yaml.YAMLError as exc:

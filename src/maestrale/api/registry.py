@@ -56,7 +56,8 @@ class StoredArtifact(BaseModel):
 
 
 def _json(value: BaseModel, status_code: int = 200) -> Response:
-    # our objects are already valid: serialise once in pydantic-core instead of re-validating them
+    # our objects are already valid: serialise once in pydantic-core instead of re-validating them.
+    # The routes that return this say `-> Response`; their `response_model=` documents the body.
     return Response(value.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
@@ -75,7 +76,7 @@ def list_models(
     page_token: str | None = None,
     name_like: str | None = None,
     include_archived: bool = False,
-) -> Page[RegisteredModel]:
+) -> Response:
     """Models by name, a page at a time."""
     return _json(
         _store(request).list_models(
@@ -85,7 +86,7 @@ def list_models(
 
 
 @router.get("/models/{name}", response_model=RegisteredModel, dependencies=[Read])
-def get_model(request: Request, name: str) -> RegisteredModel:
+def get_model(request: Request, name: str) -> Response:
     """One model with its tags and aliases."""
     return _json(_store(request).get_model(name))
 
@@ -119,7 +120,7 @@ def list_versions(
     page_token: str | None = None,
     include_archived: bool = True,
     full: bool = False,
-) -> Page[ModelVersion]:
+) -> Response:
     """A model's versions, newest first (summaries unless `full=true`)."""
     return _json(
         _store(request).list_versions(
@@ -129,7 +130,7 @@ def list_versions(
 
 
 @router.post("/models/{name}/versions", response_model=ModelVersion, status_code=201, dependencies=[Write])
-def create_version(request: Request, name: str, body: VersionCreate) -> ModelVersion:
+def create_version(request: Request, name: str, body: VersionCreate) -> Response:
     """Register a version whose artifact was uploaded with `POST /api/v1/artifacts`."""
     validate_name(name)
     a = body.artifact
@@ -147,7 +148,7 @@ def create_version(request: Request, name: str, body: VersionCreate) -> ModelVer
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelVersion, dependencies=[Read])
-def get_version(request: Request, name: str, version: Version) -> ModelVersion:
+def get_version(request: Request, name: str, version: Version) -> Response:
     """Metadata of one version."""
     return _json(_store(request).get_version(f"{name}:{version}"))
 
@@ -203,7 +204,7 @@ def _send_version(request: Request, ref: str) -> Response:
 
 
 @router.get("/models/{name}/aliases/{alias}", response_model=ModelVersion, dependencies=[Read])
-def resolve_alias(request: Request, name: str, alias: str) -> ModelVersion:
+def resolve_alias(request: Request, name: str, alias: str) -> Response:
     """The version an alias points at."""
     return _json(_store(request).get_version(f"{name}@{alias}"))
 
@@ -235,7 +236,7 @@ def search_versions(
     page_token: str | None = None,
     include_archived: bool = False,
     full: bool = False,
-) -> Page[ModelVersion]:
+) -> Response:
     """Search versions, e.g. `filter=metrics.nmae < 0.08 and tags.site = 'p50'` (summaries unless `full`)."""
     docs, token = _store(request).search_documents(
         filter,

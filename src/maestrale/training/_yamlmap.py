@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from maestrale import yamlsafe
 from maestrale.training import datasource as D
@@ -92,7 +93,9 @@ def parse(text: str, source: str) -> tuple[dict[str, Any], dict[Path, int]]:
 
 
 def _key_text(key: yaml.Node) -> str:
-    return key.value if isinstance(key, yaml.ScalarNode) else f"<{key.id} key>"
+    if isinstance(key, yaml.ScalarNode):
+        return key.value
+    return f"<{key.id} key>" if isinstance(key, yaml.MappingNode | yaml.SequenceNode) else "<key>"
 
 
 def _walk(root: yaml.Node) -> tuple[dict[Path, int], list[S.SpecIssue]]:
@@ -170,7 +173,7 @@ def _key(path: Path) -> str:
     return ".".join(str(p) for p in path if not isinstance(p, int))
 
 
-def describe(err: dict[str, Any], path: Path) -> str:
+def describe(err: ErrorDetails, path: Path) -> str:
     """A message for one pydantic error that says what to write instead."""
     kind, key = err["type"], _key(path)
     example = EXAMPLES.get(key) or EXAMPLES.get(_key(path[:-1]))
@@ -192,7 +195,7 @@ def describe(err: dict[str, Any], path: Path) -> str:
 
 def issues(exc: ValidationError, lines: dict[Path, int]) -> list[S.SpecIssue]:
     """One `SpecIssue` per pydantic error, sorted by line, each with its path, line and fix."""
-    out = []
+    out: list[S.SpecIssue] = []
     for err in exc.errors(include_url=False):
         path = _clean(err["loc"])
         # a union of types (e.g. `Duration | int`) reports one error per branch: keep the first

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from maestrale.training.validate import time_index
+
 
 def persistence(target_all: pd.Series, times: pd.DatetimeIndex, lag: str | pd.Timedelta) -> np.ndarray:
     """The target `lag` before each of `times`, looked up by time (gaps give NaN, never a wrong row).
@@ -38,7 +40,7 @@ def climatology(y_train: pd.Series, times: pd.DatetimeIndex, by: str = "hour_of_
     [1.0, nan]
     """
     size = 24 if by == "hour_of_day" else 168
-    slots = _slot(y_train.index, by)  # type: ignore[arg-type]
+    slots = _slot(time_index(y_train, "the training target"), by)
     values = y_train.to_numpy(dtype="float64")
     ok = np.isfinite(values)
     sums = np.bincount(slots[ok], weights=values[ok], minlength=size)

@@ -70,7 +70,12 @@ def _source_kind(value: Any) -> str | None:
     keys = ("uri", "dvc", "sql", "dataset")
     if isinstance(value, dict):
         return next((f"{k} source" for k in keys if k in value), None)
-    kinds = {UriSource: "uri", DvcSource: "dvc", SqlSource: "sql", DatasetSource: "dataset"}
+    kinds: dict[type[StrictModel], str] = {
+        UriSource: "uri",
+        DvcSource: "dvc",
+        SqlSource: "sql",
+        DatasetSource: "dataset",
+    }
     kind = kinds.get(type(value))
     return f"{kind} source" if kind else None
 

@@ -250,7 +250,7 @@ def fit_and_evaluate(
     mean = {}
     if folds:
         keys = set.intersection(*(set(f.metrics) for f in folds))
-        mean = {k: _round(np.mean([f.metrics[k] for f in folds])) for k in sorted(keys)}
+        mean = {k: _round(float(np.mean([f.metrics[k] for f in folds]))) for k in sorted(keys)}
     timings["evaluate"] = time.perf_counter() - t0
 
     registered, fit_rows = model, tr

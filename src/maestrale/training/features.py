@@ -101,7 +101,8 @@ def describe_feature_set(name: str) -> FeatureSetInfo:
     fn: Any
     if name in BUILTIN:
         target, required, optional = BUILTIN[name]
-        fn = coderefs.import_member(name, *target.split(":"), "feature_set")
+        module, _, member = target.partition(":")
+        fn = coderefs.import_member(name, module, member, "feature_set")
         return FeatureSetInfo(name, fn, tuple(required), tuple(optional))
     if ":" in name:
         admin = coderefs.admin_modules()

@@ -44,6 +44,7 @@ def fleet_members(fleet: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     from maestrale.training.spec import TrainingSpec
 
     fields = set(TrainingSpec.model_fields) - _NOT_OVERRIDABLE
+    out: list[tuple[dict[str, Any], dict[str, Any]]]
     if isinstance(fleet, dict):
         if not fleet:
             raise ValueError("fleet is empty: write e.g. `fleet: {site: [p50, p51]}`")

@@ -25,6 +25,7 @@ from maestrale.training.validate import prepare
 
 if TYPE_CHECKING:
     from maestrale.registry.client import Registry
+    from maestrale.registry.types import LineageEntry
 
 
 class MetricDiff(BaseModel):
@@ -52,10 +53,10 @@ class ReproduceReport(BaseModel):
     duration_s: float
 
 
-def _recorded_data(lineage: list[dict]) -> DataVersion | None:
+def _recorded_data(lineage: list[LineageEntry]) -> DataVersion | None:
     for entry in lineage:
-        if entry.get("relation") == "training_data" and isinstance(entry.get("detail"), dict):
-            return DataVersion.model_validate(entry["detail"])
+        if entry.relation == "training_data" and isinstance(entry.detail, dict):
+            return DataVersion.model_validate(entry.detail)
     return None
 
 

@@ -118,7 +118,7 @@ class SplitSpec(StrictModel):
     holdout: Holdout = Field(default_factory=lambda: Holdout(test_fraction=0.2))
     backtest: Backtest | None = None
     refit: bool = Field(
-        False,
+        default=False,  # by keyword: a type checker reads a positional default as none (refit required)
         description=(
             "After the holdout evaluation, fit a fresh estimator on every row of the window (train + "
             "holdout) and register that one, so it has seen the newest data (e.g. after a level shift). "

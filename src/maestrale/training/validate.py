@@ -13,7 +13,7 @@ rows with a missing target dropped (a model cannot learn from them) → somethin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,6 +31,21 @@ class DataError(InvalidInput):
     """The data cannot train the spec's model as it is; the message names the column or rows and the fix."""
 
 
+def time_index(data: pd.DataFrame | pd.Series, label: str) -> pd.DatetimeIndex:
+    """The timestamps `data` is indexed by; `DataError` when it is indexed by anything else.
+
+    >>> time_index(pd.Series([1.0], index=pd.DatetimeIndex(["2024-06-01 10:00"])), "y").hour.tolist()
+    [10]
+    """
+    index = data.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(
+            f"{label} is indexed by {type(index).__name__}, not by time: index it by its timestamps "
+            "(`time_column:` in a spec, or df.set_index(pd.to_datetime(df['time'])))"
+        )
+    return index
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """Validated model inputs in time order, plus the full target series for persistence look-ups."""
@@ -45,7 +60,7 @@ class Prepared:
 
     @property
     def times(self) -> pd.DatetimeIndex:
-        return self.X.index  # type: ignore[return-value]
+        return time_index(self.X, self.label)
 
 
 def _columns(frame: pd.DataFrame, limit: int = 20) -> str:
@@ -108,13 +123,13 @@ def set_time_index(
         raise DataError(
             f"time column {time_column!r} is missing from {label}; columns present: {_columns(frame)}"
         )
-    check_time_index(out.index, label)  # type: ignore[arg-type]
+    check_time_index(time_index(out, label), label)
     return out
 
 
 def check_time_index(index: pd.DatetimeIndex, label: str) -> None:
     """Raise `DataError` for missing, decreasing or duplicated timestamps (the splits need time order)."""
-    if (missing := int(index.isna().sum())) > 0:
+    if (missing := int(np.count_nonzero(index.isna()))) > 0:
         raise DataError(f"{missing} rows of {label} have no timestamp: drop them or fill the time column")
     stamps = index.asi8
     steps = np.diff(stamps)
@@ -134,7 +149,7 @@ def check_time_index(index: pd.DatetimeIndex, label: str) -> None:
         )
 
 
-def moment(value: date | datetime, tz: object, *, end: bool = False) -> pd.Timestamp:
+def moment(value: date | datetime, tz: str | tzinfo | None, *, end: bool = False) -> pd.Timestamp:
     """A spec date/time as a bound on an index in zone `tz`; an `end` date covers its whole day.
 
     >>> moment(date(2011, 8, 31), "UTC", end=True)
@@ -152,7 +167,7 @@ def apply_window(frame: pd.DataFrame, window: TrainWindow | None, label: str) ->
     """Rows with `start <= time < end` (a date `end` includes that day)."""
     if window is None or (window.start is None and window.end is None):
         return frame
-    index: pd.DatetimeIndex = frame.index  # type: ignore[assignment]
+    index = time_index(frame, label)
     lo = 0 if window.start is None else int(index.searchsorted(moment(window.start, index.tz)))
     hi = len(index) if window.end is None else int(index.searchsorted(moment(window.end, index.tz, end=True)))
     if hi <= lo:
