@@ -99,13 +99,15 @@ def parse_times(
     Traceback (most recent call last):
     maestrale.timeparse.TimeParseError: column 'time' of pv.csv has no time zone (e.g. '2024-01-13T10:00')...
     """
+    import numpy as np
+
     tz = None if timezone is None else check_timezone(timezone)
     index = _parse(values, time_format, what, format_fix)
     if len(index) and (missing := index.isna()).any():
         first = int(missing.argmax())
         raise TimeParseError(
-            f"{what} has {int(missing.sum())} missing time(s) (first at row {first}): drop those rows or "
-            "fill the time"
+            f"{what} has {int(np.asarray(missing).sum())} missing time(s) (first at row {first}): drop those "
+            "rows or fill the time"
         )
     if index.tz is None:
         if tz is None:
@@ -218,7 +220,7 @@ def to_utc_iso(index: Iterable[Any]) -> list[str]:
     """
     import pandas as pd
 
-    stamps = pd.DatetimeIndex(index)
+    stamps = pd.DatetimeIndex(list(index) if not isinstance(index, pd.Index) else index)
     return list(stamps.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 

@@ -174,7 +174,9 @@ def model_performance(
     if as_of is not None or version is not None:
         raise InvalidInput("as_of and version apply to live=true: add it to compute an evaluation now")
     items = store.series(name, kind="performance", window=window, limit=limit)
-    return EvaluationSeries(model=name, kind="performance", window=window, items=items)
+    return EvaluationSeries.model_validate(
+        {"model": name, "kind": "performance", "window": window, "items": items}
+    )
 
 
 @router.get("/models/{name}/drift", response_model=EvaluationSeries, dependencies=[Read])
@@ -188,7 +190,7 @@ def model_drift(
     store = _known(request, name)
     window = _window(window)
     items = store.series(name, kind="drift", window=window, limit=limit)
-    return EvaluationSeries(model=name, kind="drift", window=window, items=items)
+    return EvaluationSeries.model_validate({"model": name, "kind": "drift", "window": window, "items": items})
 
 
 @router.get("/models/{name}/breaches", response_model=list[BreachOut], dependencies=[Read])

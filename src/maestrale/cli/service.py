@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Set
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -53,7 +54,7 @@ def worker(
     w.run(stop)
 
 
-def _progress_table(records: list[TrainingRecord], reused: set[str] = frozenset()) -> list[list[Any]]:
+def _progress_table(records: list[TrainingRecord], reused: Set[str] = frozenset()) -> list[list[Any]]:
     def nmae(r: TrainingRecord) -> str:
         v = (r.metrics or {}).get("nmae")
         return "-" if v is None else f"{v:.4g}"

@@ -120,5 +120,6 @@ def pvgis_italy_tmy(coerce_year: int | None = None) -> pd.DataFrame:
     frame.index = index
     # PVGIS writes "-0.0" for night DNI; normalise the sign so that "< 0" checks stay meaningful.
     frame = frame + 0.0
-    frame.attrs = {**meta, "credit": PVGIS_CREDIT, "source": "PVGIS TMY, via pvlib 0.11.2 test data"}
+    source = "PVGIS TMY, via pvlib 0.11.2 test data"
+    frame.attrs = {**{str(k): v for k, v in meta.items()}, "credit": PVGIS_CREDIT, "source": source}
     return frame

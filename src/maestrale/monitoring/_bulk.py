@@ -82,7 +82,7 @@ def _formats(conn: Connection, table: Any, names: Sequence[str]) -> list[Callabl
     out: list[Callable[[Any], Any] | None] = []
     for n in names:
         col_type = table.c[n].type
-        fn = None
+        fn: Callable[[Any], Any] | None = None
         if isinstance(col_type, JSON):
             fn = _json_text
         elif dialect.name != "postgresql":
@@ -142,6 +142,7 @@ def _bulk(conn: Connection, table: Any, names: Sequence[str], data: list[list[An
     cols = ", ".join(preparer.quote(n) for n in names)
     target = preparer.format_table(table)
     dbapi = conn.connection.driver_connection
+    assert dbapi is not None  # a pooled connection in use always has its driver connection
     if conn.dialect.name == "sqlite":
         marks = ", ".join("?" * len(names))
         cur = dbapi.cursor()

@@ -231,8 +231,8 @@ def timeline_png(
     events.sort(key=lambda ev: ev[0])
     # lanes grouped by kind (breaches, retraining, decisions, aliases), then by name
     rank = {kind: i for i, kind in enumerate(EVENT_STYLE)}
-    lanes = sorted({(rank.get(kind, len(rank)), label) for _, label, kind in events})
-    lanes = [label for _, label in lanes]
+    ranked = sorted({(rank.get(kind, len(rank)), label) for _, label, kind in events})
+    lanes = [label for _, label in ranked]
     fig, (ax,) = _figure(min(8.0, 1.4 + 0.35 * len(lanes)))
     for kind in dict.fromkeys(kind for _, _, kind in events):
         marker, color = EVENT_STYLE.get(kind, ("o", "tab:gray"))

@@ -120,7 +120,11 @@ def serialize(model: object, format: str | None = None, trusted_types: list[str]
     if fmt == "skops":
         return Serialized(_skops_dumps(model, trusted_types), fmt, flavor)
     if fmt == "lightgbm":
-        booster = model if type(model).__name__ == "Booster" else model.booster_  # type: ignore[attr-defined]
+        booster: Any = model if type(model).__name__ == "Booster" else getattr(model, "booster_", None)
+        if booster is None:
+            raise InvalidInput(
+                f"{type(model).__name__} is not a fitted LightGBM model: fit it before registering"
+            )
         data = booster.model_to_string().encode()
         return Serialized(data, fmt, _allowed_flavor(model, LIGHTGBM_FLAVORS))
     if fmt == "xgboost":

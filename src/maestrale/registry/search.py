@@ -144,7 +144,8 @@ class _Parser:
         return value
 
     def string(self, quote_char: str) -> str:
-        start, text, out = self.pos, self.text, []
+        start, text = self.pos, self.text
+        out: list[str] = []
         i = start + 1
         while i < len(text):
             ch = text[i]

@@ -163,7 +163,8 @@ class PredictionLogger:
 
     def _take(self) -> list[_Entry]:
         with self._cond:
-            taken, rows = [], 0
+            taken: list[_Entry] = []
+            rows = 0
             while self._queue and (rows < self.batch_size or not taken):
                 entry = self._queue.popleft()
                 taken.append(entry)

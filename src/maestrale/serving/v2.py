@@ -243,7 +243,8 @@ def _cast(values: np.ndarray, col: ColumnSchema, timezone: str | None = None) ->
         if kind == "M":
             return decode_times(values, col, timezone)
         if kind == "O":
-            return pd.Series(values, dtype=object).astype(col.dtype)
+            dtype: Any = col.dtype  # pandas' stubs accept only literal dtype names
+            return pd.Series(values, dtype=object).astype(dtype)
         return values.astype(col.dtype)
     except InvalidInput:
         raise  # already names the input and the fix (times, whole numbers)

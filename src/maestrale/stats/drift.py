@@ -371,6 +371,7 @@ def drift_report(
         ref = make_ref()
         cur, rows[name] = _column_row(name, ref, current_values(name))
         if max(rows[name]["n_ref_sample"], cur.size) <= KS_EXACT_MAX and np.isfinite(rows[name]["ks"]):
+            assert ref.sample is not None  # a finite KS needs the reference sample
             exact[i] = (ref.sample, cur)
         ref_counts.append(ref.counts)
         cur_counts.append(sorted_bin_counts(ref.edges, cur) if ref.edges.size else np.empty(0))
@@ -409,8 +410,9 @@ def drift_report(
 
 def _column_row(name: str, ref: _Reference, raw: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     cur = _finite_sorted(raw)  # the one sort of this column
-    n_sample = 0 if ref.sample is None else ref.sample.size
-    ks, w = ks_wasserstein(ref.sample, cur) if cur.size and n_sample else (np.nan, np.nan)
+    sample = ref.sample
+    n_sample = 0 if sample is None else sample.size
+    ks, w = ks_wasserstein(sample, cur) if sample is not None and cur.size and n_sample else (np.nan, np.nan)
     row = {"name": name, "n_ref": ref.n, "n_ref_sample": n_sample, "n_cur": cur.size, "ks": ks}
     row.update(nan_share=1.0 - cur.size / raw.size, wasserstein=w, wasserstein_norm=_normalise(w, ref.std))
     if not cur.size:

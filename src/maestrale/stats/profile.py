@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -126,7 +127,7 @@ def decode_sample(sample: dict[str, Any]) -> np.ndarray:
     return np.ascontiguousarray(planes.reshape(8, size).T).view("<f8").ravel().astype("float64")
 
 
-def reference_sample(column: dict) -> np.ndarray | None:
+def reference_sample(column: Mapping[str, Any]) -> np.ndarray | None:
     """The sorted reference sample of a profiled column, or None for a profile made before samples.
 
     >>> prof = column_profile(np.arange(5000.0))
@@ -292,10 +293,10 @@ def month_reference(profile: dict[str, Any], months: list[int]) -> dict[str, Any
     re-weighting is avoided: the window's dominant month is passed alone by the monitor.
     """
     by_month = profile.get("by_month") or {}
-    picked = [by_month.get(str(m)) for m in months]
+    picked: list[Any] = [by_month.get(str(m)) for m in months]
     if not picked or any(p is None for p in picked):
         return None
-    first = picked[0]
+    first: dict[str, Any] = picked[0]
     out = {
         "schema": profile.get("schema", SCHEMA),
         "rows": first["rows"],

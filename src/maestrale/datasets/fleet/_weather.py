@@ -47,9 +47,12 @@ def tmy_clearsky_index() -> tuple[np.ndarray, np.ndarray]:
 
     PVGIS © European Union, 2001-2024 (see `maestrale.datasets.pvgis_italy_tmy`).
     """
+    import pandas as pd
+
     from maestrale.datasets.pvgis import pvgis_italy_tmy
 
     tmy = pvgis_italy_tmy(coerce_year=2021).sort_index()
+    assert isinstance(tmy.index, pd.DatetimeIndex)  # pvgis_italy_tmy indexes by time
     sun = solar_geometry(_TMY_LAT, _TMY_LON, _TMY_ALT, tmy.index)
     ghi = tmy["ghi"].to_numpy(dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
