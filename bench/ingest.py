@@ -207,7 +207,7 @@ class Postgres:
         self.url = admin_url.rsplit("/", 1)[0] + f"/{self.name}"
 
     def drop(self) -> None:
-        from maestrale.db import _engines
+        from maestrale.platform.db import _engines
 
         engine = _engines.pop(self.url, None)
         if engine is not None:
@@ -340,8 +340,8 @@ def end_to_end(
     home: Path,
 ) -> dict[str, Any]:
     """From the first publish to the last record stored by a MonitorService in another process."""
-    from maestrale.db import ensure_schema
     from maestrale.monitoring.service import INGEST_TYPES, QUEUE
+    from maestrale.platform.db import ensure_schema
 
     bus.declare(QUEUE, INGEST_TYPES)  # the service's queue, declared here too so bus.delete() removes it
     engine = ensure_schema(db_url)

@@ -50,7 +50,7 @@ def fresh_pg_database(prefix: str = "maestrale_test") -> Iterator[str]:
     try:
         yield url
     finally:
-        from maestrale.db import _engines
+        from maestrale.platform.db import _engines
 
         engine = _engines.pop(url, None)
         if engine is not None:

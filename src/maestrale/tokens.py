@@ -22,15 +22,29 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Column, DateTime, Integer, String, Table, insert, select, update
 
-from maestrale.db import ensure_schema, writer
 from maestrale.errors import InvalidInput, NotFound
-from maestrale.registry import schema as s
+from maestrale.platform.db import ensure_schema, writer
+from maestrale.platform.tables import metadata
 
 SCOPES = ("read", "predict", "write", "admin")  # each includes the ones before it
 PREFIX = "mst_"
 CACHE_TTL_S = 5.0
+
+# The tokens' own table (on the shared metadata; the one Alembic history creates it).
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scopes", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +83,7 @@ def create_token(database_url: str, name: str, scope: str = "read", created_by: 
     engine = writer(ensure_schema(database_url))
     with engine.begin() as conn:
         conn.execute(
-            insert(s.tokens).values(
+            insert(tokens).values(
                 name=name,
                 token_hash=hash_token(token),
                 prefix=token[:10],
@@ -85,7 +99,7 @@ def lookup_token(database_url: str, token: str) -> TokenInfo | None:
     """The token's info if it exists and is not revoked, else None."""
     engine = ensure_schema(database_url)
     with engine.connect() as conn:
-        row = conn.execute(select(s.tokens).where(s.tokens.c.token_hash == hash_token(token))).first()
+        row = conn.execute(select(tokens).where(tokens.c.token_hash == hash_token(token))).first()
     if row is None or row.revoked_at is not None:
         return None
     return TokenInfo(row.id, row.name, row.scopes, row.prefix, row.created_at, False)
@@ -95,7 +109,7 @@ def list_tokens(database_url: str) -> list[TokenInfo]:
     """Every token (secrets are never stored, so never listed)."""
     engine = ensure_schema(database_url)
     with engine.connect() as conn:
-        rows = conn.execute(select(s.tokens).order_by(s.tokens.c.id)).all()
+        rows = conn.execute(select(tokens).order_by(tokens.c.id)).all()
     return [TokenInfo(r.id, r.name, r.scopes, r.prefix, r.created_at, r.revoked_at is not None) for r in rows]
 
 
@@ -133,7 +147,7 @@ def revoke_token(database_url: str, token_id: int) -> None:
     engine = writer(ensure_schema(database_url))
     with engine.begin() as conn:
         done = conn.execute(
-            update(s.tokens).where(s.tokens.c.id == token_id).values(revoked_at=datetime.now(UTC))
+            update(tokens).where(tokens.c.id == token_id).values(revoked_at=datetime.now(UTC))
         ).rowcount
     if not done:
         raise NotFound(f"token {token_id} not found; list them with `maestrale token list`")

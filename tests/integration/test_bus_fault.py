@@ -19,7 +19,7 @@ from maestrale.bus.consumer import Consumer
 from maestrale.bus.events import CloudEvent
 from maestrale.bus.schemas import ActualLogged, ActualRecord
 from maestrale.bus.transport import RetryPolicy
-from maestrale.db import ensure_schema
+from maestrale.platform.db import ensure_schema
 from tests.integration.conftest import wait_for
 
 N_EVENTS = 10_000

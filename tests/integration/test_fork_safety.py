@@ -1,7 +1,7 @@
 """Registries in processes forked from one that already used the database (multiprocessing with fork,
 gunicorn --preload, Celery prefork) get connections of their own, and the parent keeps working.
 
-Before `maestrale.db` disposed inherited pools in the child, a child checked out the parent's pooled
+Before `maestrale.platform.db` disposed inherited pools in the child, a child checked out the parent's pooled
 PostgreSQL connections: two processes on one socket, failing with `can't change 'autocommit' now:
 connection in transaction status INTRANS` or reading each other's results. A RabbitMQ transport
 inherited the same way (e.g. the process-wide one `maestrale.monitoring.client` caches) published

@@ -6,9 +6,12 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from maestrale.db import HEAD_REVISION, current_revision, get_engine, upgrade
-from maestrale.monitoring import schema as _monitoring  # noqa: F401 - its tables share the metadata
-from maestrale.registry.schema import metadata
+from maestrale import tokens as _tokens  # noqa: F401 - each component registers its tables
+from maestrale.monitoring import schema as _monitoring  # noqa: F401
+from maestrale.platform.db import HEAD_REVISION, current_revision, get_engine, upgrade
+from maestrale.platform.tables import metadata
+from maestrale.registry import schema as _registry  # noqa: F401
+from maestrale.training import tables as _training  # noqa: F401
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

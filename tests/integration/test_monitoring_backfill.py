@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from maestrale.cli.main import app
 from maestrale.monitoring.monitor import Monitor
 from maestrale.monitoring.policy import load_policy
-from maestrale.registry import schema as rs
+from maestrale.platform.tables import outbox
 from maestrale.stats.profile import reference_profile
 from tests.integration import test_monitoring_loop as loop
 from tests.integration.test_monitoring_loop import START, frame, irradiance, log_day, register
@@ -25,11 +25,7 @@ world = loop.world  # the same fixture: registry, store, requests and monitor on
 
 def breach_events(reg) -> list[dict]:
     with reg._meta.engine.connect() as conn:
-        q = (
-            select(rs.outbox.c.data)
-            .where(rs.outbox.c.type == "maestrale.monitor.breach")
-            .order_by(rs.outbox.c.id)
-        )
+        q = select(outbox.c.data).where(outbox.c.type == "maestrale.monitor.breach").order_by(outbox.c.id)
         return list(conn.execute(q).scalars())
 
 

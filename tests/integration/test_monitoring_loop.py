@@ -19,8 +19,9 @@ from maestrale import Registry
 from maestrale.monitoring.monitor import Monitor
 from maestrale.monitoring.policy import load_policy
 from maestrale.monitoring.store import MonitorStore
-from maestrale.registry import schema as rs
+from maestrale.platform.tables import outbox
 from maestrale.training.requests import TrainingRequests
+from maestrale.training.tables import trainings
 
 K = 0.004  # kW per W/m2
 START = datetime(2012, 6, 1, tzinfo=UTC)
@@ -101,7 +102,7 @@ def world(request, tmp_path):
 def outbox_types(reg: Registry) -> list[str]:
     engine = reg._meta.engine
     with engine.connect() as conn:
-        return list(conn.execute(select(rs.outbox.c.type).order_by(rs.outbox.c.id)).scalars())
+        return list(conn.execute(select(outbox.c.type).order_by(outbox.c.id)).scalars())
 
 
 def test_fault_is_detected_retrained_and_the_better_challenger_promoted(world):
@@ -130,9 +131,7 @@ def test_fault_is_detected_retrained_and_the_better_challenger_promoted(world):
     req = requests.get(request_id)
     assert req.parent_version == v1 and req.reason.startswith("monitor: shortfall")
     spec = req.spec if hasattr(req, "spec") else None
-    row = reg._meta.engine.connect().execute(
-        select(rs.trainings.c.spec).where(rs.trainings.c.id == request_id)
-    )
+    row = reg._meta.engine.connect().execute(select(trainings.c.spec).where(trainings.c.id == request_id))
     spec = row.scalar()
     as_of = datetime.fromisoformat(spec["train_window"]["end"]) - timedelta(seconds=1)
     assert as_of == START + timedelta(days=fault_day + 1, hours=23)  # the latest actual at detection

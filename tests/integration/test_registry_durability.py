@@ -12,7 +12,7 @@ from sklearn.linear_model import Ridge
 from sqlalchemy import event, select
 
 from maestrale import Registry
-from maestrale.registry import schema as s
+from maestrale.platform.tables import outbox
 
 
 def _register_many(db_url: str, storage_url: str, name: str, count: int, start: mp.Event) -> list[int]:
@@ -88,7 +88,7 @@ def test_failed_transaction_leaves_no_trace_and_no_gap(backend, request, regress
     engine = reg._meta.engine
 
     def boom(conn, clauseelement, *_args):
-        if getattr(clauseelement, "table", None) is s.outbox:
+        if getattr(clauseelement, "table", None) is outbox:
             raise RuntimeError("database died mid-transaction")
 
     event.listen(engine, "before_execute", boom)
@@ -129,7 +129,7 @@ def test_outbox_records_events_in_the_same_transaction(sqlite_registry, regressi
     reg._meta.mark_sent([e["id"] for e in events[:2]])
     assert [e["type"] for e in reg._meta.pending_events()] == types[2:]
     with reg._meta.engine.connect() as conn:
-        assert conn.execute(select(s.outbox.c.sent_at).where(s.outbox.c.sent_at.is_not(None))).all()
+        assert conn.execute(select(outbox.c.sent_at).where(outbox.c.sent_at.is_not(None))).all()
 
 
 def test_same_bytes_are_stored_once(sqlite_registry, tmp_path: Path):

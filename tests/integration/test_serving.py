@@ -253,8 +253,8 @@ def test_plain_json_records(world: World):
 
 
 def _stored(settings: Settings) -> pd.DataFrame:
-    from maestrale.db import get_engine
     from maestrale.monitoring.schema import predictions as p
+    from maestrale.platform.db import get_engine
 
     with get_engine(settings.database_url).connect() as conn:
         rows = conn.execute(select(p).order_by(p.c.id)).mappings().all()

@@ -53,7 +53,7 @@ def test_old_schema_without_auto_upgrade_says_how_to_fix(tmp_path):
     settings = load_settings(home=tmp_path, auto_upgrade=False)
     with pytest.raises(ConfigError, match="run `maestrale db upgrade`"):
         Registry(settings=settings)
-    from maestrale.db import HEAD_REVISION, upgrade
+    from maestrale.platform.db import HEAD_REVISION, upgrade
 
     assert upgrade(settings.database_url) == HEAD_REVISION
     Registry(settings=settings)  # now fine

@@ -338,7 +338,7 @@ def test_token_create_list_revoke(cli, home):
 
 
 def test_db_upgrade_is_idempotent(cli, home):
-    from maestrale.db import HEAD_REVISION
+    from maestrale.platform.db import HEAD_REVISION
 
     before = run_json(cli, "db", "current")
     assert before["revision"] is None and before["up_to_date"] is False

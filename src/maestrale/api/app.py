@@ -26,9 +26,9 @@ from maestrale.api.monitoring_metrics import metrics_registry
 from maestrale.api.telemetry import REGISTRY, MetricsMiddleware
 from maestrale.asgi import BodyLimit, BodyLimitMiddleware
 from maestrale.config import Settings, load_settings
-from maestrale.db import ensure_schema, exclusive_lock
 from maestrale.errors import BackendUnavailable
 from maestrale.monitoring.store import MonitorStore
+from maestrale.platform.db import ensure_schema, exclusive_lock
 from maestrale.registry.artifacts import ArtifactStore
 from maestrale.registry.store import SqlStore
 from maestrale.tokens import TokenCache, create_token, list_tokens

@@ -8,8 +8,8 @@
 
 Delivery is at least once. A handler whose effect lives in the SQL database gets it once with
 `Consumer.transactional(bus, "monitor", handle, types, engine)`: the handler runs inside a
-transaction that also records `(consumer, event id)` in `processed_events`, and a redelivered
-event finds its row and is skipped. Other handlers must be idempotent by themselves.
+transaction that also records `(consumer, event id)` in the ledger (`maestrale.platform.ledger`),
+and a redelivered event finds its row and is skipped. Other handlers must be idempotent by themselves.
 
 What a handler's exception does (the rule lives in `maestrale.bus.failures`, for every transport):
 
@@ -32,53 +32,19 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TypedDict, Unpack
 
-from sqlalchemy import Connection, Engine, delete, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine
 
 from maestrale.bus.events import CloudEvent, parse_event
 from maestrale.bus.failures import is_permanent, is_transient
 from maestrale.bus.transport import Delivery, RetryPolicy, Transport
-from maestrale.db import HEAD_REVISION, current_revision, ensure_schema, writer
-from maestrale.registry.schema import processed_events
+from maestrale.platform.db import HEAD_REVISION, current_revision, ensure_schema, writer
+from maestrale.platform.ledger import mark_processed
 
 log = logging.getLogger(__name__)
 Handler = Callable[[CloudEvent], None]
 TransactionalHandler = Callable[[CloudEvent, Connection], None]
-
-
-def already_processed(conn: Connection, consumer: str, event_id: str) -> bool:
-    """True when `consumer` already applied `event_id` (read inside the effect's transaction)."""
-    q = select(processed_events.c.event_id).where(
-        processed_events.c.consumer == consumer, processed_events.c.event_id == event_id
-    )
-    return conn.execute(q).first() is not None
-
-
-def mark_processed(conn: Connection, consumer: str, event_id: str) -> bool:
-    """Record `event_id` as applied by `consumer` in the caller's transaction; False if it already was.
-
-    Call it first in the transaction of the effect: `if not mark_processed(conn, "monitor", ev.id):
-    return`. Concurrent duplicates queue on the primary key, so exactly one of them gets True.
-    """
-    row = {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)}
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        stmt = dialect_insert(processed_events).values(**row).on_conflict_do_nothing()
-        return conn.execute(stmt).rowcount == 1
-    if already_processed(conn, consumer, event_id):
-        return False
-    conn.execute(insert(processed_events).values(**row))
-    return True
-
-
-def forget_processed(engine: Engine, before: datetime) -> int:
-    """Delete ledger rows older than `before` (keep longer than any redelivery can take); returns count."""
-    with writer(engine).begin() as conn:
-        return conn.execute(delete(processed_events).where(processed_events.c.processed_at < before)).rowcount
 
 
 class ConsumerOptions(TypedDict, total=False):

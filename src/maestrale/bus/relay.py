@@ -1,4 +1,4 @@
-"""The outbox relay: publishes the registry's outbox to the bus, marking rows sent only once confirmed.
+"""The outbox relay: publishes the database's outbox to the bus, marking rows sent only once confirmed.
 
 >>> from maestrale.bus import OutboxRelay, get_transport
 >>> relay = OutboxRelay("sqlite:////tmp/doc-registry.db", get_transport("memory://"))
@@ -42,17 +42,17 @@ class OutboxSource(Protocol):
 
 class _EngineOutbox:
     def __init__(self, engine: Engine) -> None:
-        from maestrale.db import writer
+        from maestrale.platform.db import writer
 
         self.engine, self.write_engine = engine, writer(engine)
 
     def pending_events(self, limit: int = 500) -> list[dict[str, Any]]:
-        from maestrale.registry.outbox import pending_events
+        from maestrale.platform.outbox import pending_events
 
         return pending_events(self.engine, limit)
 
     def mark_sent(self, event_ids: list[str]) -> None:
-        from maestrale.registry.outbox import mark_sent
+        from maestrale.platform.outbox import mark_sent
 
         mark_sent(self.write_engine, event_ids)
 
@@ -60,7 +60,7 @@ class _EngineOutbox:
 def outbox_source(source: Any) -> OutboxSource:
     """An outbox from a database URL, an Engine, a `SqlStore` or an embedded `Registry`."""
     if isinstance(source, str):
-        from maestrale.db import ensure_schema
+        from maestrale.platform.db import ensure_schema
 
         return _EngineOutbox(ensure_schema(source))
     if isinstance(source, Engine):

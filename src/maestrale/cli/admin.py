@@ -107,7 +107,7 @@ def db_upgrade(
 
     Example: MAESTRALE_DATABASE_URL=postgresql+psycopg://maestrale@db/maestrale maestrale db upgrade
     """
-    from maestrale.db import HEAD_REVISION, current_revision, get_engine, upgrade
+    from maestrale.platform.db import HEAD_REVISION, current_revision, get_engine, upgrade
 
     url = _database_url(_settings())
     before = current_revision(get_engine(url))
@@ -126,7 +126,7 @@ def db_current(json_output: JsonFlag = False) -> None:
 
     Example: maestrale db current --json
     """
-    from maestrale.db import HEAD_REVISION, current_revision, get_engine
+    from maestrale.platform.db import HEAD_REVISION, current_revision, get_engine
 
     url = _database_url(_settings())
     rev = current_revision(get_engine(url))

@@ -1,12 +1,16 @@
-"""Alembic environment: runs migrations on the URL set by `maestrale.db.alembic_config`."""
+"""Alembic environment: runs migrations on the URL set by `maestrale.platform.db.alembic_config`."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from maestrale.monitoring import schema as _monitoring  # noqa: F401 - registers its tables
-from maestrale.registry.schema import metadata
+# Every component's tables module registers its tables on the shared metadata: one history for all.
+from maestrale import tokens as _tokens  # noqa: F401
+from maestrale.monitoring import schema as _monitoring  # noqa: F401
+from maestrale.platform.tables import metadata
+from maestrale.registry import schema as _registry  # noqa: F401
+from maestrale.training import tables as _training  # noqa: F401
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from maestrale.monitoring import schema as t
 from maestrale.monitoring.performance import parse_window
-from maestrale.registry.outbox import aware
+from maestrale.platform.clock import aware
 
 if TYPE_CHECKING:
     from maestrale.monitoring.conditions import Breach

@@ -33,7 +33,7 @@ from maestrale.monitoring.episodes import update_episodes
 from maestrale.monitoring.performance import PerformanceReport, parse_window, performance
 from maestrale.monitoring.policy import Condition, Policy, default_policy, policy_for
 from maestrale.monitoring.retrain import moved_spec
-from maestrale.registry.outbox import add_event
+from maestrale.platform.outbox import add_event
 
 if TYPE_CHECKING:
     from maestrale.monitoring.promotion import Comparison

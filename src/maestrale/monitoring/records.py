@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 
 from maestrale.monitoring import schema as t
-from maestrale.registry.outbox import aware
+from maestrale.platform.clock import aware
 
 
 class MonitorRecords:

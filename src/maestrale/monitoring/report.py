@@ -80,7 +80,7 @@ def _coverage(store: MonitorStore, model: str) -> tuple[datetime | None, datetim
     from sqlalchemy import func, select
 
     from maestrale.monitoring import schema as t
-    from maestrale.registry.outbox import aware
+    from maestrale.platform.clock import aware
 
     p = t.predictions
     q = select(func.min(p.c.target_time), func.max(p.c.target_time), func.count()).where(p.c.model == model)

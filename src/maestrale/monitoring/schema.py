@@ -1,7 +1,7 @@
 """SQL tables of the monitor: logged predictions, late actuals, evaluations, breaches, episodes, decisions.
 
 They share the registry's `MetaData` (one database, one Alembic history). Times are stored in UTC;
-SQLite hands them back naive and `maestrale.registry.outbox.aware` restores the zone.
+SQLite hands them back naive and `maestrale.platform.clock.aware` restores the zone.
 
 The indexes serve the two hot queries: "the predictions of model M whose target time falls in
 [t0, t1)" (`ix_predictions_model_target`) and the join of each prediction with the actual of the
@@ -25,7 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from maestrale.registry.schema import metadata
+from maestrale.platform.tables import metadata
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")

@@ -25,7 +25,6 @@ from sqlalchemy import (
     select,
 )
 
-from maestrale.db import ensure_schema, writer
 from maestrale.monitoring import schema as t
 from maestrale.monitoring._bulk import (
     _PREDICTION_COLUMNS,
@@ -42,7 +41,8 @@ from maestrale.monitoring.ingest import (
     validate_actuals,
 )
 from maestrale.monitoring.records import MonitorRecords
-from maestrale.registry.outbox import aware
+from maestrale.platform.clock import aware
+from maestrale.platform.db import ensure_schema, writer
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -8,9 +8,10 @@ from sqlalchemy import delete, insert, select, update
 
 from maestrale.errors import Conflict, InvalidInput, NotFound
 from maestrale.limits import MAX_VERSION
+from maestrale.platform.clock import aware, utcnow
+from maestrale.platform.outbox import add_event
 from maestrale.refs import DEFAULT_ALIAS, validate_name
 from maestrale.registry import schema as s
-from maestrale.registry.outbox import add_event, aware, utcnow
 from maestrale.registry.types import AliasChange
 
 
@@ -79,9 +80,9 @@ class AliasOps:
                 "actor": actor,
                 "reason": reason,
             }
-            add_event(conn, "maestrale.model.alias_set", name, data)
+            add_event(conn, "maestrale.model.alias_set", name, data, source=s.EVENT_SOURCE)
             if alias == DEFAULT_ALIAS and prev != version:
-                add_event(conn, "maestrale.model.promoted", name, data)
+                add_event(conn, "maestrale.model.promoted", name, data, source=s.EVENT_SOURCE)
         return AliasChange(
             name=name, alias=alias, version=version, previous_version=prev, actor=actor, reason=reason, at=now
         )
@@ -111,6 +112,7 @@ class AliasOps:
                 "maestrale.model.alias_deleted",
                 name,
                 {"name": name, "alias": alias, "previous_version": prev, "actor": actor},
+                source=s.EVENT_SOURCE,
             )
         return AliasChange(name=name, alias=alias, version=None, previous_version=prev, actor=actor, at=now)
 

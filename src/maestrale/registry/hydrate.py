@@ -16,8 +16,8 @@ from pydantic import TypeAdapter
 from sqlalchemy import Connection, Row, case, func, literal, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from maestrale.platform.clock import aware
 from maestrale.registry import schema as s
-from maestrale.registry.outbox import aware
 from maestrale.registry.types import ModelVersion, RegisteredModel
 
 # Left out of list/search summaries; `get_version` (or `full=True`) returns them.

@@ -1,7 +1,11 @@
-"""SQL schema of the registry, tokens, the event outbox and the bus's processed events (Core tables).
+"""SQL schema of the registry: models, versions, their key/value params, metrics and tags, aliases, lineage.
 
-Alembic migrations under `maestrale/migrations` create these; this module is what the code
-queries. Params, metrics and tags live in key/value tables so search can filter on any key.
+The tables sit on the shared `maestrale.platform.tables.metadata`; Alembic
+migrations under `maestrale/migrations` create them. Params, metrics and tags live in key/value
+tables so search can filter on any key.
+
+>>> versions.c.artifact_sha256.type.length
+64
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
 
-metadata = MetaData()
+from maestrale.platform.tables import metadata
+
+#: The CloudEvents `source` of what the registry writes to the outbox.
+EVENT_SOURCE = "maestrale/registry"
 
 models = Table(
     "models",
@@ -140,65 +146,4 @@ lineage = Table(
     Column("target", Text, nullable=False),
     Column("detail", JSON, nullable=True),
     Index("ix_lineage_version", "version_id"),
-)
-
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("event_id", String(36), nullable=False, unique=True),
-    Column("type", String(128), nullable=False),
-    Column("source", String(256), nullable=False),
-    Column("subject", String(128), nullable=True),
-    Column("time", DateTime(timezone=True), nullable=False),
-    Column("data", JSON, nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Index("ix_outbox_unsent", "sent_at", "id"),
-)
-
-# Events a bus consumer has applied (maestrale.bus.consumer): recording one in the transaction of
-# its effect makes an at-least-once delivery take effect once.
-processed_events = Table(
-    "processed_events",
-    metadata,
-    Column("consumer", String(128), primary_key=True),
-    Column("event_id", String(64), primary_key=True),
-    Column("processed_at", DateTime(timezone=True), nullable=False),
-    Index("ix_processed_events_at", "processed_at"),
-)
-
-trainings = Table(
-    "trainings",
-    metadata,
-    Column("id", String(64), primary_key=True),  # the request id
-    Column("name", String(128), nullable=False),
-    Column("fleet_id", String(64), nullable=True),
-    Column("status", String(16), nullable=False),  # queued | started | completed | failed | cancelled
-    Column("spec", JSON, nullable=False),
-    Column("reason", Text, nullable=True),
-    Column("parent_version", Integer, nullable=True),
-    Column("requested_by", String(128), nullable=True),
-    Column("worker", String(128), nullable=True),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("version", Integer, nullable=True),
-    Column("metrics", JSON, nullable=True),
-    Column("error", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("ix_trainings_fleet", "fleet_id"),
-    Index("ix_trainings_name_created", "name", "created_at"),
-)
-
-tokens = Table(
-    "tokens",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("name", String(128), nullable=False),
-    Column("token_hash", String(64), nullable=False, unique=True),
-    Column("prefix", String(16), nullable=False),
-    Column("scopes", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("created_by", String(128), nullable=True),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
 )

@@ -13,14 +13,15 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from maestrale.db import ensure_schema, writer
 from maestrale.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
 from maestrale.limits import text_problem
+from maestrale.platform.clock import utcnow
+from maestrale.platform.db import ensure_schema, writer
+from maestrale.platform.outbox import add_event, mark_sent, pending_events
 from maestrale.refs import ModelRef, validate_key, validate_name
 from maestrale.registry import schema as s
 from maestrale.registry.aliases import AliasOps
 from maestrale.registry.hydrate import hydrate_models, parse_documents, version_documents
-from maestrale.registry.outbox import add_event, mark_sent, pending_events, utcnow
 from maestrale.registry.rows import INSERT_VERSION, insert_details, version_row
 from maestrale.registry.search import check_like_pattern, decode_token, encode_token
 from maestrale.registry.searching import SearchOps, check_limit
@@ -142,7 +143,8 @@ class SqlStore(AliasOps, SearchOps):
             conn.execute(
                 update(s.models).where(s.models.c.id == row.id).values(archived=True, updated_at=utcnow())
             )
-            add_event(conn, "maestrale.model.archived", name, {"name": name, "actor": actor})
+            data = {"name": name, "actor": actor}
+            add_event(conn, "maestrale.model.archived", name, data, source=s.EVENT_SOURCE)
 
     # -- versions ---------------------------------------------------------------------------
     def create_version(
@@ -189,6 +191,7 @@ class SqlStore(AliasOps, SearchOps):
                     "reason": new.reason,
                     "created_by": new.created_by,
                 },
+                source=s.EVENT_SOURCE,
             )
         return ModelVersion(
             name=name,
@@ -334,6 +337,7 @@ class SqlStore(AliasOps, SearchOps):
                 "maestrale.model.version_archived",
                 name,
                 {"name": name, "version": number, "actor": actor},
+                source=s.EVENT_SOURCE,
             )
         return self.get_version(f"{name}:{number}")
 

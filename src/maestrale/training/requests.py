@@ -22,10 +22,11 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from sqlalchemy import insert, or_, select, update
 
-from maestrale.db import ensure_schema, writer
 from maestrale.errors import Conflict, InvalidInput, NotFound
-from maestrale.registry import schema as s
-from maestrale.registry.outbox import add_event, aware, utcnow
+from maestrale.platform.clock import aware, utcnow
+from maestrale.platform.db import ensure_schema, writer
+from maestrale.platform.outbox import add_event
+from maestrale.training.tables import trainings
 
 EVENT_SOURCE = "maestrale/training"
 Status = Literal["queued", "started", "completed", "failed", "cancelled"]
@@ -126,7 +127,7 @@ class TrainingRequests:
                 key = f"{idempotency_key}/{i}" if idempotency_key else request_id
                 body = member.model_dump(mode="json", exclude_none=True)
                 conn.execute(
-                    insert(s.trainings).values(
+                    insert(trainings).values(
                         id=request_id, name=member.name, fleet_id=fleet_id, status="queued", spec=body,
                         reason=reason, parent_version=parent_version, requested_by=requested_by,
                         attempts=0, created_at=now, updated_at=now,
@@ -148,7 +149,7 @@ class TrainingRequests:
     def get(self, request_id: str) -> TrainingRecord:
         """One request; NotFound names it."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(s.trainings).where(s.trainings.c.id == request_id)).first()
+            row = conn.execute(select(trainings).where(trainings.c.id == request_id)).first()
         if row is None:
             raise NotFound(f"training request {request_id!r} not found")
         return _record(row)
@@ -164,7 +165,7 @@ class TrainingRequests:
         """Requests, newest first, optionally of one fleet, one model or in one status."""
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"unknown training status {status!r}: use one of {', '.join(STATUSES)}")
-        t = s.trainings
+        t = trainings
         q = select(t).order_by(t.c.created_at.desc(), t.c.id).limit(limit)
         if fleet_id:
             q = q.where(t.c.fleet_id == fleet_id)
@@ -184,7 +185,7 @@ class TrainingRequests:
         ref = ref.strip()
         if not ref or len(ref) > 64 or not ref.isprintable():  # ids are at most 64 printable characters
             raise NotFound(f"no training request or fleet {ref[:80]!r}: `maestrale train list` shows the ids")
-        t = s.trainings
+        t = trainings
         with self.engine.connect() as conn:
             rows = conn.execute(select(t).where(or_(t.c.id == ref, t.c.fleet_id == ref))).all()
             start = ref.lower()  # ids are UUIDs: hex digits and dashes cannot hold a LIKE wildcard
@@ -209,7 +210,7 @@ class TrainingRequests:
     def status(self, request_id: str) -> str | None:
         """The status of one request (one cheap read: a running training polls it), None if unknown."""
         with self.engine.connect() as conn:
-            return conn.execute(select(s.trainings.c.status).where(s.trainings.c.id == request_id)).scalar()
+            return conn.execute(select(trainings.c.status).where(trainings.c.id == request_id)).scalar()
 
     def cancel(self, ref: str, by: str | None = None) -> builtins.list[TrainingRecord]:
         """Cancel the request `ref` (or every unfinished member of the fleet it names); returns them.
@@ -225,7 +226,7 @@ class TrainingRequests:
                 f"training {ref!r} is already {states}: only a queued or started request can be cancelled"
             )
         error = f"cancelled by {by}" if by else "cancelled"
-        t = s.trainings
+        t = trainings
         with self.write_engine.begin() as conn:  # only what is still unfinished: a worker may finish first
             conn.execute(
                 update(t).where(t.c.id.in_(todo), t.c.status.in_(("queued", "started")))
@@ -237,10 +238,10 @@ class TrainingRequests:
         """Track a request that arrived without a row (published by a plain AMQP client)."""
         now = utcnow()
         with self.write_engine.begin() as conn:
-            exists = conn.execute(select(s.trainings.c.id).where(s.trainings.c.id == req.request_id)).first()
+            exists = conn.execute(select(trainings.c.id).where(trainings.c.id == req.request_id)).first()
             if exists is None:
                 conn.execute(
-                    insert(s.trainings).values(
+                    insert(trainings).values(
                         id=req.request_id, name=name, fleet_id=req.fleet_id, status="queued", spec=req.spec,
                         reason=req.reason, parent_version=req.parent_version, requested_by=req.requested_by,
                         attempts=0, created_at=now, updated_at=now,
@@ -250,14 +251,12 @@ class TrainingRequests:
     def _update(self, request_id: str, **values: Any) -> None:
         with self.write_engine.begin() as conn:
             conn.execute(
-                update(s.trainings)
-                .where(s.trainings.c.id == request_id)
-                .values(updated_at=utcnow(), **values)
+                update(trainings).where(trainings.c.id == request_id).values(updated_at=utcnow(), **values)
             )
 
     def started(self, request_id: str, worker: str, attempt: int) -> bool:
         """A worker took the request (again, after a redelivery); False if it was cancelled meanwhile."""
-        t = s.trainings
+        t = trainings
         with self.write_engine.begin() as conn:
             taken = conn.execute(
                 update(t).where(t.c.id == request_id, t.c.status != "cancelled")
@@ -271,7 +270,7 @@ class TrainingRequests:
 
     def failed(self, request_id: str, error: str, attempts: int) -> None:
         """The request failed for good (a cancelled one keeps its status and why)."""
-        t = s.trainings
+        t = trainings
         with self.write_engine.begin() as conn:
             conn.execute(
                 update(t).where(t.c.id == request_id, t.c.status != "cancelled")

@@ -1,4 +1,4 @@
-"""Database engines and schema migrations shared by the registry, tokens and (later) the monitor.
+"""Database engines and the migration glue shared by every component (registry, training, monitor, tokens).
 
 SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` for write transactions so concurrent
 writers queue instead of failing; PostgreSQL gets row locks from the statements themselves.
@@ -23,7 +23,8 @@ from maestrale.errors import BackendUnavailable, ConfigError
 
 # Bumped by every new migration; lets start-up skip importing Alembic when the schema is current.
 HEAD_REVISION = "0004"
-_MIGRATIONS = Path(__file__).parent / "migrations"
+# one Alembic history for the whole schema, whichever component owns a table
+_MIGRATIONS = Path(__file__).parent.parent / "migrations"
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
 

@@ -1,38 +1,32 @@
 """The transactional outbox: events written with the change they announce, published later by the bus.
 
 An event is a CloudEvents 1.0 dict; `add_event` must run inside the caller's write transaction so the
-event exists if and only if the change committed.
+event exists if and only if the change committed. Any component with a database writes to it (the
+registry, training requests, the monitor); `maestrale.bus.relay` publishes it.
+
+>>> with writer(engine).begin() as conn:  # doctest: +SKIP
+...     add_event(conn, "maestrale.model.archived", "pv", {"name": "pv"}, source="maestrale/registry")
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from maestrale.registry import schema as s
+from maestrale.platform.clock import aware, utcnow
+from maestrale.platform.tables import outbox
 
-EVENT_SOURCE = "maestrale/registry"
-_INSERT_EVENT = insert(s.outbox)
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now, the only clock the store uses."""
-    return datetime.now(UTC)
+_INSERT_EVENT = insert(outbox)
 
 
-def aware(dt: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything is stored in UTC."""
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+def add_event(conn: Connection, type_: str, subject: str | None, data: dict[str, Any], *, source: str) -> str:
+    """Write a CloudEvent into the outbox inside the caller's transaction; returns its id.
 
-
-def add_event(
-    conn: Connection, type_: str, subject: str | None, data: dict[str, Any], source: str = EVENT_SOURCE
-) -> str:
-    """Write a CloudEvent into the outbox inside the caller's transaction; returns its id."""
+    `source` names the producer (`maestrale/registry`, `maestrale/monitor`, ...), as CloudEvents asks.
+    """
     event_id = str(uuid.uuid4())
     conn.execute(
         _INSERT_EVENT,
@@ -53,7 +47,7 @@ def pending_events(engine: Engine, limit: int = 500) -> list[dict[str, Any]]:
     """Unsent events, oldest first, as CloudEvents dicts."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(s.outbox).where(s.outbox.c.sent_at.is_(None)).order_by(s.outbox.c.id).limit(limit)
+            select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
         ).all()
     return [
         {
@@ -75,4 +69,4 @@ def mark_sent(engine: Engine, event_ids: Iterable[str]) -> None:
     ids = list(event_ids)
     if ids:
         with engine.begin() as conn:
-            conn.execute(update(s.outbox).where(s.outbox.c.event_id.in_(ids)).values(sent_at=utcnow()))
+            conn.execute(update(outbox).where(outbox.c.event_id.in_(ids)).values(sent_at=utcnow()))
