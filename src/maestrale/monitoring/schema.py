@@ -163,3 +163,14 @@ monitor_state = Table(
     Column("challenger_min_samples", Integer, nullable=True),  # the policy's promotion.min_samples
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# One row per model, locked (`SELECT … FOR UPDATE SKIP LOCKED`) by the monitor evaluating it, so several
+# monitors share a fleet on PostgreSQL (`maestrale.monitoring.leases`). The lock is the lease; the
+# columns only say who took it last.
+monitor_leases = Table(
+    "monitor_leases",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("holder", String(128), nullable=True),  # host:pid of the monitor that took it last
+    Column("taken_at", DateTime(timezone=True), nullable=True),
+)

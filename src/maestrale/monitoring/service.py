@@ -169,7 +169,10 @@ class MonitorService:
         assert self.interval is not None
         while not self._stop.wait(self.interval):
             with self._tick_lock:
-                self.monitor.tick()
+                try:
+                    self.monitor.tick()
+                except Exception:  # the database away for a moment must not end the evaluations for good
+                    log.exception("the evaluation round failed; the next one runs in %g s", self.interval)
 
     def start(self) -> MonitorService:
         """Start consuming, evaluating (if `interval`) and relaying."""
