@@ -5,14 +5,13 @@ answers 400 instead of letting the database fail with an overflow or a malformed
 
 >>> json_problem({"estimator": {"params": {"alpha": float("nan")}}}, "spec")
 'spec.estimator.params.alpha is NaN: only finite numbers can be stored (leave the value out or use null)'
->>> parse_duration("36h")
-datetime.timedelta(days=1, seconds=43200)
+>>> check_int(3, "version")
+3
 """
 
 from __future__ import annotations
 
 import math
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -25,12 +24,10 @@ MIN_INT64, MAX_INT64 = -(2**63), 2**63 - 1
 MAX_OFFSET = MAX_INT32
 #: JSON documents (spec, profile, lineage detail) nest no deeper than this.
 MAX_JSON_DEPTH = 64
-#: The longest window, lag or test period anywhere (policies, monitoring queries, training specs).
+#: The longest window, lag or test period anywhere (policies, monitoring queries, training specs);
+#: `maestrale.vocabulary.parse_duration` enforces it.
 MAX_DURATION = timedelta(days=3650)
 MAX_DURATION_LABEL = "3650D (10 years)"
-
-DURATION_UNITS = {"min": 60, "s": 1, "h": 3600, "D": 86400, "d": 86400, "W": 604800, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(min|s|h|D|d|W|w)\s*$")
 
 
 def check_int(value: int, what: str, lo: int = 1, hi: int = MAX_INT32) -> int:
@@ -122,21 +119,3 @@ def check_json(value: Any, path: str) -> Any:
     if problem:
         raise ValueError(problem)
     return value
-
-
-def parse_duration(text: str, what: str = "duration") -> timedelta:
-    """ "7D", "36h", "90min", "2W", "30s" → timedelta, at most `MAX_DURATION` (`what` names it in errors).
-
-    >>> parse_duration("99999999999D", "window")
-    Traceback (most recent call last):
-    ValueError: '99999999999D' is longer than the maximum window, 3650D (10 years): use a shorter one
-    """
-    m = _DURATION.match(text) if isinstance(text, str) else None
-    if m is None:
-        raise ValueError(f"{text!r} is not a {what}: write a number and a unit, e.g. 7D, 36h, 90min")
-    seconds = float(m[1]) * DURATION_UNITS[m[2]]
-    if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(
-            f"{text.strip()!r} is longer than the maximum {what}, {MAX_DURATION_LABEL}: use a shorter one"
-        )
-    return timedelta(seconds=seconds)

@@ -13,11 +13,11 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from maestrale.limits import MAX_DURATION, check_int, json_problem, parse_duration
-from maestrale.monitoring.performance import parse_window
+from maestrale.limits import MAX_DURATION, check_int, json_problem
 from maestrale.stats.profile import column_profile, reference_profile
 from maestrale.training.spec import SpecError, load_spec
 from maestrale.training.trainer import _param_value
+from maestrale.vocabulary import parse_duration, parse_window
 
 SPEC = """\
 name: pv-nrel-50

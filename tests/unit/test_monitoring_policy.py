@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from maestrale.monitoring.ingest import validate_actuals, validate_predictions
-from maestrale.monitoring.performance import horizon_bucket, parse_window, window_label, window_metrics
+from maestrale.monitoring.performance import horizon_bucket, window_label, window_metrics
 from maestrale.monitoring.policy import PolicyError, Promotion, Retrain, default_policy, load_policy
 from maestrale.monitoring.promotion import compare
 from maestrale.monitoring.retrain import moved_spec
+from maestrale.vocabulary import parse_window
 
 
 def test_default_policy_is_valid_and_retrains_only_on_performance():

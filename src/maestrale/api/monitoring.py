@@ -40,9 +40,10 @@ from maestrale.api.monitoring_schemas import (
 from maestrale.errors import InvalidInput, NotFound, PayloadTooLarge
 from maestrale.limits import MAX_VERSION
 from maestrale.monitoring import ingest
-from maestrale.monitoring.performance import parse_window, performance
+from maestrale.monitoring.performance import performance
 from maestrale.monitoring.policy import PolicyError, load_policy, parse_policy
 from maestrale.monitoring.store import MonitorStore
+from maestrale.vocabulary import parse_window, persistence_lag
 
 router = APIRouter(prefix="/api/v1/monitoring", tags=["monitoring"])
 Limit = Annotated[int, Query(ge=1, le=10_000)]
@@ -132,12 +133,10 @@ def _live_performance(
         except NotFound:
             mv = None  # not registered here: figures without capacity or training ratios
     spec = (mv.spec if mv is not None else None) or {}
-    # the same persistence lag the monitor uses for skill (the spec's baseline, default 24 h)
-    lag = ((spec.get("baselines") or {}).get("persistence") or {}).get("lag", "24h")
     as_of = as_of or store.data_time(name) or datetime.now(UTC)
     report = performance(
         store, name, as_of, window, version=version, capacity=spec.get("capacity"),
-        training=mv.metrics if mv is not None else None, persistence_lag=parse_window(lag),
+        training=mv.metrics if mv is not None else None, persistence_lag=persistence_lag(spec),
     )  # fmt: skip
     return EvaluationPoint(
         as_of=as_of, version=version or 0, window=report.window, n=report.n, values=report.as_dict()

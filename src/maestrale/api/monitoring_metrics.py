@@ -16,9 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from maestrale.monitoring.store import MonitorStore
-
-#: Metrics of a performance evaluation exposed as `maestrale_monitor_metric{metric=…}`.
-GAUGE_METRICS = ("mae", "rmse", "bias", "nbias", "nmae", "nrmse", "mape", "skill")
+from maestrale.vocabulary import METRICS
 
 
 def _ts(value: datetime) -> float:
@@ -88,7 +86,7 @@ class MonitorCollector(Collector):
             if row["kind"] == "performance":
                 samples.add_metric([model, version, window], float(row["n"]))
                 overall = values.get("overall", {})
-                for name in GAUGE_METRICS:
+                for name in METRICS:  # every metric a performance evaluation scores
                     if isinstance(overall.get(name), int | float):
                         metric.add_metric([model, version, window, name], float(overall[name]))
                 for name, value in (values.get("ratios") or {}).items():

@@ -104,7 +104,7 @@ def headline(perf: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
         return None, None
     if STATUS_WINDOW in perf:
         return STATUS_WINDOW, perf[STATUS_WINDOW]
-    from maestrale.monitoring.performance import parse_window
+    from maestrale.vocabulary import parse_window
 
     window = max(perf, key=parse_window)
     return window, perf[window]

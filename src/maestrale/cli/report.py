@@ -49,10 +49,10 @@ def report(
 
     from maestrale.cli.models import open_registry
     from maestrale.config import load_settings
-    from maestrale.monitoring.performance import parse_window
     from maestrale.monitoring.report import collect, render, require_matplotlib
     from maestrale.monitoring.store import MonitorStore
     from maestrale.refs import validate_name
+    from maestrale.vocabulary import parse_window
 
     validate_name(name)
     require_matplotlib()  # fail before reading anything, with the install hint

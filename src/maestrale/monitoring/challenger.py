@@ -22,9 +22,9 @@ from sqlalchemy import select
 
 from maestrale.errors import NotFound
 from maestrale.monitoring import schema as t
-from maestrale.monitoring.performance import parse_window
 from maestrale.monitoring.policy import Policy, policy_for
 from maestrale.monitoring.promotion import Comparison, challenger_inputs, compare
+from maestrale.vocabulary import parse_window
 
 if TYPE_CHECKING:
     from maestrale.monitoring.monitor import EvaluationResult

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from maestrale.monitoring.performance import PerformanceReport, parse_window
+from maestrale.monitoring.performance import PerformanceReport
 from maestrale.monitoring.policy import Condition
+from maestrale.vocabulary import parse_window
 
 if TYPE_CHECKING:
     from maestrale.monitoring.store import MonitorStore

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, insert, select, update
 
 from maestrale.monitoring import schema as t
-from maestrale.monitoring.performance import parse_window
 from maestrale.platform.clock import aware
+from maestrale.vocabulary import parse_window
 
 if TYPE_CHECKING:
     from maestrale.monitoring.conditions import Breach

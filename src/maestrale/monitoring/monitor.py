@@ -30,10 +30,11 @@ from maestrale.errors import NotFound
 from maestrale.monitoring.challenger import CHALLENGER, CHAMPION, ChallengerMixin  # noqa: F401 (re-exported)
 from maestrale.monitoring.conditions import Breach, check_condition, window_drift
 from maestrale.monitoring.episodes import update_episodes
-from maestrale.monitoring.performance import PerformanceReport, parse_window, performance
+from maestrale.monitoring.performance import PerformanceReport, performance
 from maestrale.monitoring.policy import Condition, Policy, default_policy, policy_for
 from maestrale.monitoring.retrain import moved_spec
 from maestrale.platform.outbox import add_event
+from maestrale.vocabulary import parse_window, persistence_lag
 
 if TYPE_CHECKING:
     from maestrale.monitoring.promotion import Comparison
@@ -189,14 +190,13 @@ class Monitor(ChallengerMixin):
         mv = self.serving_version(model)
         spec = mv.spec or {}
         capacity = spec.get("capacity")
-        lag = (spec.get("baselines") or {}).get("persistence", {}) or {}
-        lag_td = parse_window(lag.get("lag", "24h")) if lag is not None else None
+        lag = persistence_lag(spec)  # skill against the reference the version was trained against
         perf: dict[str, PerformanceReport] = {}
         drift: dict[str, dict[str, Any]] = {}
         for window in dict.fromkeys(c.window for c in policy.conditions if c.metric):
             perf[window] = performance(
                 self.store, model, as_of, window, version=mv.version, capacity=capacity,
-                training=mv.metrics, persistence_lag=lag_td,
+                training=mv.metrics, persistence_lag=lag,
             )  # fmt: skip
         for c in policy.conditions:
             if c.drift and c.window not in drift:

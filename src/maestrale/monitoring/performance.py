@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from maestrale.limits import parse_duration
 from maestrale.stats.metrics import energy_metrics
+from maestrale.vocabulary import parse_window
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,18 +36,6 @@ HORIZON_BUCKETS: tuple[tuple[float, str], ...] = (
 )
 #: Metrics compared with the version's training (holdout) metrics as a ratio production / training.
 RATIO_METRICS = ("mae", "rmse", "nmae", "nrmse")
-
-
-def parse_window(window: str | timedelta) -> timedelta:
-    """ "7D", "36h", "90min", "2W" → timedelta (as in the policy files), at most `MAX_DURATION` (10 years).
-
-    >>> parse_window("7D"), parse_window("36h")
-    (datetime.timedelta(days=7), datetime.timedelta(days=1, seconds=43200))
-    """
-    if isinstance(window, timedelta):
-        return window
-    # bounded: a window of 10**11 days overflows timedelta and every date computed from it
-    return parse_duration(window, "window")
 
 
 def window_label(window: str | timedelta) -> str:

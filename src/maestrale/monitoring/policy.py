@@ -28,9 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from maestrale import yamlsafe
 from maestrale.errors import InvalidInput
-from maestrale.monitoring.performance import parse_window
+from maestrale.vocabulary import ERROR_METRICS, METRICS, SampleWeight, parse_window
 
-PERFORMANCE_METRICS = ("mae", "rmse", "bias", "nbias", "rbias", "mape", "nmae", "nrmse", "skill")
 DRIFT_METRICS = ("psi", "ks", "wasserstein", "js")
 Action = Literal["breach", "retrain"]
 
@@ -40,8 +39,8 @@ class _Strict(BaseModel):
 
 
 def _window(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a window: write a number and a unit, e.g. 7D, 36h")
+    if not isinstance(value, str):  # a number: say what the unit-less value lacks, as for a bad string
+        raise ValueError(f'{value!r} is not a window: write a number and a unit, e.g. "7D", "24h", "90min"')
     parse_window(value)
     return value.strip()
 
@@ -50,7 +49,7 @@ class Condition(_Strict):
     """One test: `metric` over `window` compared with exactly one threshold."""
 
     name: str = Field(min_length=1)
-    metric: str | None = Field(None, description="Performance metric: " + ", ".join(PERFORMANCE_METRICS))
+    metric: str | None = Field(None, description="Performance metric: " + ", ".join(METRICS))
     drift: str | None = Field(None, description="Drift statistic: " + ", ".join(DRIFT_METRICS))
     window: str = "7D"
     above: float | None = None
@@ -80,8 +79,8 @@ class Condition(_Strict):
             raise ValueError(
                 f"condition {self.name!r}: give exactly one of metric (e.g. nmae) or drift (e.g. psi)"
             )
-        if self.metric is not None and self.metric not in PERFORMANCE_METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}: use one of {', '.join(PERFORMANCE_METRICS)}")
+        if self.metric is not None and self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}: use one of {', '.join(METRICS)}")
         if self.drift is not None and self.drift not in DRIFT_METRICS:
             raise ValueError(f"unknown drift statistic {self.drift!r}: use one of {', '.join(DRIFT_METRICS)}")
         given = [
@@ -147,15 +146,6 @@ class Schedule(_Strict):
         return _window(v)
 
 
-class SampleWeight(_Strict):
-    half_life: str
-
-    @field_validator("half_life", mode="before")
-    @classmethod
-    def _check_half_life(cls, v: Any) -> str:
-        return _window(v)
-
-
 class Retrain(_Strict):
     """How the recorded spec is changed when the monitor asks for a retraining."""
 
@@ -189,7 +179,7 @@ class Promotion(_Strict):
     @field_validator("metric")
     @classmethod
     def _metric(cls, v: str) -> str:
-        if v not in PERFORMANCE_METRICS or v == "skill":
+        if v not in ERROR_METRICS:
             raise ValueError(f"promotion metric {v!r}: use an error metric, one of mae, rmse, nmae, nrmse")
         return v
 
@@ -197,10 +187,8 @@ class Promotion(_Strict):
     @classmethod
     def _guards(cls, v: dict[str, float]) -> dict[str, float]:
         for k, tol in v.items():
-            if k not in PERFORMANCE_METRICS or k == "skill":
-                raise ValueError(
-                    f"guardrail {k!r}: use one of mae, rmse, bias, nbias, rbias, nmae, nrmse, mape"
-                )
+            if k not in ERROR_METRICS:
+                raise ValueError(f"guardrail {k!r}: use one of {', '.join(ERROR_METRICS)}")
             if tol < 0:
                 raise ValueError(f"guardrail {k}: tolerance {tol} is negative; 0 means 'not worse at all'")
         return v

@@ -25,7 +25,7 @@ import numpy as np
 from maestrale.errors import NotFound
 from maestrale.monitoring import _plots
 from maestrale.monitoring._plots import PlotDependencyMissing, require_matplotlib
-from maestrale.monitoring.performance import parse_window
+from maestrale.vocabulary import parse_window
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,8 +16,8 @@ import copy
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from maestrale.monitoring.performance import parse_window
 from maestrale.monitoring.policy import Retrain
+from maestrale.vocabulary import parse_window
 
 
 def _moment(value: Any, end: bool) -> datetime | None:

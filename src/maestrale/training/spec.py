@@ -36,7 +36,6 @@ from pydantic import (
 )
 
 from maestrale.errors import InvalidInput, InvalidName
-from maestrale.limits import parse_duration
 from maestrale.refs import validate_name
 from maestrale.training.datasource import (
     DatasetSource,
@@ -47,10 +46,15 @@ from maestrale.training.datasource import (
     UriSource,
     dvc_url_parts,
 )
+from maestrale.vocabulary import (
+    DEFAULT_PERSISTENCE_LAG,
+    Duration,
+    SampleWeight,
+    TrainingMetric,
+    check_duration,
+)
 
-METRICS = ("mae", "rmse", "bias", "mape", "nmae", "nrmse", "skill")
 DATASETS = ("nrel_system50", "pvgis_italy_tmy")
-_DURATION_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(s|min|h|D|d|W|w)\s*$")
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -67,17 +71,8 @@ def _parse_moment(value: Any) -> Any:
     return value
 
 
-def _parse_duration(value: Any) -> Any:
-    if isinstance(value, str) and _DURATION_RE.match(value):
-        parse_duration(value)  # bounded (10 years): a longer one overflows every date computed from it
-        return value.strip()
-    raise ValueError(f'{value!r} is not a duration: write a number and a unit, e.g. "24h", "30D", "15min"')
-
-
 #: A date (a whole day) or a date-time; without a zone it is read in the data's time zone.
 Moment = Annotated[date | datetime, BeforeValidator(_parse_moment)]
-#: A pandas-style fixed duration: "24h", "30D", "15min", "1W".
-Duration = Annotated[str, BeforeValidator(_parse_duration)]
 Scalar = str | int | float | bool
 
 
@@ -105,7 +100,7 @@ class Backtest(StrictModel):
     def _size(cls, v: Any) -> Any:
         if isinstance(v, bool) or (isinstance(v, int) and v < 1):
             raise ValueError(f'{v!r} is not a test size: write a duration like "30D" or a row count like 720')
-        return v if isinstance(v, int) else _parse_duration(v)
+        return v if isinstance(v, int) else check_duration(v)
 
 
 class SplitSpec(StrictModel):
@@ -128,46 +123,10 @@ class SplitSpec(StrictModel):
     )
 
 
-class SampleWeight(StrictModel):
-    """Exponential recency weighting of the training rows of every fit (folds, holdout, refit).
-
-    A row `half_life` older than the newest row of its fit counts half, twice as old a quarter:
-    `weight = 0.5 ** ((t_last - t) / half_life)`. The estimator must take `fit(..., sample_weight=)`.
-
-    >>> SampleWeight.model_validate({"half_life": "7D"}).half_life
-    '7D'
-    """
-
-    half_life: Duration = Field(description='How long until a row counts half, e.g. "7D", "36h".')
-
-    @model_validator(mode="before")
-    @classmethod
-    def _mapping(cls, v: Any) -> Any:
-        # the nested key is easy to forget (`sample_weight: 7D`): say the whole form, not just "not a dict"
-        if not isinstance(v, dict):
-            raise ValueError(f'{v!r} is not a weighting: write sample_weight: {{half_life: "7D"}}')
-        if unknown := sorted(set(v) - {"half_life"}):
-            raise ValueError(
-                f"unknown field {unknown[0]!r}: sample_weight takes only half_life, "
-                'e.g. sample_weight: {half_life: "7D"}'
-            )
-        if "half_life" not in v:
-            raise ValueError('half_life is missing: write sample_weight: {half_life: "7D"}')
-        return v
-
-    @field_validator("half_life")
-    @classmethod
-    def _positive(cls, v: str) -> str:
-        # "0D" is a valid duration but would divide by zero: every row but the newest would weigh 0
-        if float(re.sub(r"[^\d.]", "", v)) <= 0:
-            raise ValueError(f'half_life {v!r} must be longer than zero, e.g. "7D"')
-        return v
-
-
 class Persistence(StrictModel):
     """Forecast = the target `lag` earlier (same hour yesterday for lag 24h)."""
 
-    lag: Duration = "24h"
+    lag: Duration = DEFAULT_PERSISTENCE_LAG
 
 
 class Climatology(StrictModel):
@@ -235,7 +194,7 @@ class TrainingSpec(StrictModel):
     )
     params: dict[str, Any] = Field(default_factory=dict)
     split: SplitSpec = Field(default_factory=SplitSpec)
-    metrics: list[Literal["mae", "rmse", "bias", "mape", "nmae", "nrmse", "skill"]] | None = None
+    metrics: list[TrainingMetric] | None = None
     baselines: Baselines = Field(default_factory=Baselines)
     capacity: float | None = Field(None, gt=0, description="Installed capacity, for nMAE and nRMSE.")
     tags: dict[str, str] = Field(default_factory=dict)
@@ -436,7 +395,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DATASETS",
-    "METRICS",
     "Backtest",
     "Baselines",
     "DataSource",
