@@ -22,14 +22,16 @@ One evaluation of a model, at the monitor's clock `as_of` (the latest target tim
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from maestrale.errors import NotFound
 from maestrale.monitoring.challenger import CHALLENGER, CHAMPION, ChallengerMixin  # noqa: F401 (re-exported)
 from maestrale.monitoring.conditions import Breach, check_condition, window_drift
 from maestrale.monitoring.episodes import update_episodes
+from maestrale.monitoring.leases import open_leases
 from maestrale.monitoring.performance import PerformanceReport, performance
 from maestrale.monitoring.policy import Condition, Policy, default_policy, policy_for
 from maestrale.monitoring.retrain import moved_spec
@@ -44,8 +46,11 @@ if TYPE_CHECKING:
     from maestrale.training.requests import TrainingRequests
 
 log = logging.getLogger(__name__)
+MAX_LOADED_MODELS = 16  # estimators kept loaded (challengers being judged), least recently used out
+MAX_CACHED_VERSIONS = 1_024
 MAX_BACKFILL_STEPS = 5_000  # about 14 years of daily evaluations in one call
 EVENT_SOURCE = "maestrale/monitor"
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -84,22 +89,27 @@ class Monitor(ChallengerMixin):
         self.registry = registry
         self.requests = requests
         self.policies = policies or [default_policy()]
-        self._versions: dict[str, ModelVersion] = {}
-        self._models: dict[str, Any] = {}
+        # bounded, least recently used first out: a fleet of thousands of models must not keep every
+        # estimator loaded (one can weigh hundreds of MB); a version's metadata is small but not tiny
+        self._versions: OrderedDict[str, ModelVersion] = OrderedDict()
+        self._models: OrderedDict[str, Any] = OrderedDict()
+        self.leases = open_leases(store.engine)  # who evaluates which model, among several monitors
 
     # -- versions and models, cached (versions are immutable) ------------------------------------
     def version(self, ref: str) -> ModelVersion:
         """Metadata of `NAME:VERSION` (cached) or of an alias (resolved each time)."""
         if ":" in ref and ref in self._versions:
+            self._versions.move_to_end(ref)
             return self._versions[ref]
         mv = self.registry.get_version(ref)
-        self._versions[mv.ref] = mv
+        _remember(self._versions, mv.ref, mv, MAX_CACHED_VERSIONS)
         return mv
 
     def _model(self, mv: ModelVersion) -> Any:
-        if mv.ref not in self._models:
-            self._models[mv.ref] = self.registry.load(mv.ref)
-        return self._models[mv.ref]
+        if mv.ref in self._models:
+            self._models.move_to_end(mv.ref)
+            return self._models[mv.ref]
+        return _remember(self._models, mv.ref, self.registry.load(mv.ref), MAX_LOADED_MODELS)
 
     def serving_version(self, model: str) -> ModelVersion:
         """The champion, or without one the version of the latest logged predictions."""
@@ -126,27 +136,47 @@ class Monitor(ChallengerMixin):
         return clock
 
     def tick(self) -> list[EvaluationResult]:
-        """Evaluate every model that is due; also promote or reject pending challengers."""
-        results = []
-        for model in self.awaiting_training():  # a finished retraining is the challenger at once
-            try:
-                self.adopt(model)
-            except Exception:
-                log.exception("adopting the retrained version of %s failed; retried next tick", model)
-        for model in self.store.models():
-            as_of = self.due(model)
-            if as_of is not None:
-                try:
-                    results.append(self.evaluate(model, as_of))
-                except Exception:  # one broken model must not stop the fleet's monitoring
-                    log.exception(
-                        "evaluating %s at %s failed; next try after the schedule period", model, as_of
-                    )
-                    # move its clock anyway: a model that cannot be evaluated (not registered, no
-                    # policy) is retried once per period, not on every tick
-                    with self.store._writer.begin() as conn:
-                        self.store.set_state(conn, model, as_of=as_of)
+        """Evaluate every model that is due; also promote or reject pending challengers.
+
+        Several monitors may tick over one database: each model is evaluated under its lease
+        (`maestrale.monitoring.leases`), a model leased by another monitor is skipped, and the schedule
+        is checked again once the lease is held, so a step another monitor just evaluated is not
+        evaluated twice. One model at a time, with its own queries: memory does not grow with the fleet.
+
+        >>> [r.model for r in monitor.tick()]  # doctest: +SKIP
+        ['pv-foggia', 'pv-torino']
+        """
+        results: list[EvaluationResult] = []
+        with self.leases.fleet() as ours:
+            if not ours:
+                log.info("another monitor is evaluating this SQLite database; this tick is skipped")
+                return results
+            for model in self.awaiting_training():  # a finished retraining is the challenger at once
+                with self.leases.hold(model) as held:
+                    try:
+                        if held:
+                            self.adopt(model)
+                    except Exception:
+                        log.exception("adopting the retrained version of %s failed; retried next tick", model)
+            for model in self.store.models():
+                if self.due(model) is None:  # most models, most ticks: no lease needed to know it
+                    continue
+                with self.leases.hold(model) as held:
+                    as_of = self.due(model) if held else None  # another monitor may have just evaluated it
+                    if as_of is not None:
+                        results.extend(self._evaluate_due(model, as_of))
         return results
+
+    def _evaluate_due(self, model: str, as_of: datetime) -> list[EvaluationResult]:
+        try:
+            return [self.evaluate(model, as_of)]
+        except Exception:  # one broken model must not stop the fleet's monitoring
+            log.exception("evaluating %s at %s failed; next try after the schedule period", model, as_of)
+            # move its clock anyway: a model that cannot be evaluated (not registered, no
+            # policy) is retried once per period, not on every tick
+            with self.store._writer.begin() as conn:
+                self.store.set_state(conn, model, as_of=as_of)
+            return []
 
     def backfill(self, model: str, start: datetime, end: datetime) -> list[EvaluationResult]:
         """Evaluate `model` at every step of its schedule from `start` to `end` (both included).
@@ -318,6 +348,15 @@ class Monitor(ChallengerMixin):
             return self.requests.get(request_id).done
         except NotFound:
             return True
+
+
+def _remember(cache: OrderedDict[str, _T], key: str, value: _T, size: int) -> _T:
+    """Put `value` in the LRU `cache`, dropping the least recently used entries beyond `size`."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+    return value
 
 
 def utcnow() -> datetime:
