@@ -174,6 +174,18 @@ class Settings(BaseSettings):
         ),
     )
 
+    # -- training workers (maestrale.training.threads) ----------------------------------------------
+    train_threads: int | None = Field(
+        default=None, ge=1, le=1024,
+        description="OpenMP/BLAS threads per training job; default: the worker's cores ÷ training slots on "
+        "the host (or pod).",
+    )  # fmt: skip
+    train_slots_dir: Path | None = Field(
+        default=None,
+        description="Folder where live workers hold one lock file per training slot, counted for the "
+        "thread budget (default: /dev/shm/maestrale-training-slots).",
+    )
+
     @field_validator("data_sources", "spec_env", "estimator_modules", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:

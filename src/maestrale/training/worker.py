@@ -11,6 +11,13 @@ with one log line and no traceback) unless its error is transient
 deterministic, so a spec, data or estimator parameter that failed once fails again. Transient
 errors are retried by the queue's policy (`maestrale.bus.topology.TRAINING`), then dead-lettered.
 
+Threads: each job gets a budget of OpenMP and BLAS threads, applied in its child with threadpoolctl:
+`MAESTRALE_TRAIN_THREADS` when set, else the cores this worker may use (its affinity, capped by its
+cgroup's CPU quota: a Kubernetes CPU limit counts) ÷ the training slots of live workers on the host
+(each worker holds `concurrency` lock files under `MAESTRALE_TRAIN_SLOTS_DIR`, default /dev/shm, which
+is per pod in Kubernetes). Without it each job started one thread per core, so N workers ran N × cores
+spinning OpenMP threads: 2 workers were 0.53x as fast as 1 on 2 cores (`maestrale.training.threads`).
+
 >>> worker = TrainingWorker(load_settings(), get_transport("amqp://guest:guest@localhost/"))  # doctest: +SKIP
 >>> worker.run()  # blocks; N processes with the same queue share the work  # doctest: +SKIP
 """
@@ -35,12 +42,22 @@ from maestrale.bus.transport import Transport
 from maestrale.config import Settings
 from maestrale.errors import BackendUnavailable, NotFound
 from maestrale.training.requests import CANCEL_POLL_S, TrainingRequests
+from maestrale.training.threads import TrainingSlots, available_cores, budget
 
 log = logging.getLogger(__name__)
 QUEUE = TRAINING.name
 SOURCE = "maestrale/training-worker"
 RETRY = TRAINING.retry  # retrying helps against a database or storage blip, never against a bad spec
-_PRELOAD = ["maestrale.training._preload"]
+# What a child would otherwise import per job (~200 ms of a 0.6 s job, bench/fleet_training.py): it
+# unpickles `_child` (this module), re-runs the parent's __main__ (the `maestrale` script imports
+# maestrale.cli.main; the fork server's own "__main__" preload never gets the path in CPython 3.11),
+# imports what `_child` imports, and the database driver. A missing optional module is skipped.
+_PRELOAD = [
+    "maestrale.training._preload", "maestrale.training.worker", "maestrale.cli.main",
+    "maestrale.training.specio", "maestrale.training.source_policy", "maestrale.training.threads",
+    "threadpoolctl", "fsspec", "fsspec.implementations.local",
+    "psycopg", "sqlalchemy.dialects.postgresql.psycopg",
+]  # fmt: skip
 _ctx: Any = None
 _ctx_lock = threading.Lock()
 
@@ -93,15 +110,19 @@ def _die_with_parent() -> None:
         pass  # not Linux: the hard time limit still applies
 
 
-def _child(pipe: Any, settings: dict[str, Any], spec: dict[str, Any], options: dict[str, Any]) -> None:
+def _child(
+    pipe: Any, settings: dict[str, Any], spec: dict[str, Any], options: dict[str, Any], threads: int | None
+) -> None:
     """Runs in the child process: train, register, send back the result or the error."""
     _die_with_parent()
-    threads = os.environ.get("MAESTRALE_TRAIN_THREADS")
-    if threads:  # e.g. cores ÷ workers per node, so N workers do not oversubscribe the CPUs
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(int(threads))
     try:
+        seen = None
+        if threads is not None:  # before anything is fitted: OpenMP and BLAS read the limit per call
+            from maestrale.training.threads import apply_budget
+
+            seen = apply_budget(threads)
+            # and for an OpenMP runtime that a custom estimator's module loads later
+            os.environ["OMP_NUM_THREADS"] = str(threads)
         from maestrale.config import Settings
         from maestrale.registry.client import Registry
         from maestrale.training.coderefs import trusted_modules
@@ -116,7 +137,7 @@ def _child(pipe: Any, settings: dict[str, Any], spec: dict[str, Any], options: d
             checked = spec_from_data(spec, source=f"of request {options.get('request_id') or '?'}")
             policy = SourcePolicy.from_settings(config)
             result = train(checked, Registry(settings=config), source_policy=policy, **options)
-        pipe.send(("ok", result.model_dump(mode="json")))
+        pipe.send(("ok", {**result.model_dump(mode="json"), "threads": seen}))
     except BaseException as exc:
         pipe.send(("error", (type(exc).__name__, str(exc), not is_transient(exc))))
     finally:
@@ -129,20 +150,23 @@ def train_in_child(
     *,
     time_limit_s: float | None,
     cancelled: Callable[[], bool] | None = None,
+    threads: int | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Train in a child process; the result's JSON, or `TrainingFailed` / `TrainingInterrupted`.
 
     `cancelled()` is asked every `CANCEL_POLL_S` seconds; when it says True the child is killed and
     `Cancelled` raised. Killing is safe at any point: a version is committed last, after its artifact.
+    `threads` limits OpenMP and BLAS in the child (None: their defaults); the result's `threads` says
+    what threadpoolctl reported there (`{"budget": 2, "openmp": [2], "blas": [2]}`).
 
-    >>> train_in_child(settings, spec, time_limit_s=600)["version"]  # doctest: +SKIP
+    >>> train_in_child(settings, spec, time_limit_s=600, threads=1)["version"]  # doctest: +SKIP
     3
     """
     ctx = _context()
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(
-        target=_child, args=(child, settings.model_dump(mode="json"), spec, options), daemon=True
+        target=_child, args=(child, settings.model_dump(mode="json"), spec, options, threads), daemon=True
     )
     proc.start()
     child.close()
@@ -204,6 +228,7 @@ class TrainingWorker:
         self.settings, self.transport = settings, transport
         self.worker_id = worker_id or f"{socket.gethostname()}/{os.getpid()}"
         self.default_time_limit_s = default_time_limit_s
+        self.slots = TrainingSlots(settings.train_slots_dir, concurrency)  # held while consuming
         SourcePolicy.from_settings(settings)  # a bad MAESTRALE_DATA_SOURCES fails at start, not per request
         self.requests = TrainingRequests(settings.database_url, settings.auto_upgrade)
         self.store = SqlStore(settings.database_url, settings.auto_upgrade)
@@ -212,6 +237,17 @@ class TrainingWorker:
             transport, TRAINING.name, self.handle, TRAINING.patterns, retry=TRAINING.retry,
             prefetch=concurrency, concurrency=concurrency, handler_name="maestrale.training.worker",
         )  # fmt: skip
+
+    def thread_budget(self) -> int:
+        """Threads for the next job: MAESTRALE_TRAIN_THREADS, else cores ÷ live training slots on the host.
+
+        Asked per job (two small file reads and a lock probe per slot), so a worker that starts or dies
+        on the host, or a resized pod, changes the next job's budget.
+        """
+        override = self.settings.train_threads
+        if override is not None:
+            return budget(override=override, cores=1, slots=1)
+        return budget(override=None, cores=available_cores(), slots=self.slots.count())
 
     def _publish(self, payload: Any, subject: str) -> None:
         self.transport.publish_event(CloudEvent.create(payload, subject=subject, source=SOURCE))
@@ -240,13 +276,14 @@ class TrainingWorker:
         limit = req.spec.get("time_limit_s")
         if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0:
             limit = self.default_time_limit_s  # a malformed value fails in the child's validation
+        threads = self.thread_budget()
         started = time.perf_counter()
         log.debug("request %s: bookkeeping before training %.3f s", req.request_id, started - t0)
         try:
             result = train_in_child(
                 self.settings, req.spec, time_limit_s=float(limit) * 1.1 + 5 if limit else None,
-                reason=req.reason, parent_version=req.parent_version, request_id=req.request_id,
-                idempotency_key=req.idempotency_key, reuse=req.reuse_unchanged,
+                threads=threads, reason=req.reason, parent_version=req.parent_version,
+                request_id=req.request_id, idempotency_key=req.idempotency_key, reuse=req.reuse_unchanged,
                 cancelled=lambda: self.requests.status(req.request_id) == "cancelled",
             )  # fmt: skip
         except Cancelled:
@@ -264,7 +301,8 @@ class TrainingWorker:
             raise  # the transport retries it, then dead-letters it
         t1 = time.perf_counter()
         reused = bool(result.get("reused"))  # an unchanged version given back: nothing was trained
-        self._finish(req, name, result["version"], result["metrics"], t1 - started, reused)
+        seen = result.get("threads")  # what threadpoolctl reported in the child, after the limit
+        self._finish(req, name, result["version"], result["metrics"], t1 - started, reused, seen)
         log.debug("request %s: training %.3f s, reporting %.3f s", req.request_id, t1 - started,
                   time.perf_counter() - t1)  # fmt: skip
 
@@ -279,7 +317,7 @@ class TrainingWorker:
 
     def _finish(
         self, req: TrainRequested, name: str, version: int, metrics: dict[str, float], duration: float,
-        reused: bool = False,
+        reused: bool = False, threads: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
         self.requests.completed(req.request_id, version, clean)
@@ -288,7 +326,11 @@ class TrainingWorker:
                            duration_s=round(duration, 4), reused=reused),
             name,
         )  # fmt: skip
-        log.info("training %s → %s:%d%s", req.request_id, name, version, " (unchanged: reused)" * reused)
+        n = (threads or {}).get("budget")
+        used = f" ({n} thread{'s' * (n != 1)})" if n else ""
+        # `threads` on the record: the child's threadpoolctl report, for log processors and tests
+        note = used + " (unchanged: reused)" * reused
+        log.info("training %s → %s:%d%s", req.request_id, name, version, note, extra={"threads": threads})
 
     def _fail(
         self, req: TrainRequested, name: str, exc: BaseException, attempt: int, quiet: bool = False
@@ -316,14 +358,20 @@ class TrainingWorker:
     def run(self, stop: threading.Event | None = None) -> None:
         """Consume until `stop` is set (reconnecting to the broker as needed)."""
         warm_up()  # the fork server's imports happen now, not inside the first request
-        self.consumer.run(stop)
+        self.slots.acquire()
+        try:
+            self.consumer.run(stop)
+        finally:
+            self.slots.release()
 
     def start(self) -> TrainingWorker:
         """Consume in a background thread (embedded mode)."""
         warm_up()
+        self.slots.acquire()
         self.consumer.start()
         return self
 
     def stop(self) -> None:
         """Stop consuming; a running training finishes first."""
         self.consumer.stop()
+        self.slots.release()
