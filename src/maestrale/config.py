@@ -19,18 +19,26 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from maestrale.errors import ConfigError
+from maestrale.vocabulary import parse_duration
 
 _DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql+pymysql")
 _STORAGE_SCHEMES = ("file", "abfs", "abfss", "az", "s3", "gs", "gcs", "memory")
 _BROKER_SCHEMES = ("memory", "amqp", "amqps")
+#: The shortest retention a setting accepts, and why (a shorter one would lose events or apply one twice).
+_DURATION_FLOORS = {
+    "outbox_retention": (timedelta(0), "0s (published events are then deleted at the next pruning)"),
+    "processed_retention": (timedelta(hours=1), "1h, longer than any redelivery, e.g. 30D"),
+    "prune_every": (timedelta(seconds=10), "10s, e.g. 10min"),
+}
 
 EXAMPLES = {
     "database_url": "sqlite:///./.maestrale/registry.db or postgresql+psycopg://user@host:5432/maestrale",
@@ -186,6 +194,37 @@ class Settings(BaseSettings):
         "thread budget (default: /dev/shm/maestrale-training-slots).",
     )
 
+    # -- growth bounds (maestrale.platform.pruning: run by the outbox relay and transactional consumers) --
+    outbox_retention: timedelta = Field(
+        default=timedelta(days=7),
+        description="How long published outbox events are kept, e.g. 7D (unsent ones stay until published).",
+    )
+    processed_retention: timedelta = Field(
+        default=timedelta(days=30),
+        description="How long consumers remember the ids of processed events, e.g. 30D: longer than any "
+        "redelivery (a forgotten id is applied again).",
+    )
+    prune_every: timedelta = Field(
+        default=timedelta(minutes=10),
+        description="How often a service prunes the outbox and the processed-event ids, e.g. 10min.",
+    )
+
+    @field_validator("outbox_retention", "processed_retention", "prune_every", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        # the one duration syntax (7D, 36h, 10min); an ISO 8601 one (P7D, from model_dump) too
+        if isinstance(v, str) and not v.strip().upper().startswith(("P", "-P")):
+            return parse_duration(v)
+        return v
+
+    @field_validator("outbox_retention", "processed_retention", "prune_every")
+    @classmethod
+    def _long_enough(cls, v: timedelta, info: ValidationInfo) -> timedelta:
+        floor, why = _DURATION_FLOORS[info.field_name or ""]
+        if v < floor:
+            raise ValueError(f"{v} is too short: at least {why}")
+        return v
+
     @field_validator("data_sources", "spec_env", "estimator_modules", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:
@@ -257,25 +296,3 @@ def load_settings(**overrides: Any) -> Settings:
             hint = f"; e.g. {env}={example}" if example and "e.g." not in err["msg"] else ""
             lines.append(f"{env}: {err['msg']}{hint}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
-
-
-def parse_storage_options(raw: str | None) -> dict[str, Any]:
-    """Parse a JSON object of fsspec options (used by the CLI's --storage-options flag)."""
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"MAESTRALE_STORAGE_OPTIONS is not valid JSON ({exc.msg}); e.g. {EXAMPLES['storage_options']}"
-        ) from None
-    if not isinstance(value, dict):
-        raise ConfigError(
-            f"MAESTRALE_STORAGE_OPTIONS must be a JSON object; e.g. {EXAMPLES['storage_options']}"
-        )
-    return value
-
-
-def env_flag(name: str) -> bool:
-    """True when an environment variable is set to a truthy value."""
-    return os.environ.get(name, "").lower() in {"1", "true", "yes", "on"}

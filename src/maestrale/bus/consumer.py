@@ -41,6 +41,7 @@ from maestrale.bus.failures import is_permanent, is_transient
 from maestrale.bus.transport import Delivery, RetryPolicy, Transport
 from maestrale.platform.db import HEAD_REVISION, current_revision, ensure_schema, writer
 from maestrale.platform.ledger import mark_processed
+from maestrale.platform.pruning import Pruner, Retention
 
 log = logging.getLogger(__name__)
 Handler = Callable[[CloudEvent], None]
@@ -110,9 +111,13 @@ class Consumer:
         handler: TransactionalHandler,
         types: Sequence[str],
         engine: Engine | str,
+        retention: Retention | None = None,
         **options: Unpack[ConsumerOptions],
     ) -> Consumer:
         """A consumer whose `handler(event, conn)` runs in one transaction with its ledger row.
+
+        The ledger is kept bounded: after an event, at most every `retention.every`, ids older than
+        `retention.processed` are deleted (`maestrale.platform.pruning`; default: the settings').
 
         >>> def count(ev, conn):  # doctest: +SKIP
         ...     conn.execute(insert(seen).values(event_id=ev.id))
@@ -124,6 +129,7 @@ class Consumer:
             ensure_schema(engine.url.render_as_string(hide_password=False))
         write = writer(engine)
         consumer = cls(transport, name, lambda ev: None, types, handler_name=_qualname(handler), **options)
+        pruner = Pruner(engine, retention, outbox=False)  # the outbox is the relay's to prune
 
         def once(event: CloudEvent) -> None:
             with write.begin() as conn:
@@ -132,6 +138,7 @@ class Consumer:
                         consumer.stats.duplicates += 1
                     return
                 handler(event, conn)
+            pruner.maybe_run()  # after the commit, outside the effect's transaction; never raises
 
         consumer.handler = once
         return consumer

@@ -12,6 +12,10 @@ Ordering and duplicates: events go out oldest first; a crash between the broker'
 Nothing is marked sent that no queue took: a work event (`train.requested`) that is `Unroutable`
 (the in-process bus with no worker in this process, or a RabbitMQ user that may not declare the
 training queue) stays pending and goes out once its consumer exists; the rest of the batch is sent.
+
+`run` also keeps the outbox bounded: at most every `MAESTRALE_PRUNE_EVERY` it deletes the rows sent
+more than `MAESTRALE_OUTBOX_RETENTION` ago, and the processed-event ids older than
+`MAESTRALE_PROCESSED_RETENTION` (`maestrale.platform.pruning`); unsent rows are never deleted.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from sqlalchemy import Engine
 from maestrale.bus.events import CloudEvent, MalformedEvent, validate_payload
 from maestrale.bus.transport import Message, Transport, Unroutable
 from maestrale.errors import ConfigError
+from maestrale.platform.pruning import Pruner, Retention
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +86,14 @@ def outbox_source(source: Any) -> OutboxSource:
 class OutboxRelay:
     """`OutboxRelay(engine_or_store, transport).run(stop)`: publish pending outbox events forever."""
 
-    def __init__(self, source: Any, transport: Transport, *, batch_size: int = 500) -> None:
+    def __init__(
+        self, source: Any, transport: Transport, *, batch_size: int = 500, retention: Retention | None = None
+    ) -> None:
         self.outbox = outbox_source(source)
         self.transport = transport
         self.batch_size = batch_size
+        self.retention = retention  # None: the settings' (read when `run` starts)
+        self.pruner: Pruner | None = None
         self.published = 0
         self.held = 0  # work events of the last batch that no queue took (still pending)
         self._warned_at = float("-inf")
@@ -125,13 +134,19 @@ class OutboxRelay:
         """Relay until `stop` is set: a full batch goes on at once, an empty one waits `interval` s.
 
         Any failure (broker or database down) is logged and retried with exponential backoff;
-        unsent events simply stay in the outbox meanwhile.
+        unsent events simply stay in the outbox meanwhile. Between batches the outbox and the
+        processed-event ids of this database are pruned on their schedule (`Pruner.maybe_run`).
         """
+        engine = getattr(self.outbox, "engine", None)  # an SqlStore or a database URL/Engine has one
+        if self.pruner is None and isinstance(engine, Engine):
+            self.pruner = Pruner(engine, self.retention)
         failures = 0
         while not stop.is_set():
             try:
                 n = self.run_once()
                 failures = 0
+                if self.pruner is not None:
+                    self.pruner.maybe_run()  # at most every `retention.every`; never raises
             except Exception as exc:
                 failures += 1
                 delay = min(max_backoff, interval * 2 ** min(failures, 10)) * random.uniform(0.5, 1.0)

@@ -36,7 +36,9 @@ def mark_processed(conn: Connection, consumer: str, event_id: str) -> bool:
     if dialect in ("sqlite", "postgresql"):
         dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
         stmt = dialect_insert(processed_events).values(**row).on_conflict_do_nothing()
-        return conn.execute(stmt).rowcount == 1
+        # RETURNING, not rowcount: psycopg 3 under SQLAlchemy 2.1 reports rowcount -1 for this insert,
+        # which made every event look like a duplicate on PostgreSQL
+        return conn.execute(stmt.returning(processed_events.c.event_id)).first() is not None
     if already_processed(conn, consumer, event_id):
         return False
     conn.execute(insert(processed_events).values(**row))
