@@ -226,7 +226,7 @@ class Monitor(ChallengerMixin):
         for window in dict.fromkeys(c.window for c in policy.conditions if c.metric):
             perf[window] = performance(
                 self.store, model, as_of, window, version=mv.version, capacity=capacity,
-                training=mv.metrics, persistence_lag=lag,
+                training=mv.metrics, persistence_lag=lag, entity_capacity=policy.capacity,
             )  # fmt: skip
         for c in policy.conditions:
             if c.drift and c.window not in drift:

@@ -12,6 +12,7 @@ capacity; MAPE is left out where actuals sit near zero (PV at night); skill is a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -61,11 +62,26 @@ def _clean(metrics: dict[str, float]) -> dict[str, float]:
 
 
 def window_metrics(
-    actual: np.ndarray, prediction: np.ndarray, *, capacity: float | None, reference: np.ndarray | None
+    actual: np.ndarray,
+    prediction: np.ndarray,
+    *,
+    capacity: float | np.ndarray | None,
+    reference: np.ndarray | None,
 ) -> dict[str, float]:
-    """Energy metrics of aligned arrays; `n` pairs, `n_skill` pairs with a persistence value."""
-    m = energy_metrics(actual, prediction, capacity=capacity)
-    if capacity:
+    """Energy metrics of aligned arrays; `n` pairs, `n_skill` pairs with a persistence value.
+
+    `capacity` is one figure, or one per row (the capacity of each row's entity): nMAE is then the
+    mean of |error| / capacity, so a 950 kW plant and a 700 kW one are each judged against their size.
+
+    >>> window_metrics(np.array([0.0, 0.0]), np.array([95.0, 70.0]), capacity=np.array([950.0, 700.0]),
+    ...                reference=None)["nmae"]
+    0.1
+    """
+    per_row = isinstance(capacity, np.ndarray)
+    m = energy_metrics(actual, prediction, capacity=None if per_row else capacity)
+    if isinstance(capacity, np.ndarray):
+        m.update(_normalised(actual, prediction, capacity))
+    elif capacity:
         m["nbias"] = m["bias"] / capacity
     both = np.isfinite(actual) & np.isfinite(prediction)
     forecast_energy = float(prediction[both].sum())
@@ -80,6 +96,26 @@ def window_metrics(
         m["skill"] = 1.0 - mod_rmse / ref_rmse if ok.any() and ref_rmse > 0 else float("nan")
         m["n_skill"] = float(ok.sum())
     return _clean(m)
+
+
+def _normalised(actual: np.ndarray, prediction: np.ndarray, capacity: np.ndarray) -> dict[str, float]:
+    """nMAE, nRMSE, nbias with a capacity per row; none if a row's entity has no capacity."""
+    if not np.all(np.isfinite(capacity) & (capacity > 0)):
+        return {}  # as without a capacity: a figure over part of the plants would pass for the whole
+    unit = energy_metrics(actual / capacity, prediction / capacity, capacity=1.0)
+    return {"nmae": unit["mae"], "nrmse": unit["rmse"], "nbias": unit["bias"]}
+
+
+def row_capacities(
+    entities: np.ndarray, capacity: float | None, entity_capacity: Mapping[str, float]
+) -> np.ndarray:
+    """The capacity of each row's entity: from `entity_capacity`, else `capacity`, else NaN.
+
+    >>> row_capacities(np.array(["foggia", "torino", "bari"]), 500.0, {"foggia": 950, "torino": 700})
+    array([950., 700., 500.])
+    """
+    default = float(capacity) if capacity else np.nan
+    return np.array([float(entity_capacity.get(str(e), default)) for e in entities], dtype="float64")
 
 
 @dataclass
@@ -141,24 +177,34 @@ def score_frame(
     capacity: float | None,
     reference: np.ndarray | None,
     prediction_column: str = "prediction",
+    entity_capacity: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """(overall, by entity, by horizon bucket) metrics of a joined frame."""
+    """(overall, by entity, by horizon bucket) metrics of a joined frame.
+
+    With `entity_capacity` (entity -> capacity) each row is normalised by its entity's capacity, and
+    `capacity` is the one of entities the mapping leaves out.
+    """
     actual = scored["actual"].to_numpy(dtype="float64")
     pred = scored[prediction_column].to_numpy(dtype="float64")
-    overall = window_metrics(actual, pred, capacity=capacity, reference=reference)
+    entities = scored["entity"].to_numpy()
+    rows: float | np.ndarray | None = capacity
+    if entity_capacity:
+        rows = row_capacities(entities, capacity, entity_capacity)
+    overall = window_metrics(actual, pred, capacity=rows, reference=reference)
     by_entity: dict[str, dict[str, float]] = {}
     by_horizon: dict[str, dict[str, float]] = {}
-    entities = scored["entity"].to_numpy()
     if len(np.unique(entities)) > 1:
         for ent in np.unique(entities):
             sel = entities == ent
             ref = None if reference is None else reference[sel]
-            by_entity[str(ent)] = window_metrics(actual[sel], pred[sel], capacity=capacity, reference=ref)
+            own = rows[sel] if isinstance(rows, np.ndarray) else rows
+            by_entity[str(ent)] = window_metrics(actual[sel], pred[sel], capacity=own, reference=ref)
     buckets = horizon_bucket(scored["horizon_s"].to_numpy(dtype="float64") / 3600.0)
     for label in dict.fromkeys(buckets):
         sel = buckets == label
         ref = None if reference is None else reference[sel]
-        by_horizon[str(label)] = window_metrics(actual[sel], pred[sel], capacity=capacity, reference=ref)
+        own = rows[sel] if isinstance(rows, np.ndarray) else rows
+        by_horizon[str(label)] = window_metrics(actual[sel], pred[sel], capacity=own, reference=ref)
     return overall, by_entity, by_horizon
 
 
@@ -172,18 +218,23 @@ def performance(
     capacity: float | None = None,
     training: dict[str, float] | None = None,
     persistence_lag: timedelta | None = timedelta(hours=24),
+    entity_capacity: Mapping[str, float] | None = None,
 ) -> PerformanceReport:
     """Metrics of `model` (one `version`, or every version served) over target times (as_of - window, as_of].
 
     `training` holds the version's registered holdout metrics (`nmae`, `rmse`, …); each production
     figure is then also given as a ratio to it (`ratios["nmae"] = 1.4`: 40% worse than at training).
+    `entity_capacity` gives a model serving several plants the capacity of each (entity -> kW); the
+    ones it leaves out use `capacity`.
     """
     span = parse_window(window)
     end = as_of + timedelta(microseconds=1)  # the window includes as_of itself
     start = as_of - span + timedelta(microseconds=1)
     scored = store.scored(model, start, end, version=version)
     reference = persistence_reference(store, scored, persistence_lag) if persistence_lag else None
-    overall, by_entity, by_horizon = score_frame(scored, capacity=capacity, reference=reference)
+    overall, by_entity, by_horizon = score_frame(
+        scored, capacity=capacity, reference=reference, entity_capacity=entity_capacity
+    )
     training = {k: float(v) for k, v in (training or {}).items() if isinstance(v, int | float)}
     ratios = {
         k: round(overall[k] / training[k], 6)

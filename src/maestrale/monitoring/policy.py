@@ -22,14 +22,25 @@ from __future__ import annotations
 import fnmatch
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from maestrale import yamlsafe
 from maestrale.errors import InvalidInput
 from maestrale.vocabulary import ERROR_METRICS, METRICS, SampleWeight, parse_window
 
+MAX_ENTITY_CAPACITIES = 100_000
+_Entity = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+_Capacity = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 DRIFT_METRICS = ("psi", "ks", "wasserstein", "js")
 Action = Literal["breach", "retrain"]
 
@@ -218,6 +229,13 @@ class Policy(_Strict):
     max_backoff: float = Field(4.0, ge=1)
     retrain: Retrain = Field(default_factory=Retrain)
     promotion: Promotion = Field(default_factory=Promotion)
+    capacity: dict[_Entity, _Capacity] = Field(
+        default_factory=dict,
+        max_length=MAX_ENTITY_CAPACITIES,
+        description="Installed capacity per entity (plant), e.g. {foggia: 950, torino: 700}: a model "
+        "serving several plants gets nMAE, nRMSE and nbias with each plant's own capacity. Entities "
+        "left out use the capacity of the model's spec.",
+    )
 
     @field_validator("cooldown", mode="before")
     @classmethod
