@@ -77,12 +77,13 @@ def window_metrics(
     ...                reference=None)["nmae"]
     0.1
     """
-    per_row = isinstance(capacity, np.ndarray)
-    m = energy_metrics(actual, prediction, capacity=None if per_row else capacity)
     if isinstance(capacity, np.ndarray):
+        m = energy_metrics(actual, prediction, capacity=None)
         m.update(_normalised(actual, prediction, capacity))
-    elif capacity:
-        m["nbias"] = m["bias"] / capacity
+    else:
+        m = energy_metrics(actual, prediction, capacity=capacity)
+        if capacity:
+            m["nbias"] = m["bias"] / capacity
     both = np.isfinite(actual) & np.isfinite(prediction)
     forecast_energy = float(prediction[both].sum())
     if forecast_energy > 0:
