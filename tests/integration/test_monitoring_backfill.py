@@ -20,7 +20,7 @@ from maestrale.stats.profile import reference_profile
 from tests.integration import test_monitoring_loop as loop
 from tests.integration.test_monitoring_loop import START, frame, irradiance, log_day, register
 
-world = loop.world  # the same fixture: registry, store, requests and monitor on SQLite and PostgreSQL
+world = loop.world  # the same fixture: registry, store and monitor on SQLite and PostgreSQL
 
 
 def breach_events(reg) -> list[dict]:
@@ -30,7 +30,7 @@ def breach_events(reg) -> list[dict]:
 
 
 def test_backfill_evaluates_every_step_and_groups_the_breaches_in_one_episode(world):
-    reg, store, _, mon = world
+    reg, store, mon = world
     v1 = register(reg, 1.0, START)
     reg.set_alias("pv-synth", "champion", v1)
     champion = reg.load(f"pv-synth:{v1}")
@@ -64,7 +64,7 @@ def test_backfill_evaluates_every_step_and_groups_the_breaches_in_one_episode(wo
 
 
 def test_two_faults_far_apart_are_two_episodes_and_two_alerts(world):
-    reg, store, _, mon = world
+    reg, store, mon = world
     v1 = register(reg, 1.0, START)
     reg.set_alias("pv-synth", "champion", v1)
     champion = reg.load(f"pv-synth:{v1}")
@@ -78,7 +78,7 @@ def test_two_faults_far_apart_are_two_episodes_and_two_alerts(world):
 
 
 def test_a_month_the_version_never_saw_says_so_instead_of_alarming(world):
-    reg, store, _, _ = world
+    reg, store, _ = world
     X = frame(range(0, 10))  # June 2012 only
     model = LinearRegression().fit(X, 0.004 * X["ghi"])
     profile = reference_profile(X, model.predict(X), months=X.index.month)
@@ -169,7 +169,6 @@ def test_the_service_makes_a_completed_retraining_the_challenger_on_train_comple
         results = svc.monitor.backfill("pv-synth", START + timedelta(days=1), START + timedelta(days=7))
         request_id = next(r.retrain_request for r in results if r.retrain_request)
         v2 = register(reg, 0.8, START + timedelta(days=5))
-        svc.monitor.requests.completed(request_id, v2, {})
         event = CloudEvent.create(
             TrainCompleted(request_id=request_id, name="pv-synth", version=v2, metrics={}, duration_s=1.0),
             subject="pv-synth",

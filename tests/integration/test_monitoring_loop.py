@@ -1,5 +1,9 @@
 """The monitor closes the loop on a real store and registry: breach → retraining → challenger → decision.
 
+The monitor asks for a retraining with `train.requested` in its outbox and learns the outcome from
+`train.completed` (recorded by `retraining.record_outcome`, as the monitor service's consumer does):
+it writes and reads no table of the training service.
+
 A synthetic plant whose power is exactly 0.004 × irradiance lets every figure be checked by hand:
 a 20% capacity loss makes the forecast's energy shortfall exactly 0.25 of the actual, 0.2 of the
 forecast.
@@ -16,12 +20,11 @@ from sklearn.linear_model import LinearRegression
 from sqlalchemy import select
 
 from maestrale import Registry
+from maestrale.monitoring import retraining
 from maestrale.monitoring.monitor import Monitor
 from maestrale.monitoring.policy import load_policy
 from maestrale.monitoring.store import MonitorStore
 from maestrale.platform.tables import outbox
-from maestrale.training.requests import TrainingRequests
-from maestrale.training.tables import trainings
 
 K = 0.004  # kW per W/m2
 START = datetime(2012, 6, 1, tzinfo=UTC)
@@ -89,14 +92,17 @@ def world(request, tmp_path):
     url = f"sqlite:///{tmp_path}/m.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     reg = Registry(database_url=url, storage_url=f"file://{tmp_path}/artifacts")
     store = MonitorStore(url)
-    requests = TrainingRequests(url)
     with store._writer.begin() as conn:  # the PostgreSQL database is shared by the session
         for table in ("predictions", "actuals", "monitor_state", "monitor_breaches", "monitor_decisions",
-                      "monitor_episodes", "monitor_evaluations"):  # fmt: skip
+                      "monitor_episodes", "monitor_evaluations", "monitor_retrainings"):  # fmt: skip
             conn.exec_driver_sql(f"DELETE FROM {table}")
-        conn.exec_driver_sql("DELETE FROM outbox WHERE type = 'maestrale.monitor.breach'")
-        conn.exec_driver_sql("DELETE FROM trainings WHERE name = 'pv-synth'")
-    return reg, store, requests, Monitor(store, reg, requests, [load_policy(POLICY)])
+        conn.exec_driver_sql("DELETE FROM outbox WHERE subject = 'pv-synth'")
+    return reg, store, Monitor(store, reg, True, [load_policy(POLICY)])
+
+
+def completed(store: MonitorStore, request_id: str, version: int) -> None:
+    """What the monitor service does on `train.completed` (test_monitor_training_bus: over the bus)."""
+    assert retraining.record_outcome(store._writer, request_id, "completed", version=version) == "pv-synth"
 
 
 def outbox_types(reg: Registry) -> list[str]:
@@ -105,8 +111,15 @@ def outbox_types(reg: Registry) -> list[str]:
         return list(conn.execute(select(outbox.c.type).order_by(outbox.c.id)).scalars())
 
 
+def requested_events(reg: Registry) -> list[dict]:
+    """The `train.requested` events the monitor wrote: its only channel to the training service."""
+    q = select(outbox.c.data).where(outbox.c.type == "maestrale.train.requested").order_by(outbox.c.id)
+    with reg._meta.engine.connect() as conn:
+        return list(conn.execute(q).scalars())
+
+
 def test_fault_is_detected_retrained_and_the_better_challenger_promoted(world):
-    reg, store, requests, mon = world
+    reg, store, mon = world
     name = "pv-synth"
     v1 = register(reg, 1.0, START)
     reg.set_alias(name, "champion", v1)
@@ -128,11 +141,16 @@ def test_fault_is_detected_retrained_and_the_better_challenger_promoted(world):
     # later breaches do not ask again while the request is open, and say why
     later = [b for b in store.breaches(name)[1:] if b["condition"] == "shortfall"]
     assert later and all("not requested" in b["actions"]["retrain"] for b in later)
-    req = requests.get(request_id)
-    assert req.parent_version == v1 and req.reason.startswith("monitor: shortfall")
-    spec = req.spec if hasattr(req, "spec") else None
-    row = reg._meta.engine.connect().execute(select(trainings.c.spec).where(trainings.c.id == request_id))
-    spec = row.scalar()
+    rec = retraining.get(store.engine, request_id)
+    assert rec is not None and rec.status == "requested" and rec.parent_version == v1
+    assert rec.reason.startswith("monitor: shortfall")
+    [event] = requested_events(reg)  # one request, in the outbox with the monitor's state change
+    assert (event["request_id"], event["requested_by"], event["parent_version"]) == (
+        request_id,
+        "monitor",
+        v1,
+    )
+    spec = event["spec"]
     as_of = datetime.fromisoformat(spec["train_window"]["end"]) - timedelta(seconds=1)
     assert as_of == START + timedelta(days=fault_day + 1, hours=23)  # the latest actual at detection
     assert spec["split"]["refit"] is True and spec["sample_weight"] == {"half_life": "7D"}
@@ -140,7 +158,7 @@ def test_fault_is_detected_retrained_and_the_better_challenger_promoted(world):
 
     # the training service would now train; here the retrained model knows the new capacity
     v2 = register(reg, 0.8, as_of)
-    requests.completed(request_id, v2, {"nmae": 0.01})
+    completed(store, request_id, v2)
     # the challenger at once, without waiting for new data: judged on the pairs after its training
     # data (days 7-11, logged while it trained), 120 of them already
     assert mon.tick() == []
@@ -169,7 +187,7 @@ def test_fault_is_detected_retrained_and_the_better_challenger_promoted(world):
 
 
 def test_a_worse_challenger_is_rejected_and_the_champion_stays(world):
-    reg, store, requests, mon = world
+    reg, store, mon = world
     v1 = register(reg, 1.0, START)
     reg.set_alias("pv-synth", "champion", v1)
     champion = reg.load(f"pv-synth:{v1}")
@@ -180,7 +198,7 @@ def test_a_worse_challenger_is_rejected_and_the_champion_stays(world):
             request_id = request_id or result.retrain_request
     assert request_id
     v2 = register(reg, 1.3, START + timedelta(days=9))  # a retraining gone wrong: over-forecasts more
-    requests.completed(request_id, v2, {})
+    completed(store, request_id, v2)
     for day in range(10, 16):
         log_day(store, v1, champion, day, loss=0.2)
         mon.tick()
@@ -191,7 +209,7 @@ def test_a_worse_challenger_is_rejected_and_the_champion_stays(world):
 
 
 def test_drift_alone_alerts_without_retraining(world):
-    reg, store, requests, mon = world
+    reg, store, mon = world
     v1 = register(reg, 1.0, START)
     reg.set_alias("pv-synth", "champion", v1)
     champion = reg.load(f"pv-synth:{v1}")
@@ -215,14 +233,14 @@ def test_drift_alone_alerts_without_retraining(world):
     assert breaches and {b["condition"] for b in breaches} == {"drift"}
     assert breaches[-1]["metric"] == "psi:ghi" and breaches[-1]["value"] > 0.25
     assert all(not r.retrain_request for r in results)
-    assert [r for r in requests.list() if r.name == "pv-synth"] == []
+    assert requested_events(reg) == [] and retraining.history(store.engine, "pv-synth") == []
 
 
 def test_performance_joins_late_and_corrected_actuals(world):
     from maestrale.monitoring.performance import performance
     from maestrale.stats.metrics import energy_metrics
 
-    _, store, _, _ = world
+    _, store, _ = world
     X = irradiance(0).to_frame()
     pred = K * X["ghi"].to_numpy() * 1.1
     store.log_predictions("pv-synth", 1, [
@@ -253,7 +271,7 @@ def test_performance_joins_late_and_corrected_actuals(world):
 
 
 def test_an_unregistered_model_is_retried_once_per_period_not_every_tick(world, caplog):
-    _, store, _, mon = world
+    _, store, mon = world
     X = irradiance(0).to_frame()
     store.log_predictions("ghost", 1, [
         {"record_id": str(i), "entity": "g", "issued_at": START.isoformat(), "target_time": t.isoformat(),

@@ -199,7 +199,7 @@ def test_report_has_every_section_plotted_and_the_audit_trail(scenario, tmp_path
         assert f"<td>{condition}</td>" in text
     assert ">promoted</span>" in text and ">rejected</span>" in text
     assert "v1 vs v2" in text and "v2 vs v3" in text and "<td>nmae=0.09</td>" in text
-    assert "retrain: req-42" in text and "no training service configured" in text
+    assert "retrain: req-42" in text and "retraining is off in this monitor" in text
     assert 'class="hot"' in text  # a PSI above 0.25 in the latest drift table (ghi shifted 40%)
     assert "<td>ghi</td>" in text and "&lt;predictions&gt;" in text
     # user text is escaped, never markup

@@ -154,8 +154,8 @@ def challenger_cell(item: dict[str, Any]) -> str:
     status = item.get("retrain_status")
     if status == "requested":
         return f"retraining {str(item.get('last_retrain_request'))[:8]} running"
-    if status == "failed":
-        return f"retraining failed: {item.get('retrain_note') or '?'}"[:80]
+    if status in ("failed", "lost"):  # lost: no outcome came back within the promotion's max_wait
+        return f"retraining {status}: {item.get('retrain_note') or '?'}"[:80]
     return "-"
 
 

@@ -111,13 +111,8 @@ def evaluate(
     if clock is None:
         raise NotFound(f"no prediction of {name!r} has an actual yet: nothing to evaluate")
     settings = load_settings()
-    requests = None
-    if retrain:
-        from maestrale.training.requests import TrainingRequests
-
-        assert settings.database_url
-        requests = TrainingRequests(settings.database_url, settings.auto_upgrade)
-    monitor = Monitor(store, Registry(settings=settings, actor="monitor"), requests, policies)
+    # --retrain: a breach writes train.requested to the outbox, published by the next relay that runs
+    monitor = Monitor(store, Registry(settings=settings, actor="monitor"), retrain, policies)
     if first is not None:
         try:
             results = monitor.backfill(name, first, last or clock)

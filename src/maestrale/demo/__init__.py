@@ -117,7 +117,7 @@ def run_demo(
 
         server = _start_server(settings, console)
         replay = Replay(
-            settings, scenario, lake, registry, requests, monitor, actual_delay=actual_delay, on_event=show,
+            settings, scenario, lake, registry, monitor, actual_delay=actual_delay, on_event=show,
             server=server,
         )  # fmt: skip
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -5,8 +5,9 @@ Each local day D at the plant:
 1. morning: the actuals of day D - `actual_delay` arrive (`maestrale.log_actuals` → bus) and land in
    the data lake;
 2. the monitor ingests them and evaluates (its clock is the latest actual); a breach may request a
-   retraining, which the training service runs on the lake's data; simulated time waits for it, as
-   production would carry on with the old champion meanwhile;
+   retraining over the bus, which the training service runs on the lake's data; simulated time waits
+   for its outcome (`train.completed`, as the monitor learns it), as production would carry on with
+   the old champion meanwhile;
 3. noon: the forecasting service asks the model server (`maestrale serve pv-nrel-50@champion`,
    V2 protocol) for day D + 1, sending the raw inputs (each hour's time and its weather: the champion
    builds its own features), and logs the forecast with those inputs (`maestrale.log_predictions`).
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from maestrale.monitoring.monitor import EvaluationResult
     from maestrale.monitoring.service import MonitorService
     from maestrale.registry.client import Registry
-    from maestrale.training.requests import TrainingRequests
 
 
 @dataclass
@@ -63,7 +63,6 @@ class Replay:
         scenario: Scenario,
         lake: DataLake,
         registry: Registry,
-        requests: TrainingRequests,
         service: MonitorService,
         *,
         actual_delay: int = 1,
@@ -73,7 +72,7 @@ class Replay:
         from maestrale.demo.scenario import WEATHER
 
         self.settings, self.scenario, self.lake = settings, scenario, lake
-        self.registry, self.requests, self.service = registry, requests, service
+        self.registry, self.service = registry, service
         self.actual_delay = actual_delay
         self.server = server
         self.on_event = on_event or (lambda e: None)
@@ -138,18 +137,20 @@ class Replay:
             time.sleep(0.002)
 
     def evaluate(self, day: date) -> None:
-        """Let the monitor evaluate; wait for any retraining it requested and report what it did."""
-        from maestrale.training.service import wait_for
+        """Let the monitor evaluate; wait for any retraining it requested and report what it did.
 
+        The monitor learns the outcome as production would: from `train.completed` / `train.failed`
+        on the bus, into its own record (`MonitorService.wait_retraining`).
+        """
         for result in self.service.monitor.tick():
             self.log.evaluations += 1
             self._report(day, result)
             if result.retrain_request:
                 t0 = time.perf_counter()
-                rec = wait_for(self.requests, [result.retrain_request], timeout=900)[0]
+                rec = self.service.wait_retraining(result.retrain_request)
                 self.log.training_s += time.perf_counter() - t0
                 if rec.status == "completed":
-                    mv = self.registry.get_version(f"{rec.name}:{rec.version}")
+                    mv = self.registry.get_version(f"{rec.model}:{rec.version}")
                     window = (mv.spec or {}).get("train_window") or {"end": "?"}
                     self._emit(
                         day, "trained",

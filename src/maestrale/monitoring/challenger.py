@@ -2,9 +2,11 @@
 
 A retraining the monitor requested becomes the `challenger` as soon as its training completes
 (`adopt`: on `maestrale.train.completed` in `maestrale monitor run`, and at every tick), not at the
-next scheduled evaluation. Its out-of-sample window starts where its training data ended (the clock
-at which the monitor asked for it), so the pairs logged while it trained already count: a challenger
-trained on data up to June 7 and registered on June 13 is judged on June 8-13 at once.
+next scheduled evaluation; what the monitor knows of the request is its own record
+(`maestrale.monitoring.retraining`), filled from the training service's events. Its out-of-sample
+window starts where its training data ended (the clock at which the monitor asked for it), so the
+pairs logged while it trained already count: a challenger trained on data up to June 7 and
+registered on June 13 is judged on June 8-13 at once.
 
 >>> mon.adopt("pv-nrel-50")  # the request completed: v4 is the challenger  # doctest: +SKIP
 4
@@ -21,9 +23,11 @@ import numpy as np
 from sqlalchemy import select
 
 from maestrale.errors import NotFound
+from maestrale.monitoring import retraining
 from maestrale.monitoring import schema as t
 from maestrale.monitoring.policy import Policy, policy_for
 from maestrale.monitoring.promotion import Comparison, challenger_inputs, compare
+from maestrale.platform.clock import utcnow
 from maestrale.vocabulary import parse_window
 
 if TYPE_CHECKING:
@@ -31,7 +35,6 @@ if TYPE_CHECKING:
     from maestrale.monitoring.store import MonitorStore
     from maestrale.registry.client import Registry
     from maestrale.registry.types import ModelVersion
-    from maestrale.training.requests import TrainingRequests
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -43,7 +46,6 @@ class ChallengerMixin:
 
     store: MonitorStore
     registry: Registry
-    requests: TrainingRequests | None
     policies: list[Policy]
 
     if TYPE_CHECKING:  # provided by Monitor
@@ -62,27 +64,29 @@ class ChallengerMixin:
     def adopt(self, model: str) -> int | None:
         """If `model`'s retraining completed, make it the challenger now; returns its version.
 
-        A failed retraining is recorded in the monitor's state (`retrain_status`, `retrain_note`) and
-        frees the model for the next request; one still running is left alone.
+        A failed retraining (or one given up as lost, see `_lost`) is recorded in the monitor's state
+        (`retrain_status`, `retrain_note`) and frees the model for the next request; one still running
+        is left alone.
         """
         state = self.store.state(model)
         request_id = state.get("last_retrain_request")
-        if not request_id or self.requests is None or state.get("challenger_since") is not None:
+        if not request_id or state.get("challenger_since") is not None:
             return None
-        try:
-            rec = self.requests.get(request_id)
-        except NotFound:
-            rec = None
-        if rec is None or rec.status == "failed" or rec.status == "cancelled":
-            note = "request not found" if rec is None else (getattr(rec, "error", None) or rec.status)
+        rec = retraining.get(self.store.engine, request_id)
+        lost = self._lost(model, rec, state) if rec is not None and rec.status == "requested" else None
+        if rec is not None and rec.status == "requested" and lost is None:
+            return None
+        if rec is None or rec.status != "completed" or rec.version is None:
+            status = "lost" if lost or (rec is not None and rec.status == "lost") else "failed"
+            note = "no record of the request" if rec is None else (lost or rec.error or rec.status)
             with self.store._writer.begin() as conn:
+                if lost:
+                    retraining.mark_lost(conn, request_id, lost)
                 self.store.set_state(
-                    conn, model, last_retrain_request=None, retrain_status="failed",
+                    conn, model, last_retrain_request=None, retrain_status=status,
                     retrain_note=f"{request_id}: {note}"[:500],
                 )  # fmt: skip
             log.warning("%s: retraining %s did not complete: %s", model, request_id, note)
-            return None
-        if rec.status != "completed" or rec.version is None:
             return None
         if self.store.decided(model, rec.version):  # judged already (a redelivered completion)
             with self.store._writer.begin() as conn:
@@ -100,6 +104,17 @@ class ChallengerMixin:
             )  # fmt: skip
         log.info("%s:%s is the challenger, judged on target times after %s", model, rec.version, since)
         return rec.version
+
+    def _lost(self, model: str, rec: retraining.Retraining, state: dict[str, Any]) -> str | None:
+        """Why `rec` is given up, when it waited for its outcome longer than `promotion.max_wait` in data
+        time and in wall time both (a backfill runs weeks of data time in seconds); else None.
+        """
+        policy = policy_for(self.policies, model)
+        wait = parse_window(policy.promotion.max_wait if policy is not None else "14D")
+        clock = state.get("as_of")
+        if clock is None or clock < rec.as_of + wait or utcnow() < rec.requested_at + wait:
+            return None
+        return f"no outcome from the training service within {wait.days} days: lost"
 
     def _challenge(self, policy: Policy, model: str, as_of: datetime, result: EvaluationResult) -> None:
         self.adopt(model)

@@ -7,14 +7,16 @@ One evaluation of a model, at the monitor's clock `as_of` (the latest target tim
 2. each condition that fires is recorded as a breach with its numbers; consecutive breaches of one
    condition form an episode (`maestrale.monitoring.episodes`), and when one opens, in the same
    transaction, a `maestrale.monitor.breach` event goes to the outbox (one alert per episode);
-3. a `retrain` action (outside the cooldown, with no retraining already in flight) submits
-   `maestrale.train.requested` with the champion's recorded spec, its window moved to `as_of`;
-4. when that training completes, the new version becomes `challenger` at once, judged on the pairs
+3. a `retrain` action (outside the cooldown, with no retraining already in flight) writes
+   `maestrale.train.requested` to the outbox with the champion's recorded spec, its window moved to
+   `as_of`, in one transaction with the monitor's record of it (`maestrale.monitoring.retraining`):
+   the monitor talks to the training service over the bus only;
+4. when `train.completed` reports the new version, it becomes `challenger` at once, judged on the pairs
    after its training data (`maestrale.monitoring.challenger`); once there are enough, both are
    scored on the same rows and the challenger is promoted to `champion`
    only if it wins by the policy's margin and holds the guardrails (`maestrale.model.promoted`).
 
->>> mon = Monitor(store, registry, requests, [default_policy()])  # doctest: +SKIP
+>>> mon = Monitor(store, registry, retrain=True, policies=[default_policy()])  # doctest: +SKIP
 >>> mon.tick()  # evaluate every model whose clock moved by the schedule  # doctest: +SKIP
 >>> mon.backfill("pv-nrel-50", start, end)  # every scheduled step of a past range  # doctest: +SKIP
 """
@@ -28,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from maestrale.errors import NotFound
+from maestrale.monitoring import retraining
 from maestrale.monitoring.challenger import CHALLENGER, CHAMPION, ChallengerMixin  # noqa: F401 (re-exported)
 from maestrale.monitoring.conditions import Breach, check_condition, window_drift
 from maestrale.monitoring.episodes import update_episodes
@@ -43,7 +46,6 @@ if TYPE_CHECKING:
     from maestrale.monitoring.store import MonitorStore
     from maestrale.registry.client import Registry
     from maestrale.registry.types import ModelVersion
-    from maestrale.training.requests import TrainingRequests
 
 log = logging.getLogger(__name__)
 MAX_LOADED_MODELS = 16  # estimators kept loaded (challengers being judged), least recently used out
@@ -82,12 +84,13 @@ class Monitor(ChallengerMixin):
         self,
         store: MonitorStore,
         registry: Registry,
-        requests: TrainingRequests | None = None,
+        retrain: bool | None = False,
         policies: list[Policy] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
-        self.requests = requests
+        # False or None: breaches are recorded, no retraining is asked (`monitor evaluate` without --retrain)
+        self.retrain = bool(retrain)
         self.policies = policies or [default_policy()]
         # bounded, least recently used first out: a fleet of thousands of models must not keep every
         # estimator loaded (one can weigh hundreds of MB); a version's metadata is small but not tiny
@@ -295,8 +298,8 @@ class Monitor(ChallengerMixin):
         why = "; ".join(f"{b.condition}: {b.description}" for b in breaches)
         last = state.get("last_retrain_at")
         pending = state.get("last_retrain_request")
-        if self.requests is None:
-            note = "no training service configured"
+        if not self.retrain:
+            note = "retraining is off in this monitor (it only records breaches)"
         elif pending and not self._request_done(pending):
             note = f"retraining {pending} still running"
         elif state.get("challenger_since") is not None:
@@ -308,19 +311,19 @@ class Monitor(ChallengerMixin):
         else:
             spec = moved_spec(mv.spec, as_of, policy.retrain)
             key = f"monitor/{mv.name}/{as_of.strftime('%Y%m%dT%H%M%S')}"
-            record = self.requests.submit(
-                spec, reason=f"monitor: {why}"[:500], parent_version=mv.version, requested_by="monitor",
-                idempotency_key=key,
-            )[0]  # fmt: skip
-            with self.store._writer.begin() as conn:
+            with self.store._writer.begin() as conn:  # the event exists if and only if the state says so
+                request_id = retraining.request(
+                    conn, model=mv.name, spec=spec, reason=f"monitor: {why}"[:500],
+                    parent_version=mv.version, as_of=as_of, idempotency_key=key,
+                )  # fmt: skip
                 self.store.set_state(
-                    conn, mv.name, last_retrain_at=as_of, last_retrain_request=record.id,
+                    conn, mv.name, last_retrain_at=as_of, last_retrain_request=request_id,
                     retrain_status="requested", retrain_note=None,
                 )  # fmt: skip
-            result.retrain_request = record.id
+            result.retrain_request = request_id
             for b in breaches:
-                b.actions["retrain"] = record.id
-            log.info("%s: retraining requested (%s): %s", mv.name, record.id, why)
+                b.actions["retrain"] = request_id
+            log.info("%s: retraining requested (%s): %s", mv.name, request_id, why)
             return
         for b in breaches:
             b.actions["retrain"] = f"not requested: {note}"
@@ -343,11 +346,8 @@ class Monitor(ChallengerMixin):
         return parse_window(policy.cooldown) * factor
 
     def _request_done(self, request_id: str) -> bool:
-        assert self.requests is not None
-        try:
-            return self.requests.get(request_id).done
-        except NotFound:
-            return True
+        record = retraining.get(self.store.engine, request_id)
+        return record is None or record.done
 
 
 def _remember(cache: OrderedDict[str, _T], key: str, value: _T, size: int) -> _T:

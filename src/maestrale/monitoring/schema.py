@@ -1,7 +1,8 @@
 """SQL tables of the monitor: logged predictions, late actuals, evaluations, breaches, episodes, decisions.
 
-They share the registry's `MetaData` (one database, one Alembic history). Times are stored in UTC;
-SQLite hands them back naive and `maestrale.platform.clock.aware` restores the zone.
+They sit on the shared `maestrale.platform.tables.metadata` (one database, one Alembic history).
+Times are stored in UTC; SQLite hands them back naive and `maestrale.platform.clock.aware` restores
+the zone.
 
 The indexes serve the two hot queries: "the predictions of model M whose target time falls in
 [t0, t1)" (`ix_predictions_model_target`) and the join of each prediction with the actual of the
@@ -173,4 +174,23 @@ monitor_leases = Table(
     Column("model", String(128), primary_key=True),
     Column("holder", String(128), nullable=True),  # host:pid of the monitor that took it last
     Column("taken_at", DateTime(timezone=True), nullable=True),
+)
+
+# The monitor's side of each retraining it asked for (`maestrale.monitoring.retraining`): written with
+# its `train.requested` event, updated from `train.completed` / `train.failed`. The monitor never reads
+# the training service's tables: this is all it knows. One row per request (a cooldown apart).
+monitor_retrainings = Table(
+    "monitor_retrainings",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("parent_version", Integer, nullable=True),  # the champion it retrains
+    Column("reason", Text, nullable=False),
+    Column("as_of", DateTime(timezone=True), nullable=False),  # the monitor's clock: where its data ends
+    Column("status", String(16), nullable=False),  # requested | completed | failed | lost
+    Column("version", Integer, nullable=True),  # what a completed retraining registered
+    Column("error", Text, nullable=True),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_monitor_retrainings_model", "model", "requested_at"),
 )

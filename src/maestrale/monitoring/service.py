@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from maestrale.bus.events import CloudEvent, MalformedEvent, parse_event
+from maestrale.bus.schemas import TrainCompleted, TrainFailed
 from maestrale.bus.topology import MONITOR
 from maestrale.config import Settings
+from maestrale.monitoring import retraining
 from maestrale.monitoring.ingest import IngestResult
 from maestrale.monitoring.policy import Policy
 
@@ -70,17 +73,14 @@ class MonitorService:
         from maestrale.monitoring.monitor import Monitor
         from maestrale.monitoring.store import MonitorStore
         from maestrale.registry.client import Registry
-        from maestrale.training.requests import TrainingRequests
 
         if not settings.database_url:
             raise ValueError("the monitor needs MAESTRALE_DATABASE_URL (its store lives in SQL)")
         self.settings = settings
         self.transport = get_transport(settings.broker_url, settings.bus_namespace)
         self.store = MonitorStore(settings.database_url, auto_upgrade=settings.auto_upgrade)
-        self.monitor = Monitor(
-            self.store, Registry(settings=settings, actor="monitor"), TrainingRequests(settings.database_url),
-            policies,
-        )  # fmt: skip
+        # retrain=True: breaches ask the training service (over the bus) for retrainings
+        self.monitor = Monitor(self.store, Registry(settings=settings, actor="monitor"), True, policies)
         self.stats = IngestStats()
         self.last_rejections: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -136,13 +136,46 @@ class MonitorService:
             self._count(result, event, predictions=False)
 
     def handle_outcome(self, event: CloudEvent) -> None:
-        """`train.completed` / `train.failed`: adopt the retrained version (or record the failure) now."""
-        name = event.data.get("name") if isinstance(event.data, dict) else None
-        if isinstance(name, str) and name in self.monitor.awaiting_training():
-            with self._tick_lock:  # not while an evaluation of the same model runs
-                version = self.monitor.adopt(name)
-            if version is not None:
-                log.info("%s:%s is the challenger (%s)", name, version, event.type)
+        """`train.completed` / `train.failed`: record the outcome of a retraining the monitor asked for,
+        and adopt the retrained version (or record the failure) now. Other requests' outcomes are ignored.
+        """
+        payload, write = event.payload, self.store._writer
+        if isinstance(payload, TrainCompleted):
+            model = retraining.record_outcome(write, payload.request_id, "completed", version=payload.version)
+        elif isinstance(payload, TrainFailed):
+            error = f"{payload.error_type}: {payload.error}"
+            model = retraining.record_outcome(write, payload.request_id, "failed", error=error)
+        else:
+            return
+        if model is None or model not in self.monitor.awaiting_training():
+            return
+        # not while this monitor evaluates it, nor while another one does (it adopts at its next tick)
+        with self._tick_lock, self.monitor.leases.hold(model) as held:
+            version = self.monitor.adopt(model) if held else None
+        if version is not None:
+            log.info("%s:%s is the challenger (%s)", model, version, event.type)
+
+    def wait_retraining(self, request_id: str, timeout: float = 900.0) -> retraining.Retraining:
+        """Block until the training service reported on `request_id` and this monitor acted on it (the
+        challenger set, or the failure recorded). For drivers that step simulated time (the demos).
+
+        >>> rec = svc.wait_retraining(result.retrain_request)  # doctest: +SKIP
+        >>> rec.status, rec.version  # doctest: +SKIP
+        ('completed', 2)
+        """
+        deadline = time.monotonic() + timeout
+        while (rec := retraining.get(self.store.engine, request_id)) is None or not rec.done:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"no outcome of retraining {request_id} after {timeout:.0f} s: is a training worker "
+                    "consuming the bus (`maestrale worker`), and a relay publishing the outbox?"
+                )
+            time.sleep(0.02)
+        # handle_outcome adopts it too; whichever comes second finds the challenger set and does nothing
+        with self._tick_lock, self.monitor.leases.hold(rec.model) as held:
+            if held:
+                self.monitor.adopt(rec.model)
+        return rec
 
     def _count(self, result: IngestResult, event: CloudEvent, *, predictions: bool) -> None:
         with self._lock:

@@ -1,8 +1,10 @@
 """Training requests: submitted with their `train.requested` events in one transaction, tracked by status.
 
 The API and the CLI call `submit`; workers move a request through started → completed | failed.
-The `train.requested` events go through the registry's outbox, so a request whose row committed is
-published even if the broker was down at that moment.
+The `train.requested` events go through the database's outbox, so a request whose row committed is
+published even if the broker was down at that moment. A request published by someone else (the
+monitor, which talks to training over the bus only, or a plain AMQP client) gets its row when a
+worker receives it (`adopt`).
 
 `cancel` moves a queued or started request to `cancelled`: a worker that receives it later skips
 it, and the worker running it stops its training process within `CANCEL_POLL_S` seconds (both
@@ -21,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlalchemy import insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from maestrale.errors import Conflict, InvalidInput, NotFound
 from maestrale.platform.clock import aware, utcnow
@@ -235,18 +238,23 @@ class TrainingRequests:
         return [self.get(r.id) for r in records]
 
     def adopt(self, req: Any, name: str) -> None:
-        """Track a request that arrived without a row (published by a plain AMQP client)."""
+        """Track a request that arrived without a row: the monitor's retrainings (it talks to training
+        over the bus only) or a plain AMQP client's. Idempotent: a redelivery, or two workers given the
+        same request, make one row.
+        """
         now = utcnow()
+        row = {
+            "id": req.request_id, "name": name, "fleet_id": req.fleet_id, "status": "queued",
+            "spec": req.spec, "reason": req.reason, "parent_version": req.parent_version,
+            "requested_by": req.requested_by, "attempts": 0, "created_at": now, "updated_at": now,
+        }  # fmt: skip
         with self.write_engine.begin() as conn:
-            exists = conn.execute(select(trainings.c.id).where(trainings.c.id == req.request_id)).first()
-            if exists is None:
-                conn.execute(
-                    insert(trainings).values(
-                        id=req.request_id, name=name, fleet_id=req.fleet_id, status="queued", spec=req.spec,
-                        reason=req.reason, parent_version=req.parent_version, requested_by=req.requested_by,
-                        attempts=0, created_at=now, updated_at=now,
-                    )
-                )  # fmt: skip
+            dialect = conn.dialect.name
+            if dialect in ("sqlite", "postgresql"):
+                dialect_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+                conn.execute(dialect_insert(trainings).values(**row).on_conflict_do_nothing())
+            elif conn.execute(select(trainings.c.id).where(trainings.c.id == req.request_id)).first() is None:
+                conn.execute(insert(trainings).values(**row))
 
     def _update(self, request_id: str, **values: Any) -> None:
         with self.write_engine.begin() as conn:
