@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(PY) bench/registry_vs_mlflow.py
 	$(PY) bench/bus.py
 	$(PY) bench/training.py
+	$(PY) bench/fleet_training.py
 	bash bench/setup_evidently.sh
 	$(PY) bench/drift.py
 	$(PY) bench/ingest.py
