@@ -122,11 +122,14 @@ def synthetic_fleet(
     fault_share: float = 0.2,
     fault_kinds: tuple[str, ...] = KINDS,
     train_year: int = 2021,
+    replay_days: int | None = None,
 ) -> Fleet:
     """`n_plants` PV plants and `n_wind` wind farms (default: one per 25 plants, at least one).
 
     `fault_share` of the PV plants get one fault each in the replay year, the kinds in turn from
-    `fault_kinds`, at random dates; `seed` fixes everything.
+    `fault_kinds`, at random dates; `seed` fixes everything. `replay_days` (default: the whole year)
+    is how much of the replay year will be replayed: faults then start inside that part, after its
+    first `LEAD_DAYS` and before its last `TAIL_DAYS` where it is long enough.
     """
     if n_plants < 1:
         raise ValueError(f"a fleet needs at least one PV plant, not {n_plants}")
@@ -136,6 +139,12 @@ def synthetic_fleet(
     n_wind = max(1, n_plants // 25) if n_wind is None else n_wind
     times = _times(train_year)
     replay_start, replay_end = pd.Timestamp(f"{train_year + 1}-01-01", tz="UTC"), times[-1]
+    if replay_days is not None:
+        if replay_days < 1:
+            raise ValueError(
+                f"replay_days is a number of days of the replay year, at least 1, not {replay_days}"
+            )
+        replay_end = min(replay_end, replay_start + pd.Timedelta(days=replay_days))
     faulty = set(rng.choice(n_plants, size=round(fault_share * n_plants), replace=False).tolist())
     kinds = list(fault_kinds)
     sites, k = [], 0

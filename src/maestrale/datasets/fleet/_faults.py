@@ -22,7 +22,7 @@ import pandas as pd
 
 KINDS = ("abrupt", "soiling", "shading", "offset")
 #: No fault starts in the first 30 days of the replay (the monitor needs a baseline) or the last 45
-#: (it needs time to detect it).
+#: (it needs time to detect it); a replay shorter than 120 days keeps those proportions.
 LEAD_DAYS, TAIL_DAYS = 30, 45
 
 
@@ -55,8 +55,11 @@ def draw_fault(
     """A fault of `kind` at a random date of the replay, with a random size in the ranges above."""
     if kind not in KINDS:
         raise ValueError(f"unknown fault kind {kind!r}: choose from {', '.join(KINDS)}")
-    first = replay_start + pd.Timedelta(days=LEAD_DAYS)
-    span_days = max(1, (replay_end - pd.Timedelta(days=TAIL_DAYS) - first).days)
+    # a short replay keeps the same proportions: a quarter of it before, three eighths after
+    days = max(1, (replay_end - replay_start).days)
+    lead, tail = min(LEAD_DAYS, days // 4), min(TAIL_DAYS, days * 3 // 8)
+    first = replay_start + pd.Timedelta(days=lead)
+    span_days = max(1, days - lead - tail)
     start = first + pd.Timedelta(days=int(rng.integers(0, span_days)))
     if kind == "abrupt":
         return Fault(kind, start, float(rng.uniform(0.15, 0.40)))
