@@ -26,7 +26,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from maestrale.registry.formats import serialize
-from tests.conftest import start_server
+from tests.conftest import fresh_pg_database, start_server
 
 BIG = 99999999999999999999  # > 2**64
 
@@ -59,7 +59,17 @@ class Api:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     home: Path = tmp_path_factory.mktemp(f"api-input-{request.param}")
-    db = request.getfixturevalue("pg_url") if request.param == "postgres" else f"sqlite:///{home}/registry.db"
+    with contextlib.ExitStack() as stack:
+        # a database of its own: the server writes admin.token only into a database with no token yet
+        db = (
+            stack.enter_context(fresh_pg_database())
+            if request.param == "postgres"
+            else f"sqlite:///{home}/r.db"
+        )
+        yield from _api_on(home, db)
+
+
+def _api_on(home: Path, db: str) -> Iterator[Api]:
     handle = start_server(home, database_url=db)
     http = httpx.Client(
         base_url=handle.url, headers={"Authorization": f"Bearer {handle.admin_token}"}, timeout=60
