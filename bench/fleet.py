@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,13 +35,19 @@ KINDS = ("abrupt", "soiling", "shading", "offset")
 TARGET_RECALL, TARGET_PROMOTIONS = 0.9, 1.0
 
 
-def run(plants: int, days: int, workers: int, seed: int, share: float, results: Path) -> dict:
+def maestrale_command() -> list[str]:
+    """The `maestrale` script of this interpreter's environment (as from a shell), else `python -m`."""
+    script = Path(sys.executable).with_name("maestrale")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "maestrale.cli.main"]
+
+
+def run(plants: int, days: int, workers: int, seed: int, share: float, results: Path, keep: bool) -> dict:
     """One `maestrale demo --fleet` process; its summary (plus the load average) appended to results."""
     home = Path(tempfile.mkdtemp(prefix=f"maestrale-fleet-{plants}-"))
     summary = home / "summary.json"
     log = results.with_name(f"{results.stem}-{plants}x{days}.log")
     cmd = [
-        sys.executable, "-m", "maestrale.cli.main", "demo", "--fleet", str(plants), "--days", str(days),
+        *maestrale_command(), "demo", "--fleet", str(plants), "--days", str(days),
         "--workers", str(workers), "--seed", str(seed), "--fault-share", str(share),
         "--home", str(home / "demo"), "--summary", str(summary),
     ]  # fmt: skip
@@ -56,8 +63,10 @@ def run(plants: int, days: int, workers: int, seed: int, share: float, results: 
     s = json.loads(summary.read_text())
     s["bench"] = {
         "wall_s": round(time.perf_counter() - t0, 1), "load_before": round(load0, 2),
-        "load_after": round(os.getloadavg()[0], 2), "home": str(home),
+        "load_after": round(os.getloadavg()[0], 2),
     }  # fmt: skip
+    if not keep:  # 1,000 plants x 1 year leave gigabytes of databases behind
+        shutil.rmtree(home, ignore_errors=True)
     with results.open("a") as fh:
         fh.write(json.dumps(s) + "\n")
     return s
@@ -115,11 +124,12 @@ def main() -> None:
         "--results", type=Path, default=Path("bench/results/fleet.jsonl"), help="summaries, one per line"
     )
     parser.add_argument("--table", action="store_true", help="print the table of --results and exit")
+    parser.add_argument("--keep", action="store_true", help="keep each run's folder (registry, databases)")
     args = parser.parse_args()
     args.results.parent.mkdir(parents=True, exist_ok=True)
     if not args.table:
         for n in args.plants:
-            s = run(n, args.days, args.workers, args.seed, args.fault_share, args.results)
+            s = run(n, args.days, args.workers, args.seed, args.fault_share, args.results, args.keep)
             print(f"{n} plants: {s['bench']['wall_s']:.0f} s", file=sys.stderr, flush=True)
     rows = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
     print(table(rows))

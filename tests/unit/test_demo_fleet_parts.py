@@ -104,3 +104,20 @@ def test_children_cpu_counts_the_processes_this_one_started():
     before = children_cpu()
     subprocess.run([sys.executable, "-c", "sum(i * i for i in range(3_000_000))"], check=True)
     assert children_cpu() - before > 0.05
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--days", "30"], "--days applies to --fleet only"),
+        (["--fleet", "3", "--no-fault"], "--no-fault applies to the NREL replay"),
+    ],
+)
+def test_an_option_of_the_other_replay_is_refused(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from maestrale.cli.main import app
+
+    out = CliRunner().invoke(app, ["demo", "--home", str(tmp_path / "demo"), *args])
+    assert out.exit_code == 2 and message in " ".join(out.output.split()), out.output
+    assert not (tmp_path / "demo").exists()  # refused before anything was built

@@ -23,6 +23,7 @@ def _date(text: str) -> date:
 
 
 def demo(
+    ctx: typer.Context,
     home: Annotated[
         Path,
         typer.Option(
@@ -71,6 +72,7 @@ def demo(
     Example: `maestrale demo --fault-start 2012-07-02 --fault-loss 0.2 --summary demo.json`;
     a fleet: `maestrale demo --fleet 50 --days 120 --summary fleet.json`
     """
+    _check_options(ctx, fleet is not None)
     if home.exists() and not keep:
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
@@ -82,6 +84,27 @@ def demo(
     if summary is not None:
         summary.write_text(json.dumps(result, indent=2, default=_json) + "\n")
         typer.echo(f"summary: {summary}")
+
+
+_FLEET_ONLY = ("seed", "fault_share", "days", "workers")
+_PLANT_ONLY = ("fault_start", "fault_loss", "no_fault", "start", "end", "actual_delay")
+
+
+def _check_options(ctx: typer.Context, fleet: bool) -> None:
+    """An option of the other replay is an error, not silently ignored."""
+    # by name: Typer may bring its own copy of click, whose ParameterSource is another class
+    sources = {n: getattr(ctx.get_parameter_source(n), "name", None) for n in ctx.params}
+    given = [n for n, source in sources.items() if source in ("COMMANDLINE", "ENVIRONMENT")]
+    wrong = [n for n in given if n in (_PLANT_ONLY if fleet else _FLEET_ONLY)]
+    if wrong:
+        flags = ", ".join("--" + n.replace("_", "-") for n in wrong)
+        raise typer.BadParameter(
+            f"{flags} applies to the NREL replay, not to --fleet (which replays --days of the fleet's "
+            "second year)"
+            if fleet
+            else f"{flags} applies to --fleet only: add --fleet N (e.g. --fleet 50), or use --start/--end "
+            "for the NREL replay"
+        )
 
 
 def _run_fleet(

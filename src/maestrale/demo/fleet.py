@@ -205,11 +205,13 @@ def _replay(
 ) -> Any:  # fmt: skip
     from maestrale.demo.fleet_loop import FleetEvent, FleetReplay
 
-    counts = {"alert": 0, "retrain": 0, "promoted": 0}
+    counts = {"alert": 0, "retrain": 0, "promoted": 0, "breach": 0}
 
     def show(e: FleetEvent) -> None:
         if e.kind in counts:
             counts[e.kind] += 1
+        if e.kind == "alert" and e.retrain:
+            counts["breach"] += 1  # an alert of a condition that retrains (shortfall, skill)
         if e.kind in ("promoted", "rejected", "expired") or (e.kind == "alert" and e.retrain):
             plant = world.plants[e.plant]
             day = world.day_start(e.day).date()
@@ -230,8 +232,8 @@ def _replay(
         step, t0 = max(1, world.days // 20), time.perf_counter()
 
         def advance(day: int) -> None:
-            what = f"{counts['alert']} alerts, {counts['retrain']} retrainings, "
-            what += f"{counts['promoted']} promotions"
+            what = f"{counts['alert']} alerts ({counts['breach']} that retrain), {counts['retrain']} "
+            what += f"retrainings, {counts['promoted']} promotions"
             bar.update(task, advance=1, description=f"replaying days · {what}")
             if not console.is_terminal and ((day + 1) % step == 0 or day + 1 == world.days):
                 # a log file or a pipe gets no progress bar: a line every 5% of the replay instead
