@@ -197,7 +197,8 @@ def test_cli_train_local_then_reproduce(small_example: Path, tmp_path: Path):
     for col in ("version", "nMAE", "skill", "backtest nMAE", "duration"):
         assert col in header
     assert "pv-nrel-50" in out.stdout
-    out = runner.invoke(app, ["train", str(small_example), "--local", "--json", "--reason", "cli", "--force"], env=env)
+    again = ["train", str(small_example), "--local", "--json", "--reason", "cli", "--force"]
+    out = runner.invoke(app, again, env=env)
     assert out.exit_code == 0, out.output
     [result] = json.loads(out.stdout)["results"]
     assert result["ref"] == "pv-nrel-50:2" and len(result["backtest"]) == 3
