@@ -236,7 +236,15 @@ def _replay(
             what += f"retrainings, {counts['promoted']} promotions"
             bar.update(task, advance=1, description=f"replaying days · {what}")
             if not console.is_terminal and ((day + 1) % step == 0 or day + 1 == world.days):
-                # a log file or a pipe gets no progress bar: a line every 5% of the replay instead
-                console.print(f"day {day + 1}/{world.days} · {what} · {time.perf_counter() - t0:.0f} s")
+                # a log file or a pipe gets no progress bar: a line every 5% of the replay instead,
+                # with the CPU so far per plant-day (a long run's partial figures)
+                plant_days = len(world.plants) * (day + 1)
+                cpu = " · ".join(
+                    f"{k} {replay.log.cpu[k] / plant_days * 1000:.1f}" for k in ("ingest", "monitoring")
+                )
+                elapsed = time.perf_counter() - t0
+                console.print(
+                    f"day {day + 1}/{world.days} · {what} · {elapsed:.0f} s · CPU ms/plant-day {cpu}"
+                )
 
         return replay.run(progress=advance)
