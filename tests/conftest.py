@@ -68,6 +68,13 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def fresh_pg() -> Iterator[str]:
+    """A new PostgreSQL database for one test (for tests that read whole tables, e.g. the outbox)."""
+    with fresh_pg_database() as url:
+        yield url
+
+
+@pytest.fixture
 def sqlite_registry(tmp_path: Path):
     """An embedded registry on SQLite and a local folder."""
     from maestrale import Registry

@@ -63,14 +63,15 @@ def test_clean_run_does_not_retrain(tmp_path):
 
 
 @pytest.mark.postgres
-def test_demo_on_rabbitmq_and_postgresql(tmp_path, pg_url, monkeypatch):
+def test_demo_on_rabbitmq_and_postgresql(tmp_path, fresh_pg, monkeypatch):
     from maestrale.bus.transport import get_transport
     from tests.integration.conftest import AMQP_URL, rabbit_up
 
     if not rabbit_up():
         pytest.fail(f"RabbitMQ at {AMQP_URL} is not reachable; start it with `rabbitmq-server -detached`")
     namespace = f"demo-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("MAESTRALE_DATABASE_URL", pg_url)
+    # a database of its own: tests that count outbox events read the session's shared one
+    monkeypatch.setenv("MAESTRALE_DATABASE_URL", fresh_pg)
     monkeypatch.setenv("MAESTRALE_BROKER_URL", AMQP_URL)
     monkeypatch.setenv("MAESTRALE_BUS_NAMESPACE", namespace)
     try:

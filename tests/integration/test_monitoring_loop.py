@@ -89,14 +89,10 @@ def log_day(
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def world(request, tmp_path):
-    url = f"sqlite:///{tmp_path}/m.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    # a database per test: the tests read whole tables (the outbox, every breach)
+    url = f"sqlite:///{tmp_path}/m.db" if request.param == "sqlite" else request.getfixturevalue("fresh_pg")
     reg = Registry(database_url=url, storage_url=f"file://{tmp_path}/artifacts")
     store = MonitorStore(url)
-    with store._writer.begin() as conn:  # the PostgreSQL database is shared by the session
-        for table in ("predictions", "actuals", "monitor_state", "monitor_breaches", "monitor_decisions",
-                      "monitor_episodes", "monitor_evaluations", "monitor_retrainings"):  # fmt: skip
-            conn.exec_driver_sql(f"DELETE FROM {table}")
-        conn.exec_driver_sql("DELETE FROM outbox WHERE subject = 'pv-synth'")
     return reg, store, Monitor(store, reg, True, [load_policy(POLICY)])
 
 
