@@ -292,7 +292,7 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
             env = f"MAESTRALE_{field.upper()}"
-            example = EXAMPLES.get(field)
-            hint = f"; e.g. {env}={example}" if example and "e.g." not in err["msg"] else ""
+            sample = EXAMPLES.get(field)
+            hint = f"; e.g. {env}={sample}" if sample and "e.g." not in err["msg"] else ""
             lines.append(f"{env}: {err['msg']}{hint}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -22,7 +22,7 @@ _LAZY = {
     "DeadLetter": "maestrale.bus.transport",
     "get_transport": "maestrale.bus.transport",
     "Consumer": "maestrale.bus.consumer",
-    "already_processed": "maestrale.bus.consumer",
+    "already_processed": "maestrale.platform.ledger",
     "mark_processed": "maestrale.bus.consumer",
     "OutboxRelay": "maestrale.bus.relay",
 }
@@ -43,11 +43,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from maestrale.bus.consumer import Consumer, already_processed, mark_processed
+    from maestrale.bus.consumer import Consumer, mark_processed
     from maestrale.bus.events import CloudEvent, MalformedEvent, parse_event
     from maestrale.bus.relay import OutboxRelay
     from maestrale.bus.schemas import EVENT_TYPES
     from maestrale.bus.transport import DeadLetter, Message, RetryPolicy, Transport, get_transport
+    from maestrale.platform.ledger import already_processed
 
 
 def __getattr__(name: str) -> Any:

@@ -42,7 +42,7 @@ def _transport(broker: str | None, namespace: str | None) -> Transport:
     url = settings.broker_url
     if url.startswith("memory:"):
         note("MAESTRALE_BROKER_URL is memory://: the in-process bus of this command only (set amqp://...)")
-    return get_transport(url, namespace=namespace or getattr(settings, "bus_namespace", "maestrale"))
+    return get_transport(url, namespace=namespace or settings.bus_namespace)
 
 
 @dlq_app.command("list")

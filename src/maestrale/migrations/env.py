@@ -13,7 +13,10 @@ from maestrale.registry import schema as _registry  # noqa: F401
 from maestrale.training import tables as _training  # noqa: F401
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
+_url = config.get_main_option("sqlalchemy.url")
+if not _url:  # set by maestrale.platform.db.alembic_config; the stock alembic.ini is not used
+    raise RuntimeError("no sqlalchemy.url: run migrations through `maestrale db upgrade`")
+url: str = _url
 
 
 def run_migrations_offline() -> None:

@@ -31,7 +31,7 @@ import math
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from maestrale.bus.schemas import ActualLogged, PredictionLogged
 from maestrale.errors import InvalidInput
@@ -300,6 +300,23 @@ def _embedded_store(settings: Settings | None) -> MonitorStore:
         return _stores[url]
 
 
+# The count of records sent, or with `store=` (the monitor's own ingest) its `IngestResult`.
+# fmt: off
+@overload
+def log_predictions(
+    frame: pd.DataFrame, *, model: str, version: int, entity: str | None = ...,
+    issued_at: datetime | str | None = ..., prediction: str = ..., features: Sequence[str] | None = ...,
+    timezone: str | None = ..., errors: str = ..., batch_size: int = ..., store: None = ...,
+    settings: Settings | None = ..., transport: Transport | None = ...,
+) -> int: ...
+@overload
+def log_predictions(
+    frame: pd.DataFrame, *, model: str, version: int, entity: str | None = ...,
+    issued_at: datetime | str | None = ..., prediction: str = ..., features: Sequence[str] | None = ...,
+    timezone: str | None = ..., errors: str = ..., batch_size: int = ..., store: MonitorStore,
+    settings: Settings | None = ..., transport: Transport | None = ...,
+) -> IngestResult: ...
+# fmt: on
 def log_predictions(
     frame: pd.DataFrame,
     *,
@@ -348,6 +365,20 @@ def log_predictions(
     return deliver(payload, model, settings, transport)
 
 
+# fmt: off
+@overload
+def log_actuals(
+    frame: pd.DataFrame | pd.Series, *, entity: str | None = ..., value: str = ...,
+    timezone: str | None = ..., errors: str = ..., batch_size: int = ..., store: None = ...,
+    settings: Settings | None = ..., transport: Transport | None = ...,
+) -> int: ...
+@overload
+def log_actuals(
+    frame: pd.DataFrame | pd.Series, *, entity: str | None = ..., value: str = ...,
+    timezone: str | None = ..., errors: str = ..., batch_size: int = ..., store: MonitorStore,
+    settings: Settings | None = ..., transport: Transport | None = ...,
+) -> IngestResult: ...
+# fmt: on
 def log_actuals(
     frame: pd.DataFrame | pd.Series,
     *,

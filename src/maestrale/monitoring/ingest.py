@@ -189,6 +189,7 @@ def checked_predictions(records: Sequence[Any]) -> tuple[list[tuple[Any, ...]], 
             rejected.append(Rejection(i, "record_id repeats an earlier record of this batch", record_id))
             continue
         prediction = rec.prediction
+        point: float | None
         if type(prediction) is float:  # the common case, as `_point` would return it
             point, output = prediction, None
         else:

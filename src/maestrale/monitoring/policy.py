@@ -43,6 +43,7 @@ _Entity = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 _Capacity = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 DRIFT_METRICS = ("psi", "ks", "wasserstein", "js")
 Action = Literal["breach", "retrain"]
+DEFAULT_ACTIONS: tuple[Action, ...] = ("breach", "retrain")
 
 
 class _Strict(BaseModel):
@@ -60,16 +61,16 @@ class Condition(_Strict):
     """One test: `metric` over `window` compared with exactly one threshold."""
 
     name: str = Field(min_length=1)
-    metric: str | None = Field(None, description="Performance metric: " + ", ".join(METRICS))
-    drift: str | None = Field(None, description="Drift statistic: " + ", ".join(DRIFT_METRICS))
+    metric: str | None = Field(default=None, description="Performance metric: " + ", ".join(METRICS))
+    drift: str | None = Field(default=None, description="Drift statistic: " + ", ".join(DRIFT_METRICS))
     window: str = "7D"
     above: float | None = None
     below: float | None = None
-    abs_above: float | None = Field(None, description="|value| above this (for bias).")
-    ratio_to_training: float | None = Field(None, gt=0, description="value > this × training value.")
+    abs_above: float | None = Field(default=None, description="|value| above this (for bias).")
+    ratio_to_training: float | None = Field(default=None, gt=0, description="value > this × training value.")
     min_samples: int = Field(100, ge=1)
     min_share: float = Field(0.3, gt=0, le=1, description="Drift: share of features over the bound.")
-    features: list[str] | None = Field(None, description="Drift: features to test (default: all).")
+    features: list[str] | None = Field(default=None, description="Drift: features to test (default: all).")
     exclude: list[str] = Field(default_factory=list, description="Drift: features never tested.")
     reference: Literal["season", "training"] = Field(
         "season",
@@ -77,7 +78,7 @@ class Condition(_Strict):
         "the version was not trained on is not judged: status 'no reference for <month>') or with all "
         "of them (training).",
     )
-    actions: list[Action] | None = Field(None, description="Overrides the policy's actions.")
+    actions: list[Action] | None = Field(default=None, description="Overrides the policy's actions.")
 
     @field_validator("window", mode="before")
     @classmethod
@@ -161,11 +162,18 @@ class Retrain(_Strict):
     """How the recorded spec is changed when the monitor asks for a retraining."""
 
     window: str | Literal["keep"] = Field(
-        "keep", description="Length of the new train window ending at the monitor's clock; keep: as before."
+        default="keep",
+        description="Length of the new train window ending at the monitor's clock; keep: as before.",
     )
-    holdout: str = Field("14D", description="The last part of the new window, held out for the metrics.")
-    sample_weight: SampleWeight | None = Field(None, description="Recency weighting of the new fit.")
-    refit: bool = Field(True, description="Refit on the whole window (holdout included) before registering.")
+    holdout: str = Field(
+        default="14D",
+        description="The last part of the new window, held out for the metrics.",
+    )
+    sample_weight: SampleWeight | None = Field(default=None, description="Recency weighting of the new fit.")
+    refit: bool = Field(
+        default=True,
+        description="Refit on the whole window (holdout included) before registering.",
+    )
 
     @field_validator("window", "holdout", mode="before")
     @classmethod
@@ -178,9 +186,17 @@ class Promotion(_Strict):
 
     auto: bool = True
     metric: str = "nmae"
-    margin: float = Field(0.05, ge=0, lt=1, description="Challenger must be this much better (relative).")
-    min_samples: int = Field(72, ge=1, description="Out-of-sample pairs needed before deciding.")
-    max_wait: str = Field("14D", description="Reject a challenger still undecided after this data time.")
+    margin: float = Field(
+        default=0.05,
+        ge=0,
+        lt=1,
+        description="Challenger must be this much better (relative).",
+    )
+    min_samples: int = Field(default=72, ge=1, description="Out-of-sample pairs needed before deciding.")
+    max_wait: str = Field(
+        default="14D",
+        description="Reject a challenger still undecided after this data time.",
+    )
     guardrails: dict[str, float] = Field(
         default_factory=lambda: {"rmse": 0.02},
         description="metric → tolerance: the challenger may not be worse than the champion by more "
@@ -218,17 +234,20 @@ class Policy(_Strict):
     models: list[str] = Field(default_factory=lambda: ["*"], description="Glob patterns of model names.")
     schedule: Schedule = Field(default_factory=Schedule)
     conditions: list[Condition] = Field(min_length=1)
-    actions: list[Action] = Field(default_factory=lambda: ["breach", "retrain"])
-    cooldown: str = Field("7D", description="No new retraining within this data time of the last one.")
+    actions: list[Action] = Field(default_factory=lambda: list(DEFAULT_ACTIONS))
+    cooldown: str = Field(
+        default="7D",
+        description="No new retraining within this data time of the last one.",
+    )
     backoff: float = Field(
-        2.0,
+        default=2.0,
         ge=1,
         description="After each rejected challenger in a row the cooldown is multiplied by this (up to "
         "max_backoff): a cause that retraining cannot fix (snow on the panels) stops costing trainings.",
     )
-    max_backoff: float = Field(4.0, ge=1)
-    retrain: Retrain = Field(default_factory=Retrain)
-    promotion: Promotion = Field(default_factory=Promotion)
+    max_backoff: float = Field(default=4.0, ge=1)
+    retrain: Retrain = Field(default_factory=lambda: Retrain())
+    promotion: Promotion = Field(default_factory=lambda: Promotion())
     capacity: dict[_Entity, _Capacity] = Field(
         default_factory=dict,
         max_length=MAX_ENTITY_CAPACITIES,
