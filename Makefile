@@ -42,6 +42,7 @@ demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/ruff format --check src tests examples
+	$(VENV)/bin/mypy src/maestrale
 
 test: $(STAMP) $(NPM_STAMP) lint
 	$(PY) -m pytest -q

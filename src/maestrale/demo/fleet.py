@@ -185,7 +185,8 @@ def _train_fleet(console: Console, world: FleetWorld, requests: Any, registry: A
     versions = {done[i].name: int(done[i].version) for i in ids}
     for name, version in versions.items():
         registry.set_alias(name, "champion", version, reason="initial training")
-    cost = {
+    jobs_cpu_s = children_cpu() - k0
+    cost: dict[str, Any] = {
         "versions": versions,
         "wall_s": time.perf_counter() - t0,
         "cpu_s": time.process_time() - c0,
@@ -194,7 +195,7 @@ def _train_fleet(console: Console, world: FleetWorld, requests: Any, registry: A
     }
     console.print(
         f"trained {len(ids)} models from one fleet spec in {cost['wall_s']:.1f} s "
-        f"({cost['jobs_cpu_s'] / len(ids):.2f} CPU s per model in the jobs) → champions"
+        f"({jobs_cpu_s / len(ids):.2f} CPU s per model in the jobs) → champions"
     )
     return cost
 

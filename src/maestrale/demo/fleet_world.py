@@ -125,7 +125,9 @@ class FleetWorld:
 
     @staticmethod
     def _append(lake: sqlite3.Connection, plant: Plant, frame: pd.DataFrame) -> None:
-        times = frame.index.tz_convert("UTC").strftime(_LAKE_TIME)
+        import pandas as pd
+
+        times = pd.DatetimeIndex(frame.index).tz_convert("UTC").strftime(_LAKE_TIME)
         values = frame[[*plant.inputs, TARGET]].to_numpy(dtype="float64").tolist()
         marks = ", ".join("?" * (len(plant.inputs) + 3))
         lake.executemany(
