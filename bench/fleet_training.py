@@ -67,13 +67,13 @@ MODES = ("single", "auto", "all-cores")
 # `maestrale worker`, with the training worker's INFO lines (one per model, with its thread budget)
 WORKER = (
     "import logging, sys; from maestrale.cli.main import main; "
-    "logging.basicConfig(level=logging.WARNING, format='%(message)s'); "
+    "logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s'); "
     "logging.getLogger('maestrale.training.worker').setLevel(logging.DEBUG); "
     "sys.argv = ['maestrale', 'worker']; main()"
 )
-TRAINED = re.compile(r"^training \S+ → \S+:\d+(?: \((\d+) threads?\))?")
-BEFORE = re.compile(r"^request \S+: bookkeeping before training ([\d.]+) s")  # the worker's debug lines
-AFTER = re.compile(r"^request \S+: training ([\d.]+) s, reporting ([\d.]+) s")
+TRAINED = re.compile(r"^INFO training \S+ → \S+:\d+(?: \((\d+) threads?\))?")
+BEFORE = re.compile(r"^DEBUG request \S+: bookkeeping before training ([\d.]+) s")  # the worker's debug lines
+AFTER = re.compile(r"^DEBUG request \S+: training ([\d.]+) s, reporting ([\d.]+) s")
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -184,6 +184,7 @@ class Worker:
         self.tail: deque[str] = deque(maxlen=30)
         self.budgets: Counter[str] = Counter()
         self.phases: dict[str, list[float]] = {"before": [], "child": [], "after": []}
+        self.warnings: list[str] = []
         ready = threading.Event()
 
         def drain() -> None:
@@ -199,6 +200,8 @@ class Worker:
                 elif m := AFTER.match(line):
                     self.phases["child"].append(float(m.group(1)))
                     self.phases["after"].append(float(m.group(2)))
+                elif line.startswith(("WARNING", "ERROR", "CRITICAL")) and len(self.warnings) < 5:
+                    self.warnings.append(line.strip()[:300])  # e.g. why a request came back
             ready.set()
 
         threading.Thread(target=drain, daemon=True).start()
@@ -287,6 +290,7 @@ def fleet_run(
         return {"wall_s": round(wall, 2), "train_in_child_s": round(inside, 3), "budgets": budgets,
                 "phases_s": phases, "workers_cpu_s": round(cpu - cpu_start, 2),
                 "models_per_worker": [sum(w.budgets.values()) for w in procs],
+                "worker_warnings": [x for w in procs for x in w.warnings],
                 "poller_cpu_s": round(poller_cpu, 3), "polls": polls,
                 "load_before": load0, "load_after": load_average()}  # fmt: skip
     finally:
@@ -341,6 +345,8 @@ def run_mode(
             f"{', '.join(f'{k} {v * 1000:.0f} ms' for k, v in ph.items())}; workers' CPU "
             f"{r['cpu_per_model_s'] * 1000:.0f} ms, share of their cores {r['cpu_share']:.2f}; poller "
             f"{r['poller_cpu_s']:.2f} cpu-s in {r['polls']} polls")  # fmt: skip
+        for line in r["worker_warnings"]:
+            log(f"      worker said: {line}")
     out["speedup"] = round(out["1w"]["wall_s"] / out["2w"]["wall_s"], 3)
     return out
 
@@ -379,6 +385,7 @@ def main() -> int:
         plants = write_plants(tmp / "data", members)
         spec = fleet_spec(tmp / "data", plants)
         sample = [m["plant"] for m in plants[:5]]
+        wait_for_quiet(args.quiet_load)
         bare = {n: bare_fit_s(tmp / "data", sample, n) for n in sorted({1, cores})}
         out["bare_fit_s"] = {str(k): round(v, 3) for k, v in bare.items()}
         log("bare fit (read + features + fit): " + ", ".join(f"{v * 1000:.0f} ms on {k} thread(s)"
