@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -28,9 +29,11 @@ KEYS = {
 def fleet_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fleet")
     summary = tmp / "summary.json"
+    script = Path(sys.executable).with_name("maestrale")  # as from a shell: `maestrale demo …`
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "maestrale.cli.main"]
     cmd = [
-        sys.executable, "-m", "maestrale.cli.main", "demo", "--fleet", str(PLANTS), "--days", str(DAYS),
-        "--home", str(tmp / "demo"), "--summary", str(summary),
+        *command, "demo", "--fleet", str(PLANTS), "--days", str(DAYS), "--home", str(tmp / "demo"),
+        "--summary", str(summary),
     ]  # fmt: skip
     out = subprocess.run(
         cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "160"}
