@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Integer, String, Table, insert, select, update
+from sqlalchemy import Column, DateTime, Index, Integer, String, Table, insert, select, update
 
 from maestrale.errors import InvalidInput, NotFound
 from maestrale.platform.db import ensure_schema, writer
@@ -151,3 +151,87 @@ def revoke_token(database_url: str, token_id: int) -> None:
         ).rowcount
     if not done:
         raise NotFound(f"token {token_id} not found; list them with `maestrale token list`")
+
+
+# -- browser sessions -----------------------------------------------------------------------------
+# The web UI never sees a token after sign-in: the browser holds a random session secret in an
+# HttpOnly cookie, and the server keeps only its sha256, the token it stands for, and the session's
+# CSRF secret. Revoking the token ends its sessions (the lookup joins the token's row).
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("token_id", Integer, nullable=True),  # NULL: an anonymous session (auth off)
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_ui_sessions_expires", "expires_at"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in browser: its CSRF secret and the token it acts with (None when auth is off)."""
+
+    id_hash: str
+    csrf: str
+    token: TokenInfo | None
+    expires_at: datetime
+
+
+def create_session(database_url: str, token: TokenInfo | None, ttl_s: float) -> tuple[str, Session]:
+    """Open a session for `token`; returns the cookie's secret (shown once) and the session.
+
+    >>> secret, session = create_session(url, info, ttl_s=8 * 3600)  # doctest: +SKIP
+    >>> lookup_session(url, secret).csrf == session.csrf  # doctest: +SKIP
+    True
+    """
+    from datetime import timedelta
+
+    secret = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    session = Session(hash_token(secret), secrets.token_urlsafe(32), token, now + timedelta(seconds=ttl_s))
+    engine = writer(ensure_schema(database_url))
+    with engine.begin() as conn:
+        # expired sessions go when new ones come: the table stays as small as the active sessions
+        conn.execute(ui_sessions.delete().where(ui_sessions.c.expires_at < now))
+        conn.execute(
+            insert(ui_sessions).values(
+                id_hash=session.id_hash, token_id=token.id if token else None, csrf=session.csrf,
+                created_at=now, expires_at=session.expires_at,
+            )
+        )  # fmt: skip
+    return secret, session
+
+
+def lookup_session(database_url: str, secret: str) -> Session | None:
+    """The live session of a cookie's secret; None if unknown, expired, or its token was revoked."""
+    if not secret or len(secret) > 128:
+        return None
+    engine = ensure_schema(database_url)
+    t = tokens.c
+    q = (
+        select(ui_sessions, t.name, t.scopes, t.prefix, t.created_at.label("t_created"), t.revoked_at)
+        .select_from(ui_sessions.outerjoin(tokens, t.id == ui_sessions.c.token_id))
+        .where(ui_sessions.c.id_hash == hash_token(secret))
+    )
+    with engine.connect() as conn:
+        row = conn.execute(q).first()
+    if row is None:
+        return None
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+    if expires < datetime.now(UTC):
+        return None
+    token = None
+    if row.token_id is not None:
+        if row.name is None or row.revoked_at is not None:
+            return None
+        token = TokenInfo(row.token_id, row.name, row.scopes, row.prefix, row.t_created, False)
+    return Session(row.id_hash, row.csrf, token, expires)
+
+
+def end_session(database_url: str, secret: str) -> None:
+    """Sign out: the cookie's session stops working at once."""
+    engine = writer(ensure_schema(database_url))
+    with engine.begin() as conn:
+        conn.execute(ui_sessions.delete().where(ui_sessions.c.id_hash == hash_token(secret)))
