@@ -44,6 +44,8 @@ tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(128), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_by", String(128), nullable=True),  # the audit trail's actor (NULL before 0008)
+    Index("ix_tokens_created_at", "created_at"),
 )
 
 

@@ -1,4 +1,5 @@
-"""SQL schema of the registry: models, versions, their key/value params, metrics and tags, aliases, lineage.
+"""SQL schema of the registry: models, versions, their key/value params, metrics and tags, aliases, lineage,
+and the audit trails of alias moves and archiving.
 
 The tables sit on the shared `maestrale.platform.tables.metadata`; Alembic
 migrations under `maestrale/migrations` create them. Params, metrics and tags live in key/value
@@ -76,6 +77,8 @@ versions = Table(
     Column("reason", Text, nullable=True),
     Column("spec", JSON, nullable=True),
     Column("profile", JSON, nullable=True),
+    # the holdout's forecast and actual, downsampled (`maestrale.registry.holdout`); NULL before 0008
+    Column("holdout", JSON, nullable=True),
     # a retried request (redelivered training job, client retry) names itself: the same key never
     # makes a second version
     Column("idempotency_key", String(128), nullable=True),
@@ -135,6 +138,21 @@ alias_history = Table(
     Column("reason", Text, nullable=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_alias_history_model_alias", "model_id", "alias"),
+    Index("ix_alias_history_at", "at"),  # the audit trail reads every model's moves newest first
+)
+
+# Archive and unarchive of a version (or, with version NULL, of a whole model): who, when, why.
+archive_history = Table(
+    "archive_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=True),  # NULL: the model itself
+    Column("action", String(16), nullable=False),  # archived | unarchived
+    Column("actor", String(128), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_archive_history_at", "at"),
 )
 
 lineage = Table(
