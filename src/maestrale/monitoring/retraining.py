@@ -11,6 +11,11 @@ An outcome that never comes (the event lost with a broker's data, a training ser
 deployed) does not block the model for ever: a request still open after the policy's
 `promotion.max_wait` of data time is `lost`, and the next breach may ask again.
 
+The table stays bounded: `prune` deletes finished requests (completed, failed, lost) whose outcome
+is older than the processed-event retention (`MAESTRALE_PROCESSED_RETENTION`, 30 days), on the
+monitor service's pruning schedule (`prune_task`). Open requests stay, and so does the request a
+model's state still points at (its outcome not yet adopted).
+
 >>> with store._writer.begin() as conn:  # doctest: +SKIP
 ...     request_id = request(conn, model="pv", spec=spec, reason="monitor: shortfall", parent_version=3,
 ...                          as_of=as_of, idempotency_key="monitor/pv/20120612T230000")
@@ -22,19 +27,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from maestrale.bus.schemas import TrainRequested
 from maestrale.monitoring.schema import monitor_retrainings as r
+from maestrale.monitoring.schema import monitor_state
 from maestrale.platform.clock import aware, utcnow
 from maestrale.platform.outbox import add_event
+from maestrale.platform.pruning import BATCH, MAX_BATCHES, Retention, delete_in_batches
 
 EVENT_SOURCE = "maestrale/monitor"
 Status = Literal["requested", "completed", "failed", "lost"]
 OPEN: tuple[Status, ...] = ("requested",)
+FINISHED: tuple[Status, ...] = ("completed", "failed", "lost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,3 +146,37 @@ def _record(row: Any) -> Retraining:
         as_of=aware(row.as_of), status=row.status, version=row.version, error=row.error,
         requested_at=aware(row.requested_at),
     )  # fmt: skip
+
+
+def prune(engine: Engine, older_than: timedelta, *, now: datetime | None = None, batch: int = BATCH,
+          max_batches: int = MAX_BATCHES) -> int:  # fmt: skip
+    """Delete finished requests whose last update is older than `now - older_than`; returns how many.
+
+    Open requests stay however old (`adopt` gives them up as `lost` first), and so does any request a
+    model's `monitor_state.last_retrain_request` still names: `adopt` reads its outcome from here.
+
+    >>> prune(store.engine, timedelta(days=30))  # doctest: +SKIP
+    12
+    """
+    cutoff = (now or utcnow()) - older_than
+    pending = select(monitor_state.c.last_retrain_request).where(
+        monitor_state.c.last_retrain_request.is_not(None)
+    )
+    old = (
+        select(r.c.request_id)
+        .where(r.c.status.in_(FINISHED), r.c.updated_at < cutoff, r.c.request_id.not_in(pending))
+        .order_by(r.c.updated_at)
+    )
+    return delete_in_batches(engine, r, old, batch, max_batches)
+
+
+def prune_task(engine: Engine, retention: Retention, now: datetime | None = None) -> int:
+    """`prune` as a `maestrale.platform.pruning.Pruner` task: kept as long as processed-event ids.
+
+    >>> tasks = {"monitor_retrainings": prune_task}
+    >>> Pruner(engine, outbox=False, processed=False, tasks=tasks).run().tasks  # doctest: +SKIP
+    {'monitor_retrainings': 12}
+    """
+    return prune(
+        engine, retention.processed, now=now, batch=retention.batch, max_batches=retention.max_batches
+    )

@@ -7,7 +7,8 @@ Three threads: the bus consumer (queue `monitor`: `prediction.logged`, `actual.l
 evaluation loop (`tick` every `interval` seconds of wall time; a model is evaluated when its data
 clock moved by its policy's `schedule.every`), and the outbox relay that publishes what the monitor
 decided (`monitor.breach`, `train.requested`, `model.promoted`). Ingest is idempotent (record ids,
-actual keys), so at-least-once delivery stores everything once.
+actual keys), so at-least-once delivery stores everything once. After each round the loop prunes the
+monitor's finished retraining requests on the settings' schedule (`retraining.prune_task`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from maestrale.config import Settings
 from maestrale.monitoring import retraining
 from maestrale.monitoring.ingest import IngestResult
 from maestrale.monitoring.policy import Policy
+from maestrale.platform.pruning import Pruner, Retention
 
 log = logging.getLogger(__name__)
 QUEUE = MONITOR.name  # the queue and bindings publishers declare too (`maestrale.bus.topology`)
@@ -102,6 +104,12 @@ class MonitorService:
             handler_name="monitor.adopt",
         )  # fmt: skip
         self.interval, self.relay_interval = interval, relay_interval
+        # the monitor's own table, on the outbox's schedule (MAESTRALE_PRUNE_EVERY); the outbox and the
+        # ledger are the relay's and the transactional consumers' to prune
+        self.pruner = Pruner(
+            self.store.engine, Retention.from_settings(settings), outbox=False, processed=False,
+            tasks={"monitor_retrainings": retraining.prune_task},
+        )  # fmt: skip
         self._relay = None
         if relay:
             from maestrale.bus.relay import OutboxRelay
@@ -206,6 +214,7 @@ class MonitorService:
                     self.monitor.tick()
                 except Exception:  # the database away for a moment must not end the evaluations for good
                     log.exception("the evaluation round failed; the next one runs in %g s", self.interval)
+            self.pruner.maybe_run()  # at most every MAESTRALE_PRUNE_EVERY; never raises
 
     def start(self) -> MonitorService:
         """Start consuming, evaluating (if `interval`) and relaying."""

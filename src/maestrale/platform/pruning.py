@@ -14,6 +14,11 @@ What goes, what stays:
   30 days). Keep this longer than any redelivery can take (retries wait minutes; a message parked in
   a dead-letter queue and replayed by hand is the long case): a forgotten id would apply twice.
 
+A component prunes its own tables with the same schedule and batches: it passes `tasks`, named
+functions of `(engine, retention, now)` that delete with `delete_in_batches` and return how many
+rows went (the monitor's finished retraining requests: `maestrale.monitoring.retraining.prune_task`).
+The platform knows no component, so it never lists their tables itself.
+
 Deletes go in batches of `batch` rows, each its own short transaction, so pruning never holds a
 long lock on a busy table; one run stops after `max_batches` and the next run continues.
 
@@ -27,12 +32,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Table, delete, select, tuple_
+from sqlalchemy import Engine, Select, Table, delete, select, tuple_
 
 from maestrale.platform.clock import utcnow
 from maestrale.platform.db import writer
@@ -84,6 +89,11 @@ class Pruned:
 
     outbox: int = 0
     processed: int = 0
+    tasks: Mapping[str, int] = field(default_factory=dict)  # rows each component's task deleted
+
+
+#: A component's pruning: `task(engine, retention, now)` deletes its old rows, returns how many went.
+PruneTask = Callable[[Engine, Retention, datetime | None], int]
 
 
 def prune_outbox(engine: Engine, older_than: timedelta, *, now: datetime | None = None,
@@ -91,7 +101,7 @@ def prune_outbox(engine: Engine, older_than: timedelta, *, now: datetime | None 
     """Delete outbox rows sent before `now - older_than` (unsent rows stay); returns how many went."""
     cutoff = (now or utcnow()) - older_than
     old = select(outbox.c.id).where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < cutoff)
-    return _in_batches(engine, outbox, old.order_by(outbox.c.id), batch, max_batches)
+    return delete_in_batches(engine, outbox, old.order_by(outbox.c.id), batch, max_batches)
 
 
 def prune_processed(engine: Engine, older_than: timedelta, *, now: datetime | None = None,
@@ -100,17 +110,28 @@ def prune_processed(engine: Engine, older_than: timedelta, *, now: datetime | No
     cutoff = (now or utcnow()) - older_than
     p = processed_events
     old = select(p.c.consumer, p.c.event_id).where(p.c.processed_at < cutoff).order_by(p.c.processed_at)
-    return _in_batches(engine, p, old, batch, max_batches)
+    return delete_in_batches(engine, p, old, batch, max_batches)
 
 
-def _in_batches(engine: Engine, table: Table, old: object, batch: int, max_batches: int) -> int:
+def delete_in_batches(
+    engine: Engine, table: Table, old: Select[Any], batch: int = BATCH, max_batches: int = MAX_BATCHES
+) -> int:
+    """Delete the rows of `table` whose primary keys `old` selects, `batch` per transaction.
+
+    `old` selects the primary key columns, in their order, and is ordered (the oldest first); at most
+    `max_batches` transactions run, so a backlog is cleared over several runs. Returns the rows deleted.
+
+    >>> old = select(outbox.c.id).where(outbox.c.sent_at < cutoff).order_by(outbox.c.id)  # doctest: +SKIP
+    >>> delete_in_batches(engine, outbox, old)  # doctest: +SKIP
+    1000
+    """
     # select the keys of one batch, delete those keys, commit: portable (no DELETE ... LIMIT), and
     # each transaction touches at most `batch` rows
     keys = list(table.primary_key.columns)
     total = 0
     for _ in range(max_batches):
         with writer(engine).begin() as conn:
-            rows = conn.execute(old.limit(batch)).all()  # type: ignore[attr-defined]
+            rows = conn.execute(old.limit(batch)).all()
             if not rows:
                 break
             if len(keys) == 1:
@@ -126,7 +147,8 @@ def _in_batches(engine: Engine, table: Table, old: object, batch: int, max_batch
 class Pruner:
     """Prunes one database's outbox and ledger, at most once per `retention.every` (thread-safe).
 
-    `outbox=False` prunes only the ledger (a transactional consumer whose database has no relay).
+    `outbox=False` leaves the outbox alone (a transactional consumer: the outbox is the relay's),
+    `processed=False` the ledger; `tasks` are the components' own prunings, run on the same schedule.
     """
 
     def __init__(
@@ -135,11 +157,14 @@ class Pruner:
         retention: Retention | None = None,
         *,
         outbox: bool = True,
+        processed: bool = True,
+        tasks: Mapping[str, PruneTask] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.retention = retention or Retention.from_env()
-        self.outbox, self.clock = outbox, clock
+        self.outbox, self.processed, self.clock = outbox, processed, clock
+        self.tasks: dict[str, PruneTask] = dict(tasks or {})
         self._last: float | None = None
         self._lock = threading.Lock()
 
@@ -157,15 +182,21 @@ class Pruner:
         try:
             return self.run()
         except Exception as exc:
-            log.warning("pruning the outbox and processed events failed (retried later): %s", exc)
+            log.warning("pruning failed (retried at the next period): %s", exc)
             return None
 
     def run(self, now: datetime | None = None) -> Pruned:
-        """Prune now: sent outbox rows older than `retention.outbox`, ledger rows than `.processed`."""
+        """Prune now: sent outbox rows older than `retention.outbox`, ledger rows than `.processed`,
+        then each task's rows.
+        """
         r = self.retention
         sizes = {"batch": r.batch, "max_batches": r.max_batches}
         sent = prune_outbox(self.engine, r.outbox, now=now, **sizes) if self.outbox else 0
-        done = prune_processed(self.engine, r.processed, now=now, **sizes)
+        done = prune_processed(self.engine, r.processed, now=now, **sizes) if self.processed else 0
+        tasks = {name: task(self.engine, r, now) for name, task in self.tasks.items()}
         if sent or done:
             log.info("pruned %d sent outbox event(s) and %d processed-event id(s)", sent, done)
-        return Pruned(outbox=sent, processed=done)
+        for name, n in tasks.items():
+            if n:
+                log.info("pruned %d row(s) of %s", n, name)
+        return Pruned(outbox=sent, processed=done, tasks=tasks)
