@@ -146,6 +146,7 @@ class Settings(BaseSettings):
     token: str | None = Field(default=None, description="Bearer token for a remote server.")
     max_upload_mb: int = Field(default=2048, ge=1, description="Largest artifact the server accepts.")
     auth: bool = Field(default=True, description="Require bearer tokens on the REST API.")
+    ui: bool = Field(default=True, description="Serve the web UI at / from `maestrale server`.")
     auto_upgrade: bool = Field(
         default=True, description="Let embedded mode create/upgrade its schema on first use."
     )

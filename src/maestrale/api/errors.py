@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
@@ -85,23 +85,42 @@ def reject_nul(request: Request) -> None:
         raise InvalidInput("the request path or query contains a NUL character (%00): remove it")
 
 
-async def _maestrale_error(_: Request, exc: Exception) -> JSONResponse:
+def _respond(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    fields: dict[str, str] | None = None,
+) -> Response:
+    """The JSON envelope, or the web UI's error page for a browser asking for a page (not /api/)."""
+    render = getattr(request.app.state, "html_errors", None)
+    browser = "text/html" in request.headers.get("accept", "") or "hx-request" in request.headers
+    if render is not None and browser and not request.url.path.startswith("/api/"):
+        response: Response = render(request, status, message)
+        for key, value in (headers or {}).items():
+            response.headers.setdefault(key, value)
+        return response
+    return error_response(status, code, message, headers=headers, fields=fields)
+
+
+async def _maestrale_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MaestraleError)
-    return error_response(exc.status_code, exc.code, exc.message, fields=exc.fields())
+    return _respond(request, exc.status_code, exc.code, exc.message, fields=exc.fields())
 
 
-async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
+async def _request_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return error_response(400, "invalid", describe_errors(exc.errors()))
+    return _respond(request, 400, "invalid", describe_errors(exc.errors()))
 
 
-async def _stray_validation(_: Request, exc: Exception) -> JSONResponse:
+async def _stray_validation(request: Request, exc: Exception) -> Response:
     # a model built inside a handler from client data (e.g. a spec) that did not validate
     assert isinstance(exc, ValidationError)
-    return error_response(400, "invalid", describe_errors(exc.errors(include_url=False)))
+    return _respond(request, 400, "invalid", describe_errors(exc.errors(include_url=False)))
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTP_CODES.get(
         exc.status_code, "internal" if exc.status_code >= 500 else f"http_{exc.status_code}"
@@ -111,7 +130,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
         message = "no such route: see /docs or /openapi.json for the API"
     elif exc.status_code == 405:
         message = f"method not allowed here; allowed: {(exc.headers or {}).get('Allow', 'see /openapi.json')}"
-    return error_response(exc.status_code, code, message, headers=exc.headers)
+    return _respond(request, exc.status_code, code, message, headers=exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
