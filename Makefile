@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 # `make demo` alone installs the demo extra only (server, plot: ~400 MB, not the test/bench/cloud extras);
 # after `make install` or `make test` the full install is a superset and the demo uses it as it is.
 DEMO_STAMP := $(VENV)/.installed-demo-$(DEPS_HASH)
+# the web UI's browser tests drive Debian's Chromium through Playwright (no browser download)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NPM_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-12)
 EXTRAS := server,rabbitmq,postgres,azure,s3,lightgbm,onnx,dvc,plot,fleet,dev
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -32,6 +35,9 @@ $(DEMO_STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(CHROMIUM):
+	$(SUDO) apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	rm -f node_modules/.installed-* && touch $@
@@ -44,7 +50,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests examples
 	$(VENV)/bin/mypy src/maestrale
 
-test: $(STAMP) $(NPM_STAMP) lint
+test: $(STAMP) $(NPM_STAMP) $(CHROMIUM) lint
 	$(PY) -m pytest -q
 
 unit: $(STAMP)
@@ -65,4 +71,4 @@ bench: $(STAMP)
 	$(PY) bench/limits.py
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .demo
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .demo test-results
