@@ -53,6 +53,7 @@ class FleetRow(BaseModel):
     skill: float | None = Field(None, description="1 − RMSE ÷ persistence's RMSE.")
     last_data: datetime | None = Field(None, description="Data time of the latest evaluation.")
     episodes_open: int = 0
+    firing: list[str] = Field(default_factory=list, description="Conditions firing now, e.g. shortfall.")
     breaches_total: int = 0
     challenger: int | None = None
     retrain_status: str | None = None
@@ -132,6 +133,7 @@ def _row(model: Any, status: dict[str, Any] | None) -> FleetRow:
         skill=_finite(overall.get("skill")),
         last_data=status.get("as_of"),
         episodes_open=int(status.get("episodes_open") or 0),
+        firing=list(status.get("firing") or []),
         breaches_total=int(status.get("breaches_total") or 0),
         retrain_status=status.get("retrain_status"),
     )

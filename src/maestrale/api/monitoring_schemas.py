@@ -94,6 +94,7 @@ class ModelStatus(BaseModel):
     evaluated_at: datetime | None = Field(None, description="Wall time of the latest evaluation.")
     performance: dict[str, WindowPerformance] = Field(default_factory=dict, description="By window.")
     open_breaches: int = Field(description="Conditions that fired at the latest evaluation.")
+    firing: list[str] = Field(default_factory=list, description="Their names, e.g. ['shortfall'].")
     breaches_total: int
     last_retrain_at: datetime | None = None
     last_retrain_request: str | None = None

@@ -235,9 +235,9 @@ class MonitorRecords:
         totals_q = select(b.c.model, func.count()).group_by(b.c.model)
         # breaches recorded at the model's latest evaluation: the conditions firing now
         open_q = (
-            select(b.c.model, func.count())
+            select(b.c.model, b.c.condition, func.count())
             .join(s, and_(s.c.model == b.c.model, s.c.as_of == b.c.as_of))
-            .group_by(b.c.model)
+            .group_by(b.c.model, b.c.condition)
         )
         if model is not None:
             states_q = states_q.where(s.c.model == model)
@@ -250,7 +250,11 @@ class MonitorRecords:
                 episode_counts.setdefault(m, {})[bool(is_open)] = int(n)
             states = {r["model"]: _aware_row(r) for r in conn.execute(states_q).mappings().all()}
             totals: dict[str, int] = {m: int(n) for m, n in conn.execute(totals_q).all()}
-            opened: dict[str, int] = {m: int(n) for m, n in conn.execute(open_q).all()}
+            opened: dict[str, int] = {}
+            firing: dict[str, list[str]] = {}
+            for m, condition, n in conn.execute(open_q).all():
+                opened[m] = opened.get(m, 0) + int(n)
+                firing.setdefault(m, []).append(condition)
         out = []
         for m in models:
             state = states.get(m, {})
@@ -270,6 +274,7 @@ class MonitorRecords:
                     "evaluated_at": evaluated.get(m),
                     "performance": perf.get(m, {}),
                     "open_breaches": int(opened.get(m, 0)),
+                    "firing": sorted(firing.get(m, [])),  # the conditions behind open_breaches
                     "breaches_total": int(totals.get(m, 0)),
                     "last_retrain_at": state.get("last_retrain_at"),
                     "last_retrain_request": state.get("last_retrain_request"),

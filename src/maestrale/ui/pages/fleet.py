@@ -30,6 +30,9 @@ COLUMNS = (
 )  # fmt: skip
 
 
+NUMERIC = {"champion", "latest_version", "nmae", "nmae_ratio", "skill", "episodes_open"}
+
+
 @router.get("/", response_class=HTMLResponse)
 def fleet_page(
     request: Request,
@@ -57,5 +60,5 @@ def fleet_page(
     }  # fmt: skip
     return render(
         request, "fleet.html", viewer=viewer, rows=shown, counts=counts, total=len(rows),
-        columns=COLUMNS, sort_keys=SORT_KEYS, query=query, states=list(STATE_ORDER),
+        columns=COLUMNS, sort_keys=SORT_KEYS, query=query, states=list(STATE_ORDER), numeric=NUMERIC,
     )  # fmt: skip
