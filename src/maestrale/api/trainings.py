@@ -13,6 +13,7 @@ listing each issue. The worker checks again before it reads anything: that check
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -43,7 +44,8 @@ class TrainingSubmit(BaseModel):
     )
 
 
-def _requests(request: Request) -> TrainingRequests:
+def training_requests(request: Request) -> TrainingRequests:
+    """The app's training requests store (opened once; the web UI's trainings page reads the same)."""
     state = request.app.state
     if getattr(state, "trainings", None) is None:
         state.trainings = TrainingRequests(state.settings.database_url, state.settings.auto_upgrade)
@@ -57,7 +59,7 @@ def submit(request: Request, body: TrainingSubmit) -> list[TrainingRecord]:
         raise InvalidInput("send exactly one of 'spec' (JSON object) or 'yaml' (the spec file's text)")
     members, fleet = checked_members(body, request.app.state.settings)
     actor = getattr(request.state, "actor", None)
-    return _requests(request).submit_members(
+    return training_requests(request).submit_members(
         members, fleet=fleet, reason=body.reason, parent_version=body.parent_version, requested_by=actor,
         idempotency_key=body.idempotency_key,
     )  # fmt: skip
@@ -95,6 +97,41 @@ def checked_members(body: TrainingSubmit, settings: Settings) -> tuple[list[Trai
     return members, spec.fleet is not None
 
 
+class FleetProgress(BaseModel):
+    """One fleet submission: its members per status."""
+
+    fleet_id: str
+    created_at: datetime
+    total: int
+    counts: dict[str, int]
+    requested_by: str | None = None
+
+
+class TrainingSummary(BaseModel):
+    """Requests per status, and the newest fleets' progress (what the web UI's trainings page shows)."""
+
+    counts: dict[str, int]
+    fleets: list[FleetProgress]
+
+
+@router.get("/summary", response_model=TrainingSummary, dependencies=[Read])
+def summary(
+    request: Request,
+    name: str | None = Query(None, max_length=128, description="Only this model's requests."),
+    fleets: Annotated[int, Query(ge=1, le=100, description="How many of the newest fleets.")] = 10,
+) -> TrainingSummary:
+    """How many requests are queued, started, completed, failed, cancelled; the newest fleets' progress.
+
+    >>> httpx.get(f"{url}/api/v1/trainings/summary", headers=auth).json()["counts"]  # doctest: +SKIP
+    {'queued': 2, 'started': 1, 'completed': 40, 'failed': 1, 'cancelled': 0}
+    """
+    store = training_requests(request)
+    return TrainingSummary(
+        counts=store.counts(name=name or None),
+        fleets=[FleetProgress(**f) for f in store.fleets(limit=fleets, name=name or None)],
+    )
+
+
 @router.get("/{request_id}", response_model=TrainingRecord, dependencies=[Read])
 def get(request: Request, request_id: str) -> TrainingRecord:
     """Where one request stands: queued, started, completed (with its version), failed or cancelled (why).
@@ -102,7 +139,7 @@ def get(request: Request, request_id: str) -> TrainingRecord:
     `request_id` may be a unique prefix of at least 6 characters; a fleet's members are listed by
     `GET /api/v1/trainings?fleet_id=…`.
     """
-    records = _requests(request).find(request_id)
+    records = training_requests(request).find(request_id)
     named = [r for r in records if r.id.lower().startswith(request_id.strip().lower())]
     if len(named) != 1:
         raise NotFound(
@@ -120,7 +157,7 @@ def cancel(request: Request, request_id: str) -> list[TrainingRecord]:
     (`train.failed` with the error "cancelled" either way). 409 when it already finished.
     """
     actor = getattr(request.state, "actor", None)
-    return _requests(request).cancel(request_id, by=actor)
+    return training_requests(request).cancel(request_id, by=actor)
 
 
 @router.get("", response_model=list[TrainingRecord], dependencies=[Read])
@@ -132,4 +169,4 @@ def list_(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[TrainingRecord]:
     """Requests, newest first; filter by fleet, model or status."""
-    return _requests(request).list(fleet_id=fleet_id, name=name, status=status, limit=limit)
+    return training_requests(request).list(fleet_id=fleet_id, name=name, status=status, limit=limit)

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from maestrale.errors import Conflict, InvalidInput, NotFound
@@ -178,6 +178,57 @@ class TrainingRequests:
             q = q.where(t.c.status == status)
         with self.engine.connect() as conn:
             return [_record(r) for r in conn.execute(q)]
+
+    def counts(self, *, name: str | None = None, fleet_id: str | None = None) -> dict[str, int]:
+        """How many requests are in each status (every status present, zero included), in one query.
+
+        >>> store.counts(name="pv-nrel-50")  # doctest: +SKIP
+        {'queued': 0, 'started': 1, 'completed': 4, 'failed': 1, 'cancelled': 0}
+        """
+        t = trainings
+        q = select(t.c.status, func.count()).group_by(t.c.status)
+        if name:
+            q = q.where(t.c.name == name)
+        if fleet_id:
+            q = q.where(t.c.fleet_id == fleet_id)
+        with self.engine.connect() as conn:
+            found = {status: int(n) for status, n in conn.execute(q).all()}
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    def fleets(self, *, limit: int = 10, name: str | None = None) -> builtins.list[dict[str, Any]]:
+        """The newest `limit` fleet submissions with their progress: members per status, in two queries.
+
+        `name` keeps the fleets with a member of that name. Each entry: `fleet_id`, `created_at`,
+        `total`, `counts` (status -> members) and `requested_by`.
+        """
+        t = trainings
+        newest = (
+            select(t.c.fleet_id, func.min(t.c.created_at).label("created_at"))
+            .where(t.c.fleet_id.is_not(None))
+            .group_by(t.c.fleet_id)
+            .order_by(func.min(t.c.created_at).desc())
+            .limit(max(1, min(limit, 100)))
+        )
+        if name:
+            newest = newest.where(t.c.fleet_id.in_(select(t.c.fleet_id).where(t.c.name == name)))
+        with self.engine.connect() as conn:
+            heads = conn.execute(newest).all()
+            ids = [h.fleet_id for h in heads]
+            rows = conn.execute(
+                select(t.c.fleet_id, t.c.status, func.count(), func.max(t.c.requested_by))
+                .where(t.c.fleet_id.in_(ids))
+                .group_by(t.c.fleet_id, t.c.status)
+            ).all() if ids else []  # fmt: skip
+        counts: dict[str, dict[str, int]] = {i: dict.fromkeys(STATUSES, 0) for i in ids}
+        by: dict[str, str | None] = {}
+        for fleet_id, status, n, requested_by in rows:
+            counts[fleet_id][status] = int(n)
+            by[fleet_id] = by.get(fleet_id) or requested_by
+        return [
+            {"fleet_id": h.fleet_id, "created_at": aware(h.created_at), "counts": counts[h.fleet_id],
+             "total": sum(counts[h.fleet_id].values()), "requested_by": by.get(h.fleet_id)}
+            for h in heads
+        ]  # fmt: skip
 
     def find(self, ref: str) -> builtins.list[TrainingRecord]:
         """The request `ref` names, or the members of the fleet it names (ids or unique id prefixes).
