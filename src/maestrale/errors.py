@@ -49,6 +49,12 @@ class NotFound(MaestraleError):
     code = "not_found"
 
 
+class NoHoldout(NotFound):
+    """A version has no (readable) holdout series: trained before they were stored, or registered bare."""
+
+    code = "no_holdout"
+
+
 class Conflict(MaestraleError):
     """The request contradicts the current state (e.g. aliasing an archived version)."""
 
@@ -132,6 +138,7 @@ _BY_CODE: dict[str, type[MaestraleError]] = {
         InvalidInput,
         InvalidName,
         NotFound,
+        NoHoldout,
         Conflict,
         UnsupportedModel,
         UntrustedArtifact,

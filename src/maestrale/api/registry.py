@@ -13,10 +13,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from maestrale.api.auth import Read, Write
-from maestrale.errors import InvalidInput, PayloadTooLarge
+from maestrale.errors import InvalidInput, NoHoldout, PayloadTooLarge
 from maestrale.limits import MAX_VERSION
 from maestrale.refs import validate_name
 from maestrale.registry.artifacts import CHUNK, object_key
+from maestrale.registry.holdout import none_message
 from maestrale.registry.types import (
     AliasChange,
     ModelVersion,
@@ -45,6 +46,42 @@ class TagBody(BaseModel):
     """A tag value."""
 
     value: TagValue
+
+
+class HourResidual(BaseModel):
+    """Residuals (forecast - actual) of the holdout rows whose target time has this UTC hour."""
+
+    hour: int
+    n: int
+    mean: float
+    mae: float
+
+
+class HoldoutFold(BaseModel):
+    """One backtest fold: its test period (`start`-`end`), training period, sizes and metrics."""
+
+    fold: int
+    start: str
+    end: str
+    train_start: str
+    train_end: str
+    n_train: int
+    n_test: int
+    metrics: dict[str, float]
+
+
+class HoldoutOut(BaseModel):
+    """A version's holdout series (`maestrale.registry.holdout`): `rows` scored, at most 1,000 drawn."""
+
+    schema_: str = Field(alias="schema")
+    rows: int
+    sampling: str = Field(description="all, or even: rows at evenly spaced positions kept")
+    times: list[str] = Field(description="UTC target times, ISO 8601")
+    actual: list[float]
+    forecast: list[float]
+    entity: list[str] | None
+    by_hour: list[HourResidual]
+    folds: list[HoldoutFold]
 
 
 class StoredArtifact(BaseModel):
@@ -157,6 +194,17 @@ def get_version(request: Request, name: str, version: Version) -> Response:
 def archive_version(request: Request, name: str, version: Version) -> ModelVersion:
     """Archive a version (refused while an alias points at it)."""
     return _store(request).archive_version(f"{name}:{version}", actor=_actor(request))
+
+
+@router.get("/models/{name}/versions/{version}/holdout", response_model=HoldoutOut, dependencies=[Read])
+def get_holdout(request: Request, name: str, version: Version) -> dict[str, Any]:
+    """The version's holdout series: at most 1,000 (time, actual, forecast) points, the residuals by
+    UTC hour of every holdout row, and the backtest folds' periods and metrics."""
+    ref = f"{name}:{version}"
+    doc = _store(request).holdout(ref)
+    if doc is None:
+        raise NoHoldout(none_message(ref))
+    return doc
 
 
 @router.put("/models/{name}/versions/{version}/tags/{key}", status_code=204, dependencies=[Write])

@@ -129,6 +129,7 @@ class Registry:
         reason: str | None = None,
         spec: dict[str, Any] | None = None,
         profile: dict[str, Any] | None = None,
+        holdout: dict[str, Any] | None = None,
         lineage: list[dict[str, Any]] | None = None,
         format: str | None = None,
         trusted_types: list[str] | None = None,
@@ -167,6 +168,7 @@ class Registry:
                 reason=reason,
                 spec=spec,
                 profile=profile,
+                holdout=holdout,
                 lineage=lineage or [],
                 created_by=self.actor,
                 idempotency_key=idempotency_key,
@@ -289,6 +291,18 @@ class Registry:
             include_archived=include_archived,
             full=full,
         )
+
+    def holdout(self, ref: str) -> dict[str, Any] | None:
+        """The holdout series trained with a version: times, actual, forecast, residuals by hour, folds.
+
+        None for a version registered without one (before schema 0008, or not by `train`); the
+        layout is `maestrale.registry.holdout`'s, checked on the way out of the store.
+
+        >>> h = reg.holdout("pv-forecast@champion")  # doctest: +SKIP
+        >>> len(h["times"]) <= 1000, h["rows"], [f["fold"] for f in h["folds"]]  # doctest: +SKIP
+        (True, 1752, [1, 2, 3])
+        """
+        return self._meta.holdout(ref)
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
         """Audit trail of alias moves (who, when, from which version)."""

@@ -15,6 +15,7 @@ from maestrale.errors import (
     IntegrityError,
     InvalidInput,
     MaestraleError,
+    NoHoldout,
     error_from_code,
 )
 from maestrale.refs import ModelRef, validate_name
@@ -133,6 +134,24 @@ class RemoteStore:
             headers=headers,
         )
         return ModelVersion.model_validate(data)
+
+    def holdout(self, ref: str | ModelRef) -> dict[str, Any] | None:
+        from maestrale.registry.holdout import NONE_PREFIX, check_holdout
+
+        r = ModelRef.parse(ref)
+        version = r.version if r.version is not None else self.get_version(r).version
+        try:
+            doc = self.s.json("GET", f"/api/v1/models/{_q(r.name)}/versions/{version}/holdout")
+        except NoHoldout as exc:
+            if str(exc).startswith(NONE_PREFIX):
+                return None  # the server's answer for a version that never had one
+            raise
+        try:
+            return check_holdout(doc)
+        except ValueError as exc:
+            raise NoHoldout(
+                f"the server sent a malformed holdout series for {r.name}:{version}: {exc}"
+            ) from None
 
     def get_version(self, ref: str | ModelRef) -> ModelVersion:
         r = ModelRef.parse(ref)

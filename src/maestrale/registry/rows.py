@@ -65,6 +65,7 @@ def version_row(model_id: int, number: int, now: datetime, new: VersionCreate) -
         "reason": new.reason,
         "spec": new.spec,
         "profile": new.profile,
+        "holdout": new.holdout,
         "idempotency_key": new.idempotency_key,
     }
 

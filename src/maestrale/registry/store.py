@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from maestrale.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NotFound
+from maestrale.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NoHoldout, NotFound
 from maestrale.limits import text_problem
 from maestrale.platform.clock import utcnow
 from maestrale.platform.db import ensure_schema, writer
@@ -199,7 +199,7 @@ class SqlStore(AliasOps, SearchOps):
             status="ready",
             created_at=now,
             aliases=[],
-            **new.model_dump(exclude={"artifact", "input_schema"}),
+            **new.model_dump(exclude={"artifact", "input_schema", "holdout"}),
             artifact=a,
             input_schema=new.input_schema,
         )
@@ -266,6 +266,31 @@ class SqlStore(AliasOps, SearchOps):
                 .all()
             )
             return parse_documents(docs)[0]
+
+    def holdout(self, ref: str | ModelRef) -> dict[str, Any] | None:
+        """The version's holdout series (`maestrale.registry.holdout`), checked; None if it has none.
+
+        A stored document that fails the checks raises `NoHoldout` naming the field (a 404: the
+        series cannot be drawn, and retraining replaces it).
+        """
+        from maestrale.registry.holdout import check_holdout
+
+        with self.engine.connect() as conn:
+            mid, number = self.resolve(ref, conn)
+            doc = conn.execute(
+                select(s.versions.c.holdout).where(
+                    s.versions.c.model_id == mid, s.versions.c.version == number
+                )
+            ).scalar()
+        if doc is None:
+            return None
+        try:
+            return check_holdout(doc)
+        except ValueError as exc:
+            name = ModelRef.parse(ref).name
+            raise NoHoldout(
+                f"the stored holdout series of {name}:{number} is malformed ({exc}); retrain to replace it"
+            ) from None
 
     def _version_query(self, full: bool = True) -> Any:
         return self._doc_queries[full]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from maestrale.refs import ModelRef
@@ -69,6 +69,10 @@ class RegistryStore(Protocol):
     def get_version(self, ref: str | ModelRef) -> ModelVersion: ...
 
     def artifact_of(self, ref: str | ModelRef) -> tuple[str, int, ArtifactInfo]: ...
+
+    def holdout(self, ref: str | ModelRef) -> dict[str, Any] | None:
+        """The version's checked holdout series (`maestrale.registry.holdout`); None if it has none."""
+        ...
 
     def list_versions(
         self,

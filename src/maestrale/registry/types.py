@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from maestrale.limits import MAX_VERSION, check_text, json_problem
 
@@ -162,6 +162,17 @@ class VersionCreate(VersionMetadata):
     reason: Text | None = None
     lineage: list[LineageEntry] = Field(default_factory=list, max_length=MAX_LINEAGE)
     created_by: Text128 | None = None
+    holdout: dict[str, Any] | None = Field(
+        default=None,
+        description="The holdout's forecast and actual, at most 1,000 points (`maestrale.registry.holdout`).",
+    )
+
+    @field_validator("holdout")
+    @classmethod
+    def _holdout(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from maestrale.registry.holdout import check_holdout
+
+        return None if value is None else check_holdout(value)
 
     @model_validator(mode="after")
     def _storable_numbers(self) -> VersionCreate:

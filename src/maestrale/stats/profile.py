@@ -365,3 +365,48 @@ def reference_profile(
     if skipped:
         out["skipped"] = skipped
     return out
+
+
+def _histogram_of(column: Any) -> dict[str, list[float] | list[int]] | None:
+    # a stored profile is hostile data: anything but finite, increasing edges and counts that fit is left out
+    hist = column.get("histogram") if isinstance(column, Mapping) else None
+    if not isinstance(hist, Mapping):
+        return None
+    edges, counts = hist.get("edges"), hist.get("counts")
+    if not (isinstance(edges, list) and isinstance(counts, list) and 0 < len(counts) <= 10_000):
+        return None
+    if len(edges) != len(counts) + 1:
+        return None
+    try:
+        e = np.asarray(edges, dtype="float64")
+        c = np.asarray(counts, dtype="float64")
+    except (TypeError, ValueError):
+        return None
+    if not (np.isfinite(e).all() and (np.diff(e) >= 0).all() and (c >= 0).all() and (c == np.floor(c)).all()):
+        return None
+    return {"edges": e.tolist(), "counts": c.astype(np.int64).tolist()}
+
+
+def histograms(profile: Any) -> dict[str, dict[str, list[float] | list[int]]]:
+    """Each profiled column's equal-width histogram, `{name: {"edges": [...], "counts": [...]}}`,
+    for the UI (reference-vs-current plots); `<predictions>` and `<target>` when profiled.
+
+    Columns without finite values (empty histogram) or with a malformed one are left out.
+
+    >>> import pandas as pd
+    >>> prof = reference_profile(pd.DataFrame({"ghi": [0.0, 500.0, 1000.0]}), [1.0, 2.0, 3.0])
+    >>> h = histograms(prof)
+    >>> sorted(h), h["ghi"]["counts"][:3], len(h["ghi"]["edges"])
+    (['<predictions>', 'ghi'], [1, 0, 0], 21)
+    """
+    if not isinstance(profile, Mapping):
+        return {}
+    columns = profile.get("columns")
+    named = dict(columns) if isinstance(columns, Mapping) else {}
+    named.update({f"<{k}>": profile.get(k) for k in ("predictions", "target") if k in profile})
+    out = {}
+    for name, column in list(named.items())[:100_000]:
+        hist = _histogram_of(column)
+        if hist is not None:
+            out[str(name)] = hist
+    return out

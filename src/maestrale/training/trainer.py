@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field
 from maestrale.errors import InvalidInput
 from maestrale.training.evaluate import Deadline, FoldResult, Progress, fit_and_evaluate, total_steps
 from maestrale.training.fleet import expand_fleet
+from maestrale.training.holdout import holdout_series
 from maestrale.training.sources import DataVersion, LoadedData, load_data
 from maestrale.training.spec import SqlSource, TrainingSpec
 from maestrale.training.validate import Prepared, prepare
@@ -214,6 +215,9 @@ def train(
     # the profile describes what the model takes, i.e. what its callers send and the monitor logs
     inputs = X_train if prepared.raw is None else prepared.raw.iloc[train_rows]
     profile = reference_profile(inputs, predictions, target=y_train.to_numpy(), months=months)
+    # the holdout model's forecast on the holdout (what `metrics` describe, with refit too)
+    test = slice(int(ev.split.test[0]), int(ev.split.test[-1]) + 1)
+    holdout = holdout_series(prepared.times[test], prepared.y.iloc[test], ev.test_predictions, ev.folds)
     timings["profile"] = time.perf_counter() - t0
     deadline.check("evaluation")
 
@@ -256,6 +260,7 @@ def train(
         reason=reason,
         spec=spec.to_record(),
         profile=profile,
+        holdout=holdout,
         lineage=[loaded.version.lineage()],
         idempotency_key=idempotency_key,  # a redelivered request gets its first version back
     )
