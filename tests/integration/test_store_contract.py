@@ -153,6 +153,31 @@ def test_archive_hides_without_deleting_and_refuses_an_aliased_version(stores) -
     assert [m.name for m in store.list_models(name_like=name, include_archived=True).items] == [name]
 
 
+def test_unarchive_undoes_archive_and_refuses_what_is_not_archived(stores) -> None:
+    store, _ = stores
+    name = _name()
+    _register(stores, name)
+    _register(stores, name, alpha=2.0)
+    with pytest.raises(Conflict, match="is not archived"):
+        store.unarchive_version(f"{name}:2", actor="contract")
+    with pytest.raises(Conflict, match="is not archived"):
+        store.unarchive_model(name, actor="contract")
+    store.archive_version(f"{name}:2", actor="contract", reason="superseded")
+    with pytest.raises(Conflict, match="archived and cannot take alias"):
+        store.set_alias(name, "champion", 2, actor="contract")
+    mv = store.unarchive_version(f"{name}:2", actor="contract", reason="compare it again")
+    assert mv.status == "ready" and mv.version == 2
+    assert [v.version for v in store.list_versions(name, include_archived=False).items] == [2, 1]
+    assert store.set_alias(name, "champion", 2, actor="contract").version == 2  # it can serve again
+    store.archive_model(name, actor="contract")
+    store.unarchive_model(name, actor="contract", reason="back in service")
+    assert [m.name for m in store.list_models(name_like=name).items] == [name]
+    with pytest.raises(NotFound):
+        store.unarchive_version(f"{name}:9", actor="contract")
+    with pytest.raises(NotFound):
+        store.unarchive_model(_name(), actor="contract")
+
+
 def test_errors_are_the_same_types_everywhere(stores) -> None:
     store, _ = stores
     name = _name()

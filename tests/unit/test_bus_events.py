@@ -147,6 +147,8 @@ def test_registry_outbox_events_match_their_schemas(sqlite_registry, regression_
     reg.delete_alias("pv-p50", "challenger")
     reg.archive("pv-p50:2")
     reg.archive("pv-p50")
+    reg.unarchive("pv-p50:2", reason="compare")
+    reg.unarchive("pv-p50")
     rows = reg._meta.pending_events()
     types = [r["type"] for r in rows]
     assert set(types) == {
@@ -156,6 +158,8 @@ def test_registry_outbox_events_match_their_schemas(sqlite_registry, regression_
         "maestrale.model.alias_deleted",
         "maestrale.model.version_archived",
         "maestrale.model.archived",
+        "maestrale.model.version_unarchived",
+        "maestrale.model.unarchived",
     }
     for row in rows:
         ev = CloudEvent.model_validate(row)

@@ -186,6 +186,12 @@ def test_models_archive_version_and_model(cli, populated):
     assert cli("models", "archive", "pv-forecast").exit_code == 0
     assert run_json(cli, "models", "list") == []
     assert [m["name"] for m in run_json(cli, "models", "list", "--archived")] == ["pv-forecast"]
+    back = run_json(cli, "models", "unarchive", "pv-forecast:1", "--reason", "compare it")
+    assert back["status"] == "ready" and back["version"] == 1
+    again = cli("models", "unarchive", "pv-forecast:1")
+    assert again.exit_code == 1 and "is not archived" in again.stderr
+    assert cli("models", "unarchive", "pv-forecast").exit_code == 0
+    assert [m["name"] for m in run_json(cli, "models", "list")] == ["pv-forecast"]
 
 
 def test_models_download_writes_verified_bytes(cli, populated, tmp_path):

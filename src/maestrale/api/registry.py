@@ -42,6 +42,12 @@ class AliasBody(BaseModel):
     reason: Text | None = None
 
 
+class ReasonBody(BaseModel):
+    """Why (kept in the audit trail); the body is optional."""
+
+    reason: Text | None = None
+
+
 class TagBody(BaseModel):
     """A tag value."""
 
@@ -129,9 +135,16 @@ def get_model(request: Request, name: str) -> Response:
 
 
 @router.post("/models/{name}/archive", status_code=204, dependencies=[Write])
-def archive_model(request: Request, name: str) -> Response:
-    """Hide a model from listings (versions stay loadable by exact reference)."""
-    _store(request).archive_model(name, actor=_actor(request))
+def archive_model(request: Request, name: str, body: ReasonBody | None = None) -> Response:
+    """Hide a model from listings (versions stay loadable by exact reference); audited."""
+    _store(request).archive_model(name, actor=_actor(request), reason=body.reason if body else None)
+    return Response(status_code=204)
+
+
+@router.post("/models/{name}/unarchive", status_code=204, dependencies=[Write])
+def unarchive_model(request: Request, name: str, body: ReasonBody | None = None) -> Response:
+    """List an archived model again (its archived versions stay archived); 409 if it is not archived."""
+    _store(request).unarchive_model(name, actor=_actor(request), reason=body.reason if body else None)
     return Response(status_code=204)
 
 
@@ -191,9 +204,21 @@ def get_version(request: Request, name: str, version: Version) -> Response:
 
 
 @router.post("/models/{name}/versions/{version}/archive", response_model=ModelVersion, dependencies=[Write])
-def archive_version(request: Request, name: str, version: Version) -> ModelVersion:
-    """Archive a version (refused while an alias points at it)."""
-    return _store(request).archive_version(f"{name}:{version}", actor=_actor(request))
+def archive_version(
+    request: Request, name: str, version: Version, body: ReasonBody | None = None
+) -> ModelVersion:
+    """Archive a version (refused while an alias points at it); audited."""
+    reason = body.reason if body else None
+    return _store(request).archive_version(f"{name}:{version}", actor=_actor(request), reason=reason)
+
+
+@router.post("/models/{name}/versions/{version}/unarchive", response_model=ModelVersion, dependencies=[Write])
+def unarchive_version(
+    request: Request, name: str, version: Version, body: ReasonBody | None = None
+) -> ModelVersion:
+    """Make an archived version ready again; 409 if it is not archived; audited."""
+    reason = body.reason if body else None
+    return _store(request).unarchive_version(f"{name}:{version}", actor=_actor(request), reason=reason)
 
 
 @router.get("/models/{name}/versions/{version}/holdout", response_model=HoldoutOut, dependencies=[Read])

@@ -156,6 +156,25 @@ class ModelVersionArchived(EventPayload):
     actor: str | None = None
 
 
+class ModelUnarchived(EventPayload):
+    """An archived model was listed again (its archived versions stay archived)."""
+
+    type: ClassVar[str] = "maestrale.model.unarchived"
+    name: str
+    actor: str | None = None
+    reason: str | None = None
+
+
+class ModelVersionUnarchived(EventPayload):
+    """An archived version is ready again: listed, and able to take an alias."""
+
+    type: ClassVar[str] = "maestrale.model.version_unarchived"
+    name: str
+    version: int = Field(ge=1)
+    actor: str | None = None
+    reason: str | None = None
+
+
 class ModelAliasDeleted(EventPayload):
     """An alias was removed."""
 
@@ -241,6 +260,8 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         ModelPromoted,
         ModelArchived,
         ModelVersionArchived,
+        ModelUnarchived,
+        ModelVersionUnarchived,
         ModelAliasDeleted,
         PredictionLogged,
         ActualLogged,

@@ -84,6 +84,7 @@ def archive(
     ref: Annotated[
         str, typer.Argument(metavar="REF", help="NAME:VERSION (one version) or NAME (the whole model).")
     ],
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
     json_output: JsonFlag = False,
     registry: RegistryUrl = None,
     token: Token = None,
@@ -92,14 +93,14 @@ def archive(
 
     A version an alias points at cannot be archived: move or delete the alias first.
 
-    Examples: maestrale models archive pv-forecast:2
+    Examples: maestrale models archive pv-forecast:2 --reason "superseded by 3"
               maestrale models archive old-pv-model
     """
     if "@" in ref:
         raise usage_error(
             "archive takes NAME:VERSION or NAME, not an alias (an aliased version cannot be archived)"
         )
-    mv = open_registry(registry, token).archive(ref)
+    mv = open_registry(registry, token).archive(ref, reason=reason)
     if json_output:
         print_json(mv if mv is not None else {"name": ref, "archived": True})
     elif mv is not None:
@@ -108,8 +109,36 @@ def archive(
         say(f"archived model {ref} (hidden from `models list`; its versions still load by NAME:VERSION)")
 
 
+def unarchive(
+    ref: Annotated[
+        str, typer.Argument(metavar="REF", help="NAME:VERSION (one version) or NAME (the whole model).")
+    ],
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+    json_output: JsonFlag = False,
+    registry: RegistryUrl = None,
+    token: Token = None,
+) -> None:
+    """Undo `archive`: the version is ready again (it can take an alias), or the model listed again.
+
+    Unarchiving a model leaves its archived versions archived.
+
+    Examples: maestrale models unarchive pv-forecast:2 --reason "compare with the champion"
+              maestrale models unarchive old-pv-model
+    """
+    if "@" in ref:
+        raise usage_error("unarchive takes NAME:VERSION or NAME, not an alias (an alias never points at one)")
+    mv = open_registry(registry, token).unarchive(ref, reason=reason)
+    if json_output:
+        print_json(mv if mv is not None else {"name": ref, "archived": False})
+    elif mv is not None:
+        say(f"unarchived {mv.ref}")
+    else:
+        say(f"unarchived model {ref} (listed again; its archived versions stay archived)")
+
+
 def register(models_app: typer.Typer) -> None:
-    """Attach `alias`, `tag` and `archive` to the `models` group."""
+    """Attach `alias`, `tag`, `archive` and `unarchive` to the `models` group."""
     models_app.command("alias")(alias)
     models_app.command("tag")(tag)
     models_app.command("archive")(archive)
+    models_app.command("unarchive")(unarchive)

@@ -194,11 +194,23 @@ class Registry:
         else:
             self._meta.set_model_tag(ref, key, value)
 
-    def archive(self, ref: str) -> ModelVersion | None:
-        """Archive a version (`NAME:VERSION`) or a whole model (`NAME`); nothing is deleted."""
+    def archive(self, ref: str, *, reason: str | None = None) -> ModelVersion | None:
+        """Archive a version (`NAME:VERSION`) or a whole model (`NAME`); nothing is deleted (audited)."""
         if ":" in ref or "@" in ref:
-            return self._meta.archive_version(ref, actor=self.actor)
-        self._meta.archive_model(validate_name(ref), actor=self.actor)
+            return self._meta.archive_version(ref, actor=self.actor, reason=reason)
+        self._meta.archive_model(validate_name(ref), actor=self.actor, reason=reason)
+        return None
+
+    def unarchive(self, ref: str, *, reason: str | None = None) -> ModelVersion | None:
+        """Undo `archive`: a version is ready again, a model listed again (audited).
+
+        Unarchiving a model leaves its archived versions archived; `Conflict` if `ref` is not archived.
+
+        >>> reg.unarchive("pv-forecast:2", reason="compare it with the champion")  # doctest: +SKIP
+        """
+        if ":" in ref or "@" in ref:
+            return self._meta.unarchive_version(ref, actor=self.actor, reason=reason)
+        self._meta.unarchive_model(validate_name(ref), actor=self.actor, reason=reason)
         return None
 
     # -- read -------------------------------------------------------------------------------

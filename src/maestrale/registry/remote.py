@@ -118,8 +118,12 @@ class RemoteStore:
         else:
             self.s.request("PUT", path, json={"value": value})
 
-    def archive_model(self, name: str, actor: str | None = None) -> None:
-        self.s.request("POST", f"/api/v1/models/{_q(name)}/archive")
+    # the server records its caller's token as the actor: `actor` is for the embedded store
+    def archive_model(self, name: str, actor: str | None = None, reason: str | None = None) -> None:
+        self.s.request("POST", f"/api/v1/models/{_q(validate_name(name))}/archive", json={"reason": reason})
+
+    def unarchive_model(self, name: str, actor: str | None = None, reason: str | None = None) -> None:
+        self.s.request("POST", f"/api/v1/models/{_q(validate_name(name))}/unarchive", json={"reason": reason})
 
     def create_version(
         self, name: str, new: VersionCreate, trusted_types: list[str] | None = None
@@ -226,12 +230,19 @@ class RemoteStore:
         else:
             self.s.request("PUT", path, json={"value": value})
 
-    def archive_version(self, ref: str, actor: str | None = None) -> ModelVersion:
+    def archive_version(self, ref: str, actor: str | None = None, reason: str | None = None) -> ModelVersion:
+        return self._archiving(ref, "archive", reason)
+
+    def unarchive_version(
+        self, ref: str, actor: str | None = None, reason: str | None = None
+    ) -> ModelVersion:
+        return self._archiving(ref, "unarchive", reason)
+
+    def _archiving(self, ref: str, action: str, reason: str | None) -> ModelVersion:
         r = ModelRef.parse(ref)
         number = r.version if r.version is not None else self.get_version(r).version
-        return ModelVersion.model_validate(
-            self.s.json("POST", f"/api/v1/models/{_q(r.name)}/versions/{number}/archive")
-        )
+        path = f"/api/v1/models/{_q(r.name)}/versions/{number}/{action}"
+        return ModelVersion.model_validate(self.s.json("POST", path, json={"reason": reason}))
 
     def set_alias(
         self, name: str, alias: str, version: int, actor: str | None = None, reason: str | None = None

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from maestrale.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput, NoHoldout, NotFound
+from maestrale.errors import BackendUnavailable, ConfigError, InvalidInput, NoHoldout, NotFound
 from maestrale.limits import text_problem
 from maestrale.platform.clock import utcnow
 from maestrale.platform.db import ensure_schema, writer
@@ -21,6 +21,7 @@ from maestrale.platform.outbox import add_event, mark_sent, pending_events
 from maestrale.refs import ModelRef, validate_key, validate_name
 from maestrale.registry import schema as s
 from maestrale.registry.aliases import AliasOps
+from maestrale.registry.archiving import ArchiveOps
 from maestrale.registry.hydrate import hydrate_models, parse_documents, version_documents
 from maestrale.registry.rows import INSERT_VERSION, insert_details, version_row
 from maestrale.registry.search import check_like_pattern, decode_token, encode_token
@@ -53,7 +54,7 @@ def _tag_value(value: str) -> str:
     return text
 
 
-class SqlStore(AliasOps, SearchOps):
+class SqlStore(AliasOps, ArchiveOps, SearchOps):
     """Registry metadata on SQLite or PostgreSQL (any SQLAlchemy 2 URL that has RETURNING).
 
     A `maestrale.registry.stores.RegistryStore`; the caller stores the artifact's bytes first.
@@ -135,16 +136,6 @@ class SqlStore(AliasOps, SearchOps):
             )
             if value is not None:
                 conn.execute(insert(s.model_tags).values(model_id=mid, key=key, value=_tag_value(value)))
-
-    def archive_model(self, name: str, actor: str | None = None) -> None:
-        """Hide a model from listings; its versions stay loadable by exact reference."""
-        with self.write_engine.begin() as conn:
-            row = self._model_row(conn, name)
-            conn.execute(
-                update(s.models).where(s.models.c.id == row.id).values(archived=True, updated_at=utcnow())
-            )
-            data = {"name": name, "actor": actor}
-            add_event(conn, "maestrale.model.archived", name, data, source=s.EVENT_SOURCE)
 
     # -- versions ---------------------------------------------------------------------------
     def create_version(
@@ -332,39 +323,6 @@ class SqlStore(AliasOps, SearchOps):
             )
             if value is not None:
                 conn.execute(insert(s.version_tags).values(version_id=vid, key=key, value=_tag_value(value)))
-
-    def archive_version(self, ref: str, actor: str | None = None) -> ModelVersion:
-        """Mark a version archived (never deleted); refused while an alias points at it."""
-        with self.write_engine.begin() as conn:
-            mid, number = self.resolve(ref, conn)
-            held = (
-                conn.execute(
-                    select(s.aliases.c.alias).where(
-                        s.aliases.c.model_id == mid, s.aliases.c.version == number
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if held:
-                raise Conflict(
-                    f"version {number} is still aliased as {', '.join(held)}: move or delete "
-                    "those aliases before archiving it"
-                )
-            conn.execute(
-                update(s.versions)
-                .where(s.versions.c.model_id == mid, s.versions.c.version == number)
-                .values(status="archived")
-            )
-            name = ModelRef.parse(ref).name
-            add_event(
-                conn,
-                "maestrale.model.version_archived",
-                name,
-                {"name": name, "version": number, "actor": actor},
-                source=s.EVENT_SOURCE,
-            )
-        return self.get_version(f"{name}:{number}")
 
     # -- housekeeping -----------------------------------------------------------------------
     def referenced_keys(self) -> set[str]:

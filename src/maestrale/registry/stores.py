@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 
 class RegistryStore(Protocol):
-    """Model metadata: models, immutable versions, aliases (audited), tags, archive, search."""
+    """Model metadata: models, immutable versions, aliases and archiving (audited), tags, search."""
 
     @property
     def remote(self) -> bool:
@@ -60,7 +60,9 @@ class RegistryStore(Protocol):
 
     def set_model_tag(self, name: str, key: str, value: str | None) -> None: ...
 
-    def archive_model(self, name: str, actor: str | None = None) -> None: ...
+    def archive_model(self, name: str, actor: str | None = None, reason: str | None = None) -> None: ...
+
+    def unarchive_model(self, name: str, actor: str | None = None, reason: str | None = None) -> None: ...
 
     def create_version(
         self, name: str, new: VersionCreate, trusted_types: list[str] | None = None
@@ -95,7 +97,13 @@ class RegistryStore(Protocol):
 
     def set_version_tag(self, ref: str, key: str, value: str | None) -> None: ...
 
-    def archive_version(self, ref: str, actor: str | None = None) -> ModelVersion: ...
+    def archive_version(
+        self, ref: str, actor: str | None = None, reason: str | None = None
+    ) -> ModelVersion: ...
+
+    def unarchive_version(
+        self, ref: str, actor: str | None = None, reason: str | None = None
+    ) -> ModelVersion: ...
 
     def set_alias(
         self, name: str, alias: str, version: int, actor: str | None = None, reason: str | None = None
