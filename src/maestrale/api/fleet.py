@@ -103,8 +103,9 @@ def fleet_overview(
     }
     rows = [_row(m, status.get(m.name)) for m in models]
     # missing figures go last whichever way round; the name breaks ties
-    present = [r for r in rows if sort in ("model", "state") or getattr(r, sort) is not None]
-    missing = sorted((r for r in rows if r not in present), key=lambda r: r.model)
+    always = sort in ("model", "state")
+    present = [r for r in rows if always or getattr(r, sort) is not None]
+    missing = sorted((r for r in rows if not always and getattr(r, sort) is None), key=lambda r: r.model)
     return sorted(present, key=lambda r: _sort_key(r, sort), reverse=desc) + missing
 
 
@@ -118,13 +119,15 @@ def _row(model: Any, status: dict[str, Any] | None) -> FleetRow:
         "champion": model.aliases.get("champion"), "latest_version": model.latest_version,
         "archived": model.archived, "challenger": model.aliases.get("challenger"),
     }  # fmt: skip
+    # model_construct: every value comes from our own stores, already typed; validating 10,000
+    # rows again would cost more than the queries behind them
     if status is None:
-        return FleetRow(**base, state="unmonitored")
+        return FleetRow.model_construct(**base, state="unmonitored")
     perf = status.get("performance") or {}
     window = min(perf, key=_window_length) if perf else None
     figures = perf.get(window, {}) if window else {}
     overall, ratios = figures.get("overall", {}), figures.get("ratios", {})
-    return FleetRow(
+    return FleetRow.model_construct(
         **base,
         state=_state(status),
         window=window,

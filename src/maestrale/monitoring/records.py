@@ -36,7 +36,16 @@ class MonitorRecords:
 
     def add_evaluation(self, conn: Connection, **row: Any) -> None:
         """Append one evaluation (kind performance|drift) inside the caller's transaction."""
-        conn.execute(insert(t.monitor_evaluations).values(evaluated_at=datetime.now(UTC), **row))
+        res = conn.execute(insert(t.monitor_evaluations).values(evaluated_at=datetime.now(UTC), **row))
+        key = res.inserted_primary_key
+        assert key is not None
+        # the newest stored row is the latest, as before: overwrite the pointer in the same transaction
+        latest = t.monitor_latest_evaluations
+        pointer = {"model": row["model"], "kind": row["kind"], "window": row["window"]}
+        upsert = _dialect_insert(conn)(latest).values(**pointer, evaluation_id=int(key[0]))
+        conn.execute(
+            upsert.on_conflict_do_update(index_elements=list(pointer), set_={"evaluation_id": int(key[0])})
+        )
 
     def add_breach(self, conn: Connection, **row: Any) -> int:
         """Record a breach inside the caller's transaction; returns its id."""
@@ -69,15 +78,26 @@ class MonitorRecords:
             conn.execute(insert(t.monitor_state).values(model=model, **values))
 
     def series(
-        self, model: str, *, kind: str = "performance", window: str | None = None, limit: int = 10_000
+        self,
+        model: str,
+        *,
+        kind: str = "performance",
+        window: str | None = None,
+        limit: int = 10_000,
+        since: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """Stored evaluations of `model`, oldest first: as_of, version, window, n and the values."""
+        """Stored evaluations of `model`, oldest first: as_of, version, window, n and the values.
+
+        `since` keeps those with `as_of >= since` (a page's time range reads only what it shows).
+        """
         e = t.monitor_evaluations
         q = select(e.c.as_of, e.c.version, e.c.window, e.c.n, e.c["values"]).where(
             e.c.model == model, e.c.kind == kind
         )
         if window is not None:
             q = q.where(e.c.window == window)
+        if since is not None:
+            q = q.where(e.c.as_of >= since.astimezone(UTC))
         q = q.order_by(e.c.as_of, e.c.id).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
@@ -147,15 +167,13 @@ class MonitorRecords:
         >>> [(r["model"], r["window"], r["n"]) for r in rows]  # doctest: +SKIP
         [('pv-nrel-50', '3D', 72), ('pv-nrel-50', '7D', 168)]
         """
-        e = t.monitor_evaluations
-        # max(id) per group is the latest row: ids grow with time, so no second sort key is needed
-        latest = select(func.max(e.c.id).label("id")).group_by(e.c.model, e.c.kind, e.c.window)
+        e, latest = t.monitor_evaluations, t.monitor_latest_evaluations
+        # the pointers add_evaluation keeps: one indexed lookup per row, however long the history
+        q = select(e).join(latest, e.c.id == latest.c.evaluation_id).order_by(e.c.model, e.c.kind, e.c.window)
         if kind is not None:
-            latest = latest.where(e.c.kind == kind)
+            q = q.where(latest.c.kind == kind)
         if model is not None:
-            latest = latest.where(e.c.model == model)
-        sub = latest.subquery()
-        q = select(e).join(sub, e.c.id == sub.c.id).order_by(e.c.model, e.c.kind, e.c.window)
+            q = q.where(latest.c.model == model)
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
         return [_aware_row(r) for r in rows]
@@ -260,7 +278,12 @@ class MonitorRecords:
             state = states.get(m, {})
             known_aliases = aliases(m) if aliases is not None else {}
             champion = known_aliases.get("champion")
-            serving = champion if champion is not None else self.latest_version(m)
+            serving: int | None
+            if champion is not None:
+                serving = champion
+            else:  # the version the monitor evaluated last, else (never evaluated) the last one logged
+                evaluated_versions = [w["version"] for w in perf.get(m, {}).values() if w.get("version")]
+                serving = max(evaluated_versions) if evaluated_versions else self.latest_version(m)
             since = state.get("challenger_since")
             counts = episode_counts.get(m, {})
             out.append(
@@ -289,6 +312,16 @@ class MonitorRecords:
                 }
             )
         return out
+
+
+def _dialect_insert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _aware_row(row: Any) -> dict[str, Any]:

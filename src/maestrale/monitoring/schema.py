@@ -75,6 +75,17 @@ monitor_evaluations = Table(
     Index("ix_monitor_evaluations_series", "model", "kind", "window", "as_of"),
 )
 
+# The latest evaluation of each (model, kind, window), kept at write time: the fleet overview reads
+# 1,000 models' latest figures by key instead of grouping a year of evaluations (1.5M rows: 0.7 s).
+monitor_latest_evaluations = Table(
+    "monitor_latest_evaluations",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("window", String(16), primary_key=True),
+    Column("evaluation_id", _BigId, nullable=False),
+)
+
 monitor_breaches = Table(
     "monitor_breaches",
     metadata,
