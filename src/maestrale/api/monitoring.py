@@ -40,7 +40,7 @@ from maestrale.api.monitoring_schemas import (
 from maestrale.errors import InvalidInput, NotFound, PayloadTooLarge
 from maestrale.limits import MAX_VERSION
 from maestrale.monitoring import ingest
-from maestrale.monitoring.performance import performance
+from maestrale.monitoring.performance import performance, stored_capacities
 from maestrale.monitoring.policy import PolicyError, load_policy, parse_policy
 from maestrale.monitoring.store import MonitorStore
 from maestrale.vocabulary import parse_window, persistence_lag
@@ -120,7 +120,11 @@ def list_models(request: Request, name: str | None = None) -> list[dict[str, Any
 def _live_performance(
     request: Request, name: str, as_of: datetime | None, window: str, version: int | None
 ) -> EvaluationPoint:
-    """One performance evaluation computed now with the version's capacity and training metrics."""
+    """One performance evaluation computed now with the version's capacity and training metrics.
+
+    Each plant is normalised by the capacity the monitor's policy gave it (stored in the model's
+    state at its last evaluation), as the monitor's own evaluations are; others use the spec's.
+    """
     store = _monitor(request)
     registry = request.app.state.store
     if version is None:
@@ -134,9 +138,11 @@ def _live_performance(
             mv = None  # not registered here: figures without capacity or training ratios
     spec = (mv.spec if mv is not None else None) or {}
     as_of = as_of or store.data_time(name) or datetime.now(UTC)
+    entity_capacity = stored_capacities(store.state(name).get("entity_capacity"))
     report = performance(
         store, name, as_of, window, version=version, capacity=spec.get("capacity"),
         training=mv.metrics if mv is not None else None, persistence_lag=persistence_lag(spec),
+        entity_capacity=entity_capacity,
     )  # fmt: skip
     return EvaluationPoint(
         as_of=as_of, version=version or 0, window=report.window, n=report.n, values=report.as_dict()

@@ -142,7 +142,9 @@ class ChallengerMixin:
             X = challenger_inputs(challenger, frame)
             pred = np.asarray(self._model(challenger).predict(X), dtype="float64")
             capacity = (champion.spec or {}).get("capacity")
-            comparison = compare(frame, pred, policy.promotion, capacity=capacity)
+            comparison = compare(  # each plant against its own capacity, as in the evaluation
+                frame, pred, policy.promotion, capacity=capacity, entity_capacity=policy.capacity
+            )
         result.decision = comparison
         if comparison.outcome is None and as_of >= since + parse_window(policy.promotion.max_wait):
             comparison.outcome = "expired"

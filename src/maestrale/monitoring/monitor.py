@@ -35,7 +35,12 @@ from maestrale.monitoring.challenger import CHALLENGER, CHAMPION, ChallengerMixi
 from maestrale.monitoring.conditions import Breach, check_condition, window_drift
 from maestrale.monitoring.episodes import update_episodes
 from maestrale.monitoring.leases import open_leases
-from maestrale.monitoring.performance import PerformanceReport, performance
+from maestrale.monitoring.performance import (
+    PerformanceReport,
+    capacities_to_keep,
+    performance,
+    stored_capacities,
+)
 from maestrale.monitoring.policy import Condition, Policy, default_policy, policy_for
 from maestrale.monitoring.retrain import moved_spec
 from maestrale.platform.outbox import add_event
@@ -241,6 +246,10 @@ class Monitor(ChallengerMixin):
         breaches = [b for c in policy.conditions if (b := check_condition(c, perf, drift, mv)) is not None]
         result = EvaluationResult(model, mv.version, as_of, perf, drift, breaches)
         state = self.store.state(model)
+        # the policy's capacities of this model's plants, kept for the REST API (which has no policy)
+        stored = stored_capacities(state.get("entity_capacity"))
+        kept = capacities_to_keep(stored, perf.values(), policy.capacity)
+        changed = {} if kept == stored else {"entity_capacity": kept or None}
         retrain = [b for b in breaches if "retrain" in policy.actions_of(self._condition(policy, b))]
         if retrain:
             self._maybe_retrain(policy, mv, as_of, state, retrain, result)
@@ -281,7 +290,7 @@ class Monitor(ChallengerMixin):
                          "episode": episode},
                         source=EVENT_SOURCE,
                     )  # fmt: skip
-            self.store.set_state(conn, model, as_of=as_of)
+            self.store.set_state(conn, model, as_of=as_of, **changed)
         self._challenge(policy, model, as_of, result)
         return result
 

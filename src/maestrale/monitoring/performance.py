@@ -12,7 +12,7 @@ capacity; MAPE is left out where actuals sit near zero (PV at night); skill is a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -119,6 +119,38 @@ def row_capacities(
     return np.array([float(entity_capacity.get(str(e), default)) for e in entities], dtype="float64")
 
 
+def stored_capacities(raw: Any) -> dict[str, float]:
+    """The entity capacities a monitor stored (`monitor_state.entity_capacity`), checked as it is read.
+
+    Entries that are not a name and a finite positive number are left out (those entities then use
+    the spec's capacity): the column is only ever written from a validated policy, but a reader of a
+    shared database trusts nothing.
+
+    >>> stored_capacities({"foggia": 950, "torino": -1, "bari": "x"})
+    {'foggia': 950.0}
+    """
+    if not isinstance(raw, Mapping):
+        return {}
+    return {
+        str(e): float(c)
+        for e, c in raw.items()
+        if isinstance(c, int | float) and not isinstance(c, bool) and np.isfinite(c) and c > 0
+    }
+
+
+def capacities_to_keep(
+    stored: Mapping[str, float], reports: Iterable[PerformanceReport], entity_capacity: Mapping[str, float]
+) -> dict[str, float]:
+    """The entity capacities a model's state keeps after an evaluation: those the policy gives to the
+    entities seen now or stored before (a policy that dropped an entity drops it here too).
+
+    >>> capacities_to_keep({"bari": 500.0}, [], {"bari": 550, "lecce": 300})
+    {'bari': 550.0}
+    """
+    seen = {e for r in reports for e in r.entity_capacity} | set(stored)
+    return {e: float(entity_capacity[e]) for e in sorted(seen) if e in entity_capacity}
+
+
 @dataclass
 class PerformanceReport:
     """Production performance of one model over one window, overall and split by entity and horizon."""
@@ -133,6 +165,8 @@ class PerformanceReport:
     by_horizon: dict[str, dict[str, float]] = field(default_factory=dict)
     training: dict[str, float] = field(default_factory=dict)
     ratios: dict[str, float] = field(default_factory=dict)
+    # the `entity_capacity` entries of the window's entities (what the monitor stores for the REST API)
+    entity_capacity: dict[str, float] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -236,6 +270,8 @@ def performance(
     overall, by_entity, by_horizon = score_frame(
         scored, capacity=capacity, reference=reference, entity_capacity=entity_capacity
     )
+    seen = scored["entity"].unique() if entity_capacity else ()
+    applied = {str(e): float(entity_capacity[e]) for e in seen if entity_capacity and e in entity_capacity}
     training = {k: float(v) for k, v in (training or {}).items() if isinstance(v, int | float)}
     ratios = {
         k: round(overall[k] / training[k], 6)
@@ -253,4 +289,5 @@ def performance(
         by_horizon=by_horizon,
         training={k: v for k, v in training.items() if k in RATIO_METRICS or k in ("bias", "skill", "mape")},
         ratios=ratios,
+        entity_capacity=applied,
     )

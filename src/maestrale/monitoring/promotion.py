@@ -4,6 +4,9 @@ The monitor has every input the champion was called with (the logged features), 
 is scored offline on exactly those rows, without serving it: "shadow" scoring on the rows whose
 target time comes after the challenger's training data ended, where it cannot have seen the actuals.
 
+Each row is normalised by its entity's capacity, as in the monitor's evaluation: the policy's
+`capacity: {entity: kW}` (`entity_capacity`), else the spec's one `capacity`.
+
 >>> d = compare(champion_frame, challenger_pred, promotion, capacity=3.4)  # doctest: +SKIP
 >>> d.outcome, d.reason  # doctest: +SKIP
 ('promoted', 'nmae 0.0261 vs 0.0386 (-32.4%, needs -5%); rmse within 2%: 0.071 vs 0.098')
@@ -11,12 +14,13 @@ target time comes after the challenger's training data ended, where it cannot ha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from maestrale.monitoring.performance import window_metrics
+from maestrale.monitoring.performance import row_capacities, window_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,14 +93,22 @@ def compare(
     promotion: Promotion,
     *,
     capacity: float | None,
+    entity_capacity: Mapping[str, float] | None = None,
 ) -> Comparison:
-    """Decide on the rows of `frame` (champion prediction + actual) and the challenger's predictions."""
+    """Decide on the rows of `frame` (champion prediction + actual) and the challenger's predictions.
+
+    With `entity_capacity` (the policy's `capacity:`) each row is normalised by its entity's capacity,
+    `capacity` being the one of entities it leaves out (`performance.row_capacities`).
+    """
     actual = frame["actual"].to_numpy(dtype="float64")
+    rows: float | np.ndarray | None = capacity
+    if entity_capacity:
+        rows = row_capacities(frame["entity"].to_numpy(), capacity, entity_capacity)
     champ = window_metrics(
-        actual, frame["prediction"].to_numpy(dtype="float64"), capacity=capacity, reference=None
+        actual, frame["prediction"].to_numpy(dtype="float64"), capacity=rows, reference=None
     )
     chall = window_metrics(
-        actual, np.asarray(challenger_prediction, dtype="float64"), capacity=capacity, reference=None
+        actual, np.asarray(challenger_prediction, dtype="float64"), capacity=rows, reference=None
     )
     n = int(champ.get("n", 0))
     metric = promotion.metric

@@ -173,6 +173,9 @@ monitor_state = Table(
     Column("retrain_status", String(16), nullable=True),
     Column("retrain_note", Text, nullable=True),
     Column("challenger_min_samples", Integer, nullable=True),  # the policy's promotion.min_samples
+    # entity -> capacity the policy gave the model's evaluated entities: the REST API, which has no
+    # policy, normalises live figures with them too (`performance.stored_capacities`)
+    Column("entity_capacity", JSON, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
