@@ -121,8 +121,9 @@ def _row(model: Any, status: dict[str, Any] | None) -> FleetRow:
     }  # fmt: skip
     # model_construct: every value comes from our own stores, already typed; validating 10,000
     # rows again would cost more than the queries behind them
+    # (every field given: pydantic's default_factory lookup inspects `list`'s signature per row)
     if status is None:
-        return FleetRow.model_construct(**base, state="unmonitored")
+        return FleetRow.model_construct(**base, **UNMONITORED)
     perf = status.get("performance") or {}
     window = min(perf, key=_window_length) if perf else None
     figures = perf.get(window, {}) if window else {}
@@ -140,6 +141,12 @@ def _row(model: Any, status: dict[str, Any] | None) -> FleetRow:
         breaches_total=int(status.get("breaches_total") or 0),
         retrain_status=status.get("retrain_status"),
     )
+
+
+UNMONITORED: dict[str, Any] = {
+    "state": "unmonitored", "window": None, "nmae": None, "nmae_ratio": None, "skill": None,
+    "last_data": None, "episodes_open": 0, "firing": [], "breaches_total": 0, "retrain_status": None,
+}  # fmt: skip
 
 
 def _state(status: dict[str, Any]) -> State:
