@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, Integer, String, Table, insert, select, update
 
@@ -144,15 +145,75 @@ class TokenCache:
         return info
 
 
-def revoke_token(database_url: str, token_id: int) -> None:
-    """Revoke a token by id; servers stop accepting it within their cache TTL (5 s)."""
+def revoke_token(database_url: str, token_id: int, revoked_by: str | None = None) -> None:
+    """Revoke a token by id; servers stop accepting it within their cache TTL (5 s).
+
+    `revoked_by` is who did it, for the audit trail. Revoking a revoked token changes nothing (its
+    first revocation stays the recorded one).
+    """
+    if revoked_by is not None and len(revoked_by) > 128:
+        raise InvalidInput("revoked_by must be at most 128 characters")
     engine = writer(ensure_schema(database_url))
     with engine.begin() as conn:
-        done = conn.execute(
-            update(tokens).where(tokens.c.id == token_id).values(revoked_at=datetime.now(UTC))
-        ).rowcount
-    if not done:
+        found = conn.execute(select(tokens.c.id).where(tokens.c.id == token_id)).first()
+        conn.execute(
+            update(tokens)
+            .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC), revoked_by=revoked_by)
+        )
+    if found is None:
         raise NotFound(f"token {token_id} not found; list them with `maestrale token list`")
+
+
+def _token_event(r: Any, action: str) -> dict[str, Any]:
+    when = r.created_at if action == "created" else r.revoked_at
+    return {
+        "time": when if when.tzinfo else when.replace(tzinfo=UTC),  # SQLite hands back naive UTC
+        "kind": "token",
+        "model": None,
+        "version": None,
+        "actor": r.created_by if action == "created" else r.revoked_by,
+        "reason": None,
+        "details": {"action": action, "id": r.id, "name": r.name, "scope": r.scopes, "prefix": r.prefix},
+    }
+
+
+def token_events(
+    database_url: str,
+    *,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Token creations and revocations, newest first, `limit` at most (the audit trail's `token` kind).
+
+    Entries: `{time, kind: "token", model: None, version: None, actor, reason: None, details}`, details
+    holding `action` (created | revoked), the token's `id`, `name`, `scope` and `prefix` (never
+    the secret). `since` is inclusive, `until` exclusive.
+
+    >>> [e["details"]["action"] for e in token_events(url, limit=2)]  # doctest: +SKIP
+    ['revoked', 'created']
+    """
+    engine = ensure_schema(database_url)
+    out: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        for action, at, by in (
+            ("created", tokens.c.created_at, tokens.c.created_by),
+            ("revoked", tokens.c.revoked_at, tokens.c.revoked_by),
+        ):
+            q = select(tokens).where(at.is_not(None))
+            # UTC: SQLite compares the stored text, which is UTC without an offset
+            if since is not None:
+                q = q.where(at >= since.astimezone(UTC))
+            if until is not None:
+                q = q.where(at < until.astimezone(UTC))
+            if actor is not None:
+                q = q.where(by == actor)
+            rows = conn.execute(q.order_by(at.desc(), tokens.c.id.desc()).limit(limit))
+            out += [_token_event(r, action) for r in rows]
+    out.sort(key=lambda e: e["time"], reverse=True)
+    return out[:limit]
 
 
 # -- browser sessions -----------------------------------------------------------------------------

@@ -57,5 +57,7 @@ def list_all(request: Request) -> list[TokenOut]:
 @router.delete("/{token_id}", status_code=204, dependencies=[Admin])
 def revoke(request: Request, token_id: Annotated[int, Path(ge=1, le=MAX_INT32)]) -> Response:
     """Revoke a token."""
-    revoke_token(request.app.state.settings.database_url, token_id)
+    revoke_token(
+        request.app.state.settings.database_url, token_id, revoked_by=getattr(request.state, "actor", None)
+    )
     return Response(status_code=204)

@@ -210,7 +210,7 @@ def token_revoke(
     """
     from maestrale.tokens import revoke_token
 
-    revoke_token(_database_url(_settings()), token_id)
+    revoke_token(_database_url(_settings()), token_id, revoked_by=_actor())
     if json_output:
         print_json({"id": token_id, "revoked": True})
     else:
