@@ -49,6 +49,12 @@ def _by_hour(hours: np.ndarray, residual: np.ndarray) -> list[dict[str, Any]]:
     ]
 
 
+def _seven_digits(values: np.ndarray) -> list[float]:
+    # 7 significant digits (float32's precision) is finer than any plot and any meter, and halves
+    # the stored JSON (46 kB instead of 65 kB for 1,000 points, 24 kB of which are the times)
+    return [float(f"{v:.7g}") for v in values.tolist()]
+
+
 def _fold(f: FoldResult) -> dict[str, Any]:
     return {
         "fold": f.fold, "start": _iso(f.test_start), "end": _iso(f.test_end),
@@ -66,7 +72,8 @@ def holdout_series(
     max_points: int = MAX_POINTS,
 ) -> dict[str, Any]:
     """The holdout document of one training: at most `max_points` (time, actual, forecast) points,
-    the residuals by UTC hour of all rows, and the backtest folds' periods and metrics.
+    the residuals by UTC hour of all rows, and the backtest folds' periods and metrics. Values are
+    kept to 7 significant digits; the hourly residuals are computed from the exact values.
 
     Rows whose actual or forecast is not finite are left out (the metrics leave them out too).
     """
@@ -86,8 +93,8 @@ def holdout_series(
         "rows": n,
         "sampling": "even" if n > max_points else "all",
         "times": list(picked.strftime("%Y-%m-%dT%H:%M:%SZ")),
-        "actual": [float(v) for v in y[positions]],
-        "forecast": [float(v) for v in yhat[positions]],
+        "actual": _seven_digits(y[positions]),
+        "forecast": _seven_digits(yhat[positions]),
         "entity": None,  # a training fits one series (a fleet member per plant): no entity column
         "by_hour": _by_hour(index.hour.to_numpy(), yhat - y),
         "folds": [_fold(f) for f in folds],
