@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import text
 
 from maestrale import __version__
+from maestrale.api import audit as audit_routes
 from maestrale.api import fleet as fleet_routes
 from maestrale.api import monitoring as monitoring_routes
 from maestrale.api import registry as registry_routes
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(training_routes.router)
     app.include_router(monitoring_routes.router)
     app.include_router(fleet_routes.router)
+    app.include_router(audit_routes.router, prefix="/api/v1")
     if settings.ui:
         from maestrale.ui.routes import install as install_ui
 

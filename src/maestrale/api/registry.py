@@ -389,10 +389,3 @@ def _send_object(
 
 # GET /api/v1/audit (maestrale.api.audit) rides on this router, which every app includes: the audit
 # trail spans components, but it needs no wiring of its own in the app factory
-def _mount_audit() -> None:
-    from maestrale.api.audit import router as audit_router
-
-    router.include_router(audit_router)
-
-
-_mount_audit()

@@ -106,6 +106,8 @@ monitor_breaches = Table(
     # the episode this breach belongs to (`monitor_episodes.id`); NULL for breaches recorded before 0004
     Column("episode_id", _BigId, nullable=True),
     Index("ix_monitor_breaches_model", "model", "as_of"),
+    # the audit trail reads breaches newest first across the fleet
+    Index("ix_monitor_breaches_detected", "detected_at"),
 )
 
 # Consecutive breaches of one condition are one episode: one alert with a start, an end and a peak,
