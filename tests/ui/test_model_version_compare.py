@@ -168,3 +168,77 @@ def test_compare_without_versions_is_the_picker(page, ui_server):
     page.wait_for_selector('main[data-ready="true"]')
     assert page.locator("#metrics-table").count() == 1
     assert _critical(page) == []
+
+
+# The pages' pure parts, on hostile or unusual inputs the demo world does not have (no browser).
+
+
+def _holdout(times: list[str], entity: list[str] | None = None, folds: list | None = None) -> dict:
+    from maestrale.registry.holdout import SCHEMA, check_holdout
+
+    n = len(times)
+    return check_holdout({
+        "schema": SCHEMA, "rows": n, "sampling": "all", "times": times, "actual": [1.0] * n,
+        "forecast": [1.5] * n, "entity": entity, "by_hour": [], "folds": folds or [],
+    })  # fmt: skip
+
+
+def test_holdout_charts_per_entity_sorted_with_gaps_broken():
+    from maestrale.ui.pages.version import holdout_charts
+
+    times = ["2012-06-02T01:00:00Z", "2012-06-01T00:00:00Z", "2012-06-01T01:00:00Z", "2012-06-01T02:00:00Z",
+             "2012-06-05T00:00:00Z"]  # fmt: skip
+    charts = holdout_charts(_holdout(times, entity=["b", "a", "a", "a", "a"]), "power_kw")
+    assert [c["entity"] for c in charts["lines"]] == ["a", "b"]  # the most sampled entity first
+    x = charts["lines"][0]["spec"]["x"]
+    assert x == sorted(x) and len(x) == 5  # 4 points and one null inside the 3-day gap
+    assert charts["lines"][0]["spec"]["series"][0]["values"][3] is None
+    assert charts["by_hour"] is None and charts["folds"] is None
+
+
+def test_fold_bars_use_a_metric_every_fold_has():
+    from maestrale.ui.pages.version import fold_chart
+
+    fold = {"start": "2012-06-01T00:00:00Z", "end": "2012-06-08T00:00:00Z", "n_train": 100, "n_test": 10,
+            "train_start": "2012-01-01T00:00:00Z", "train_end": "2012-06-01T00:00:00Z"}  # fmt: skip
+    folds = [
+        {**fold, "fold": 1, "metrics": {"rmse": 0.2, "nmae": 0.05}},
+        {**fold, "fold": 2, "metrics": {"rmse": 0.3}},
+    ]
+    chart = fold_chart(folds)
+    assert chart["y_label"] == "rmse" and chart["series"][0]["values"] == [0.2, 0.3]
+    assert fold_chart([{**fold, "fold": 1, "metrics": {}}]) is None
+
+
+def test_overlay_skips_an_empty_holdout_and_keeps_one_actual_per_model():
+    from datetime import UTC, datetime
+
+    from maestrale.registry.types import ArtifactInfo, ModelVersion
+    from maestrale.ui.pages.compare import overlay
+
+    art = ArtifactInfo(key="k", sha256="0" * 64, size=1, format="skops", flavor="x.Y")
+    now = datetime.now(UTC)
+    items = [ModelVersion(name=n, version=v, status="ready", created_at=now, artifact=art)
+             for n, v in (("a", 1), ("a", 2), ("b", 1))]  # fmt: skip
+    docs = [_holdout(["2012-06-01T00:00:00Z", "2012-06-01T01:00:00Z"]), _holdout([]),
+            _holdout(["2012-06-01T01:00:00Z"])]  # fmt: skip
+    chart = overlay(items, docs, "kw")
+    assert [s["label"] for s in chart["series"]] == ["actual a", "actual b", "a:1", "b:1"]
+    assert chart["series"][3]["values"] == [None, 1.5]
+    assert overlay(items[:1], [None], "kw") is None
+
+
+def test_compare_refs_and_model_columns_are_checked():
+    from maestrale.errors import InvalidInput
+    from maestrale.ui.pages.compare import parse_refs
+    from maestrale.ui.pages.model import parse_columns
+
+    assert [str(r) for r in parse_refs([" pv:1 ", "", "pv@champion", "pv:1"])] == ["pv:1", "pv@champion"]
+    for bad, says in ((["pv:1", "x" * 400], "at most 300"), (["pv:1", "pv:0"], "not a version reference"),
+                      (["pv:1", "pv:1"], "1 distinct")):  # fmt: skip
+        with pytest.raises(InvalidInput, match=says):
+            parse_refs(bad)
+    with pytest.raises(InvalidInput, match="at most 30"):
+        parse_columns([f"metrics.m{i}" for i in range(31)])
+    with pytest.raises(InvalidInput, match="GROUP.KEY"):
+        parse_columns(["spec.target"])

@@ -104,10 +104,10 @@ def _metric_order(key: str) -> tuple[int, str]:
 
 def spec_diffs(items: list[ModelVersion]) -> list[dict[str, Any]]:
     """Each version's spec against the first's, as unified-diff lines tagged add/del/hunk/context."""
-    first = spec_yaml(items[0].spec).splitlines(True)
+    texts = [spec_yaml(mv.spec).splitlines(True) for mv in items]  # each dumped once
     out = []
-    for mv in items[1:]:
-        lines = difflib.unified_diff(first, spec_yaml(mv.spec).splitlines(True), items[0].ref, mv.ref)
+    for mv, text in zip(items[1:], texts[1:], strict=True):
+        lines = difflib.unified_diff(texts[0], text, items[0].ref, mv.ref)
         tagged = []
         for line in lines:
             kind = (
@@ -134,7 +134,10 @@ def overlay(
     for mv, doc in zip(items, docs, strict=True):
         if doc is None:
             continue
-        group = holdout_series(doc)[0]
+        groups = holdout_series(doc)
+        if not groups:  # a series of no points: nothing to draw for this version
+            continue
+        group = groups[0]
         by_version[mv.ref] = dict(zip(group["x"], group["forecast"], strict=True))
         actual.setdefault(mv.name, {}).update(zip(group["x"], group["actual"], strict=True))
     if not by_version:

@@ -210,7 +210,8 @@ def spec_yaml(spec: dict[str, Any] | None) -> str:
 
     if not spec:
         return ""
-    text = yaml.safe_dump(spec, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: several times faster
+    text = yaml.dump(spec, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return text if len(text) <= MAX_SPEC_CHARS else text[:MAX_SPEC_CHARS] + "\n# … cut: see the REST API\n"
 
 
