@@ -142,6 +142,10 @@ def run_demo(
     if report:
         summary["report"] = _write_report(home, monitor.store, registry, console)
     _print_summary(console, summary, log)
+    # the same world in the web UI: embedded settings resolve from the home, no token on a laptop
+    console.print(
+        f"browse it: MAESTRALE_HOME={home} MAESTRALE_AUTH=false maestrale server, then open http://127.0.0.1:8080/"
+    )
     return summary
 
 
