@@ -82,7 +82,12 @@
     });
     return new uPlot({
       width: width(el), height: s.height || 200, series: series,
-      scales: { x: { time: false } },
+      // bars start at zero (a scale from the smallest bar exaggerates differences) and the x scale
+      // reaches the last bar's right edge (bars are left-aligned on their bin's start)
+      scales: {
+        x: { time: false, range: function (u, min, max) { return [min, max + (s.x.length > 1 ? s.x[1] - s.x[0] : 1)]; } },
+        y: { range: function (u, min, max) { var lo = Math.min(0, min), hi = Math.max(0, max); return [lo, hi + ((hi - lo) * 0.05 || 1)]; } },
+      },
       axes: [{ label: s.x_label || "" }, { label: s.y_label || "share", size: 55 }],
     }, data, el);
   }
@@ -168,4 +173,27 @@
   document.addEventListener("htmx:afterSwap", function (e) { drawAll(e.target); });
   window.Maestrale = { drawAll: drawAll, flash: flash };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready); else ready();
+})();
+
+/* Charts whose spec travels in a data-spec attribute (a fragment htmx swaps in: it drops <script>
+ * blocks, allowScriptTags: false). Each gets its <script type="application/json"> back (not run:
+ * CSP executes no JSON), then is drawn. Used by the monitoring page's feature histogram. */
+(function () {
+  "use strict";
+  function unpackSpecs(root) {
+    (root || document).querySelectorAll(".chart[data-chart][data-spec]").forEach(function (el) {
+      var id = el.getAttribute("data-chart");
+      if (document.getElementById(id)) return;
+      var script = document.createElement("script");
+      script.type = "application/json";
+      script.id = id;
+      script.textContent = el.getAttribute("data-spec");
+      el.after(script);
+    });
+  }
+  unpackSpecs(document);  // this file loads at the end of <body>: the page's charts are parsed
+  document.addEventListener("htmx:afterSwap", function (e) {
+    unpackSpecs(e.target);
+    if (window.Maestrale) window.Maestrale.drawAll(e.target);
+  });
 })();
