@@ -249,13 +249,13 @@ def delete_version_tag(request: Request, name: str, version: Version, key: str) 
 @router.get("/models/{name}/versions/{version}/artifact", dependencies=[Read])
 def download_version(request: Request, name: str, version: Version) -> Response:
     """Stream a version's artifact; headers carry its version, format and registered sha256."""
-    return _send_version(request, f"{name}:{version}")
+    return send_version(request, f"{name}:{version}")
 
 
 @router.get("/models/{name}/aliases/{alias}/artifact", dependencies=[Read])
 def download_alias(request: Request, name: str, alias: str) -> Response:
     """The artifact an alias points at, in one round trip (what model servers call on reload)."""
-    return _send_version(request, f"{name}@{alias}")
+    return send_version(request, f"{name}@{alias}")
 
 
 def _header_value(value: str) -> str:
@@ -266,7 +266,7 @@ def _header_value(value: str) -> str:
     return value if value.isascii() and value.isprintable() else quote(value, safe="")
 
 
-def _send_version(request: Request, ref: str) -> Response:
+def send_version(request: Request, ref: str) -> Response:
     name, number, info = _store(request).artifact_of(ref)
     headers = {
         "X-Model-Version": str(number),

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from maestrale.api.registry import Version, _send_version
+from maestrale.api.registry import Version, send_version
 from maestrale.errors import Forbidden, NotFound
 from maestrale.refs import validate_name
 from maestrale.registry.types import ModelVersion
@@ -257,7 +257,7 @@ def download(request: Request, name: str, version: Version) -> Response:
     if not viewer.can("read"):
         raise Forbidden(f"{viewer.name!r} has scope {viewer.scope!r}; downloading needs 'read'")
     validate_name(name)
-    response = _send_version(request, f"{name}:{version}")
+    response = send_version(request, f"{name}:{version}")
     fmt = response.headers.get("x-artifact-format", "")
     # name is [a-z0-9._-] (validate_name): safe in a header as it is
     response.headers["Content-Disposition"] = (
