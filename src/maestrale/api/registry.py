@@ -267,6 +267,10 @@ def _header_value(value: str) -> str:
 
 
 def send_version(request: Request, ref: str) -> Response:
+    """Stream a version's artifact, sha256-checked, with its version, format and flavor headers.
+
+    >>> send_version(request, "pv-foggia@champion")  # a route's answer  # doctest: +SKIP
+    """
     name, number, info = _store(request).artifact_of(ref)
     headers = {
         "X-Model-Version": str(number),
