@@ -2,7 +2,7 @@
 
 Run with the project's interpreter (issue 12, "Benchmark")::
 
-    .venv/bin/python bench/ui.py                 # seeds once (~15 min), then ~3 min per run
+    .venv/bin/python bench/ui.py                 # seeds once (~20 min), then ~4 min per run
     .venv/bin/python bench/ui.py --only maestrale --loads 3
     .venv/bin/python bench/ui.py --reseed        # rebuild the cached worlds
 
@@ -18,12 +18,13 @@ The worlds (cached in ``--world``, default ``/work/bench-out/ui-world``; reruns 
 
 Method
 ------
-``maestrale server`` (tokens on; the bench signs in with a read token through ``/signin``) and
-``mlflow server`` (its defaults; ``MLFLOW_DISABLE_TELEMETRY=true``, ``DO_NOT_TRACK=1``) run one after
-the other on loopback, each given time to go CPU-quiet first. Debian's ``/usr/bin/chromium``, headless,
-1280x900, driven by Playwright. Each page: one warm-up load, then ``--loads`` (7) loads, each in a new
-tab of the same browser context (so the HTTP cache is warm, as for a user clicking around). A load is
-timed from navigation start to the first animation frame at which the page's "drawn" selector exists:
+``maestrale server`` (tokens on, 1 worker: its defaults; the bench signs in with a read token through
+``/signin``) and ``mlflow server`` (its defaults: 4 uvicorn workers; ``MLFLOW_DISABLE_TELEMETRY=true``,
+``DO_NOT_TRACK=1``; ``--workers N`` sets both) run one after the other on loopback, each given time to
+go CPU-quiet first. Debian's ``/usr/bin/chromium``, headless, 1280x900, driven by Playwright.
+Each page: one warm-up load, then ``--loads`` (7) loads, each in a new tab of the same browser
+context (so the HTTP cache is warm, as for a user clicking around). A load is timed
+from navigation start to the first animation frame at which the page's "drawn" selector exists:
 
 * Maestrale: ``main[data-ready="true"]`` (the UI sets it once the main content, charts included, is
   drawn); MLflow: the first row of its registered-models table, or the newest version's row of a
@@ -52,7 +53,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from _bench_common import free_port, server  # noqa: E402
+from _bench_common import free_port, server, summary  # noqa: E402
 from _ui_mlflow import MLFLOW_BIN, ensure_mlflow_world, mlflow_server  # noqa: E402
 from _ui_world import ensure_world  # noqa: E402
 
@@ -154,12 +155,6 @@ def load_once(context: Any, url: str, selector: str) -> dict[str, Any]:
         page.close()
 
 
-def pctl(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (7 loads: p90 is the 7th, the slowest but none)."""
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q * len(s)) - 1))]
-
-
 def measure(
     context: Any, base: str, path: str, selector: str, loads: int, shot: Path | None
 ) -> dict[str, Any]:
@@ -168,9 +163,10 @@ def measure(
     load_once(context, url, selector)  # warm-up: first compile, HTTP cache, server caches
     runs = [load_once(context, url, selector) for _ in range(loads)]
     drawn = [r["drawn_ms"] for r in runs]
+    stats = summary([ms / 1000 for ms in drawn])  # the other benches' median and p90 (interpolated)
     out = {
-        "median_ms": round(statistics.median(drawn), 1),
-        "p90_ms": round(pctl(drawn, 0.9), 1),
+        "median_ms": round(stats["median"], 1),
+        "p90_ms": round(stats["p90"], 1),
         "wall_median_ms": round(statistics.median(r["wall_ms"] for r in runs), 1),
         "server_ms": round(statistics.median(r["server_ms"] for r in runs), 1),
         "server_how": runs[-1]["server_how"],
@@ -227,7 +223,6 @@ def maestrale_env(manifest: dict[str, Any], home: Path, auth: bool) -> dict[str,
         MAESTRALE_DATABASE_URL=manifest["database_url"],
         MAESTRALE_STORAGE_URL=manifest["storage_url"],
         MAESTRALE_AUTH="true" if auth else "false",
-        MAESTRALE_AUTO_UPGRADE="false",  # the seeding created the schema: the server must not change it
     )
     return env
 
