@@ -148,13 +148,22 @@ def test_version_model_and_challenger_actions_are_recorded(page, ui_server, own_
     page.click("#model-archive-form button[type=submit]")
     page.wait_for_selector("#done")
     assert store.get_model(name).archived
+    page.fill("#model-archive-form input[name=reason]", "one more look")  # the form now unarchives
+    page.click("#model-archive-form button[type=submit]")
+    page.wait_for_selector("#done")
+    assert not store.get_model(name).archived
+    page.fill("#model-archive-form input[name=reason]", "test over")
+    page.click("#model-archive-form button[type=submit]")
+    page.wait_for_selector("#done")
+    assert store.get_model(name).archived
     # each action has its entry on the audit page, with the actor and the reason
     goto_ready(page, f"{ui_server.url}/audit?model={name}")
     rows = page.locator("#audit tbody tr").evaluate_all(
         "rows => rows.map(r => [r.dataset.kind, r.dataset.actor, r.cells[5].textContent.trim()])"
     )
     for entry in (["alias", "ui-write", "v2 is better"], ["archive", "ui-write", "superseded"],
-                  ["archive", "ui-write", "needed again"], ["archive", "ui-write", "test over"],
+                  ["archive", "ui-write", "needed again"], ["archive", "ui-write", "one more look"],
+                  ["archive", "ui-write", "test over"],
                   ["decision", "monitor", "by hand (ui-write): trained on the faulty week"]):  # fmt: skip
         assert entry in rows, rows
     assert page.js_errors == []
