@@ -224,7 +224,10 @@ class MonitorStore(MonitorRecords):
 def _frame(rows: Sequence[Any], names: list[str], features: bool) -> pd.DataFrame:
     import pandas as pd
 
-    frame = pd.DataFrame(rows, columns=names)
+    # column by column from plain tuples: handed SQLAlchemy Rows, pandas probes each one for
+    # namedtuple/dataclass traits (3-8x slower: 8,300 scored rows took 175-450 ms instead of 30-150)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    frame = pd.DataFrame(dict(zip(names, columns, strict=True)), columns=names)
     for col in ("target_time", "issued_at"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     frame["prediction"] = frame["prediction"].astype("float64")
