@@ -46,6 +46,16 @@ def serve(
         float, typer.Option("--reload-poll", min=0, help="Seconds between alias checks (0: bus events only).")
     ] = 30.0,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            "--grpc-port",
+            min=1,
+            max=65535,
+            help="Also serve V2 over gRPC (inference.GRPCInferenceService) on this port, e.g. 8081; "
+            "off when not given. Needs maestrale[grpc].",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
     trust_type: Annotated[
         list[str] | None,
@@ -68,8 +78,9 @@ def serve(
 ) -> None:
     """Serve registered models over the Open Inference Protocol (V2), reloading them when promoted.
 
-    Endpoints: /v2/health/ready, /v2/models/NAME, POST /v2/models/NAME/infer, POST /models/NAME/predict
-    (plain JSON records) and /metrics. Each worker consumes `maestrale.model.promoted` on a queue of its
+    Endpoints: /v2/health/ready, /v2/models/NAME, POST /v2/models/NAME/infer (JSON or binary tensors),
+    POST /models/NAME/predict (plain JSON records) and /metrics; with --grpc-port, the V2 gRPC service.
+    Each worker consumes `maestrale.model.promoted` on a queue of its
     own and polls the alias every --reload-poll seconds; predictions go to the monitor over the bus.
 
     Beyond loopback, inference needs a bearer token with scope predict (from `maestrale token create
@@ -103,7 +114,7 @@ def serve(
     if workers == 1:
         app = create_app(
             settings, refs, log_predictions=log, reload_poll_s=poll, trusted_types=trust_type or None,
-            auth=enabled,
+            auth=enabled, host=host, grpc_port=grpc_port,
         )  # fmt: skip
         tokens = app.state.auth
         served = [app.state.repository.get(n) for n in app.state.repository.names()]
@@ -122,6 +133,8 @@ def serve(
     say(describe(tokens))
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     say(f"serving on http://{shown}:{port}/v2 (V2 inference: POST /v2/models/NAME/infer)")
+    if grpc_port is not None:
+        say(f"serving V2 gRPC on {shown}:{grpc_port} (inference.GRPCInferenceService)")
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     else:
@@ -129,6 +142,9 @@ def serve(
         os.environ["MAESTRALE_SERVE_LOG"] = "1" if log else "0"
         os.environ["MAESTRALE_SERVE_RELOAD_POLL"] = str(reload_poll)
         os.environ["MAESTRALE_SERVE_TRUST"] = " ".join(trust_type or [])
+        os.environ["MAESTRALE_SERVE_HOST"] = host
+        if grpc_port is not None:  # each worker binds it too (SO_REUSEPORT)
+            os.environ["MAESTRALE_SERVE_GRPC_PORT"] = str(grpc_port)
         # the workers rebuild their settings from the environment: hand them the decision made here
         os.environ["MAESTRALE_SERVE_AUTH"] = "on" if enabled else "off"
         if settings.serve_token_file is not None:

@@ -47,7 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from maestrale import __version__
 from maestrale.asgi import BodyLimit, BodyLimitMiddleware
 from maestrale.config import Settings, load_settings
-from maestrale.errors import MaestraleError, NotFound
+from maestrale.errors import ConfigError, MaestraleError, NotFound
 from maestrale.serving.auth import require, resolve_auth, token_source
 from maestrale.serving.dataplane import DataPlane, describe_errors
 from maestrale.serving.inference import inference_router
@@ -70,6 +70,7 @@ def create_app(
     trusted_types: list[str] | None = None,
     auth: bool | None = None,
     host: str = "127.0.0.1",
+    grpc_port: int | None = None,
 ) -> FastAPI:
     """Load `refs` (`NAME@ALIAS` follows the alias, `NAME:V` is pinned) and build the V2 server.
 
@@ -80,7 +81,9 @@ def create_app(
     reference or a missing token file fails at once;
     the bus consumer, the alias poll (every `reload_poll_s` s; None: events only) and the
     prediction logger run between the app's lifespan startup and shutdown (uvicorn's default), and
-    the shutdown publishes what the logger holds.
+    the shutdown publishes what the logger holds. `grpc_port` also serves V2 over gRPC on `host`
+    (`maestrale.serving.grpc_server`, needs `maestrale[grpc]`), started and stopped with the lifespan,
+    over the same data plane and token source.
     """
     from maestrale.bus.transport import get_transport
     from maestrale.registry.client import Registry
@@ -111,8 +114,12 @@ def create_app(
         )  # fmt: skip
     watcher = ReloadWatcher(repo, transport, poll_s=reload_poll_s)
 
+    plane = DataPlane(_version_lookup(repo), repo.ready, logger=logger)
+    grpc = None
+    if grpc_port is not None:
+        grpc = _grpc_starter(plane, tokens, host, grpc_port, int(settings.serve_max_body_mb * 1024 * 1024))
     app = FastAPI(
-        title="Maestrale model server", version=__version__, lifespan=_lifespan(repo, watcher, logger),
+        title="Maestrale model server", version=__version__, lifespan=_lifespan(repo, watcher, logger, grpc),
         description="Open Inference Protocol (V2) for models of the Maestrale registry.",
     )  # fmt: skip
     app.state.repository, app.state.metrics = repo, metrics
@@ -124,7 +131,6 @@ def create_app(
     )
     app.add_middleware(ServingMetricsMiddleware, metrics=metrics, served=set(repo.names()))
     _install_error_handlers(app)
-    plane = DataPlane(_version_lookup(repo), repo.ready, logger=logger)
     app.state.dataplane = plane
     app.include_router(_health_and_metadata(plane, metrics, Depends(require("read"))))
     app.include_router(inference_router(plane, Depends(require("predict"))))
@@ -132,19 +138,35 @@ def create_app(
     return app
 
 
+def _grpc_starter(plane: DataPlane, tokens: Any, host: str, port: int, max_bytes: int) -> Callable[[], Any]:
+    """What starts the gRPC server in the lifespan; imported now, so a missing extra fails at once."""
+    try:
+        from maestrale.serving.grpc_server import start_grpc
+    except ImportError as exc:
+        raise ConfigError(
+            f"gRPC serving needs the grpc extra ({exc.name} is missing): pip install 'maestrale[grpc]'"
+        ) from None
+    return lambda: start_grpc(plane, tokens, port=port, host=host, max_message_bytes=max_bytes)
+
+
 def _lifespan(
-    repo: ModelRepository, watcher: ReloadWatcher, logger: PredictionLogger | None
-) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start the bus consumer and the logger with the app; stop them, flush and unload at shutdown."""
+    repo: ModelRepository, watcher: ReloadWatcher, logger: PredictionLogger | None,
+    grpc: Callable[[], Any] | None = None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:  # fmt: skip
+    """Start the bus consumer, the logger and gRPC with the app; stop them, flush and unload at shutdown."""
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(watcher.start)  # declares the queue: a blocking broker round trip
         if logger is not None:
             logger.start()
+        server = None if grpc is None else await run_in_threadpool(grpc)
+        app.state.grpc = server
         try:
             yield
         finally:
+            if server is not None:  # no new calls; the running ones get 5 s
+                await run_in_threadpool(lambda: server.stop(5).wait())
             await run_in_threadpool(watcher.stop)
             if logger is not None:
                 await run_in_threadpool(logger.close)  # flush: the last predictions reach the monitor
@@ -206,7 +228,7 @@ def _health_and_metadata(plane: DataPlane, metrics: ServingMetrics, reader: Any)
 
     @router.get("/v2", tags=["metadata"], dependencies=[reader])
     def server_metadata() -> MetadataServerResponse:
-        """Server name, version and V2 extensions (none)."""
+        """Server name, version and V2 extensions (`binary_tensor_data`)."""
         return plane.server_metadata()
 
     @router.get(
@@ -241,10 +263,13 @@ def app_from_env() -> FastAPI:
     """The app of one uvicorn worker of `maestrale serve --workers N` (refs and options from the env)."""
     refs = os.environ.get("MAESTRALE_SERVE_REFS", "").split()
     poll = float(os.environ.get("MAESTRALE_SERVE_RELOAD_POLL", "30"))
+    grpc_port = os.environ.get("MAESTRALE_SERVE_GRPC_PORT")
     return create_app(
         load_settings(), refs, log_predictions=os.environ.get("MAESTRALE_SERVE_LOG", "1") == "1",
         reload_poll_s=poll or None,
         trusted_types=os.environ.get("MAESTRALE_SERVE_TRUST", "").split() or None,
+        grpc_port=int(grpc_port) if grpc_port else None,
+        host=os.environ.get("MAESTRALE_SERVE_HOST", "127.0.0.1"),
     )  # fmt: skip
 
 

@@ -225,6 +225,30 @@ def describe(source: TokenSource | None) -> str:
     return text
 
 
+def authorize(source: TokenSource | None, token: str | None, scope: str) -> TokenInfo | None:
+    """The info of `token` (a bearer token, None when absent) if it allows `scope`: REST and gRPC's check.
+
+    None when auth is off (`source` None); `Unauthorized` (401) without a token or with an unknown or
+    revoked one, `Forbidden` (403) when its scope is too narrow.
+    """
+    if source is None:
+        return None
+    if token is None or not token.strip():
+        raise Unauthorized(
+            "missing bearer token: send 'Authorization: Bearer <token>' (a token with scope "
+            f"{scope}: `maestrale token create NAME --scope {scope}`)"
+        )
+    info = source.get(token.strip())
+    if info is None:
+        raise Unauthorized(
+            f"unknown or revoked token; ask for a token with scope {scope} "
+            f"(`maestrale token create NAME --scope {scope}`)"
+        )
+    if not info.allows(scope):
+        raise Forbidden(f"token {info.name!r} has scope {info.scope!r}; this operation needs {scope!r}")
+    return info
+
+
 def require(scope: str) -> Callable[..., TokenInfo | None]:
     """A dependency: the caller's token info (None when auth is off), or 401/403 in the app's envelope."""
 
@@ -232,21 +256,6 @@ def require(scope: str) -> Callable[..., TokenInfo | None]:
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(BEARER)
     ) -> TokenInfo | None:
         source: TokenSource | None = request.app.state.auth
-        if source is None:
-            return None
-        if credentials is None or not credentials.credentials.strip():
-            raise Unauthorized(
-                "missing bearer token: send 'Authorization: Bearer <token>' (a token with scope "
-                f"{scope}: `maestrale token create NAME --scope {scope}`)"
-            )
-        info = source.get(credentials.credentials.strip())
-        if info is None:
-            raise Unauthorized(
-                f"unknown or revoked token; ask for a token with scope {scope} "
-                f"(`maestrale token create NAME --scope {scope}`)"
-            )
-        if not info.allows(scope):
-            raise Forbidden(f"token {info.name!r} has scope {info.scope!r}; this operation needs {scope!r}")
-        return info
+        return authorize(source, credentials.credentials if credentials else None, scope)
 
     return dependency

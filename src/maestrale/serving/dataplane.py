@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from maestrale.serving.repository import ServedModel
 
 log = logging.getLogger("maestrale.serving")
+EXTENSIONS = ("binary_tensor_data",)  # the V2 protocol extensions both transports speak
 #: `lookup(name, version)`: the model a request uses to its end (`version` None: whichever is served),
 #: or `NotFound`.
 Lookup = Callable[[str, str | None], "ServedModel"]
@@ -100,8 +101,8 @@ class DataPlane:
         return True
 
     def server_metadata(self) -> MetadataServerResponse:
-        """Server name, version and V2 extensions (none)."""
-        return MetadataServerResponse(name=self.server_name, version=__version__, extensions=[])
+        """Server name, version and V2 extensions (`binary_tensor_data`, as Triton names it)."""
+        return MetadataServerResponse(name=self.server_name, version=__version__, extensions=list(EXTENSIONS))
 
     def model_metadata(self, name: str, version: str | None = None) -> MetadataModelResponse:
         """Inputs (one per feature, from the input schema) and the `predict` output."""
@@ -112,14 +113,21 @@ class DataPlane:
         self, name: str, version: str | None, req: InferenceRequest, caller: Caller | None = None
     ) -> InferenceResponse:
         """V2 inference: decode, predict (and log), encode. `InvalidInput` (400) names any mistake."""
-        served = self.lookup(name, version)  # read once: this request uses this model to its end
-        decoded = decode_infer(req, served.columns, served.timezone)
-        params = (req.parameters.model_extra or {}) if req.parameters else {}
-        pred = self.predict(served, decoded, params, caller or Caller())
+        served, pred = self.infer_predictions(name, version, req, caller)
         return InferenceResponse(
             model_name=served.name, model_version=str(served.version), id=req.id or str(uuid.uuid4()),
             outputs=[encode_output(pred)],
         )  # fmt: skip
+
+    def infer_predictions(
+        self, name: str, version: str | None, req: InferenceRequest, caller: Caller | None = None
+    ) -> tuple[ServedModel, Any]:
+        """(the model that served, its raw predictions) for a V2 request: what the binary encoders and
+        gRPC encode themselves (`maestrale.serving.v2.output_array` gives the datatype and array)."""
+        served = self.lookup(name, version)  # read once: this request uses this model to its end
+        decoded = decode_infer(req, served.columns, served.timezone)
+        params = (req.parameters.model_extra or {}) if req.parameters else {}
+        return served, self.predict(served, decoded, params, caller or Caller())
 
     def predict_records(
         self, name: str, records: list[dict[str, Any]], params: dict[str, Any] | None = None,

@@ -9,6 +9,7 @@ the MLServer runtime.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,13 +19,15 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from maestrale.errors import InvalidInput
 from maestrale.serving.dataplane import Caller, DataPlane, parse_body
-from maestrale.serving.v2 import InferenceRequest
+from maestrale.serving.v2 import OUTPUT, InferenceRequest, output_array
+from maestrale.serving.v2_binary import binary_response, parse_binary_request, wants_binary
 from maestrale.tokens import TokenInfo
 
 ENTITY_HEADER = "x-maestrale-entity"
 JSON = "application/json"
+OCTETS = "application/octet-stream"
+BINARY_HEADER = "inference-header-content-length"  # the binary tensor extension's JSON header length
 
 
 class PredictRequest(BaseModel):
@@ -78,10 +81,16 @@ def inference_router(plane: DataPlane, predictor: Any) -> APIRouter:
     async def infer(request: Request, name: str, version: str | None, token: TokenInfo | None) -> Response:
         caller = caller_of(request, token)
         plane.lookup(name, version)  # an unknown model is a 404 before the body is read
-        if "inference-header-content-length" in request.headers:
-            raise InvalidInput("the binary tensor extension is not supported: send JSON tensors")
-        req = parse_body(InferenceRequest, await request.body())
-        return Response(await run_in_threadpool(v2_infer, plane, name, version, req, caller), media_type=JSON)
+        header = request.headers.get(BINARY_HEADER)
+        body = await request.body()
+        if header is None:
+            req = parse_body(InferenceRequest, body)
+        else:  # the binary tensor extension: decoding reads each tensor straight into an array
+            req = await run_in_threadpool(parse_binary_request, body, header)
+        content, head = await run_in_threadpool(v2_infer, plane, name, version, req, caller)
+        if head is None:
+            return Response(content, media_type=JSON)
+        return Response(content, media_type=OCTETS, headers={BINARY_HEADER: str(head)})
 
     infer_body, records_body = request_body(InferenceRequest), request_body(PredictRequest)
 
@@ -110,9 +119,21 @@ def inference_router(plane: DataPlane, predictor: Any) -> APIRouter:
 
 def v2_infer(
     plane: DataPlane, name: str, version: str | None, req: InferenceRequest, caller: Caller
-) -> bytes:
-    """The JSON of the V2 response to `req` (runs in a worker thread: decoding and predicting block)."""
-    return plane.infer(name, version, req, caller).model_dump_json(exclude_none=True).encode()
+) -> tuple[bytes, int | None]:
+    """(body, JSON header length) of the V2 response to `req`; the length is None for a JSON body.
+
+    Runs in a worker thread: decoding and predicting block. The output is binary when the request
+    asks (`binary_data_output`, or the output's `binary_data`), as tritonclient does by default.
+    """
+    if not wants_binary(req):
+        return plane.infer(name, version, req, caller).model_dump_json(exclude_none=True).encode(), None
+    served, pred = plane.infer_predictions(name, version, req, caller)
+    datatype, arr = output_array(pred)
+    header = {
+        "model_name": served.name, "model_version": str(served.version), "id": req.id or str(uuid.uuid4()),
+        "outputs": [{"name": OUTPUT, "datatype": datatype, "shape": list(arr.shape)}],
+    }  # fmt: skip
+    return binary_response(header, datatype, arr)
 
 
 def records_predict(plane: DataPlane, name: str, req: PredictRequest, caller: Caller) -> bytes:

@@ -411,8 +411,8 @@ def _json_datatype(values: list[Any], col: ColumnSchema) -> str:
 
 
 # -- encoding ------------------------------------------------------------------------------------------
-def encode_output(pred: Any) -> ResponseOutput:
-    """`predict`'s result as the `predict` output: shape [n] (or [n, m]), FP64/INT64/BOOL/BYTES."""
+def output_array(pred: Any) -> tuple[str, np.ndarray]:
+    """`predict`'s result as (V2 datatype, array of shape [n] or [n, m]): FP64/INT64/BOOL/BYTES."""
     arr = np.asarray(pred)
     if arr.ndim == 0:
         arr = arr.reshape(1)
@@ -420,13 +420,17 @@ def encode_output(pred: Any) -> ResponseOutput:
         arr = arr.reshape(len(arr), -1)
     kind = arr.dtype.kind
     if kind == "f":
-        datatype, arr = "FP64", arr.astype(np.float64, copy=False)
-    elif kind in "iu":
-        datatype = "INT64"
-    elif kind == "b":
-        datatype = "BOOL"
-    else:
-        datatype, arr = "BYTES", arr.astype(str)
+        return "FP64", arr.astype(np.float64, copy=False)
+    if kind in "iu":
+        return "INT64", arr.astype(np.int64, copy=False)
+    if kind == "b":
+        return "BOOL", arr
+    return "BYTES", arr.astype(str)
+
+
+def encode_output(pred: Any) -> ResponseOutput:
+    """`predict`'s result as the `predict` output: shape [n] (or [n, m]), FP64/INT64/BOOL/BYTES."""
+    datatype, arr = output_array(pred)
     return ResponseOutput(
         name=OUTPUT, shape=list(arr.shape), datatype=datatype, parameters=Parameters(content_type="np"),
         data=arr.reshape(-1).tolist(),

@@ -1,0 +1,258 @@
+"""The V2 gRPC service (`inference.GRPCInferenceService`, KServe's `grpc_predict_v2.proto`) over a DataPlane.
+
+>>> server = start_grpc(app.state.dataplane, app.state.auth, port=8081)  # doctest: +SKIP
+>>> server.stop(5)  # doctest: +SKIP
+
+`maestrale serve --grpc-port 8081` starts it beside the HTTP server, over the same data plane: the
+same models (so a hot reload is seen by both), the same decoding, bounds and 400 messages, the same
+prediction logging, and the same token source. Its calls map to the REST routes and their scopes:
+
+| RPC | REST | scope |
+|---|---|---|
+| ServerLive, ServerReady | /v2/health/live, /v2/health/ready | none |
+| ServerMetadata, ModelMetadata, ModelReady | /v2, /v2/models/{name}[/ready] | read |
+| ModelInfer | POST /v2/models/{name}/infer | predict |
+
+The token travels as `authorization: Bearer <token>` metadata, the entity as `x-maestrale-entity`.
+Errors carry the REST message with the matching status code: INVALID_ARGUMENT (400), NOT_FOUND
+(404), UNAUTHENTICATED (401), PERMISSION_DENIED (403), UNAVAILABLE (503), INTERNAL otherwise.
+Inputs come as `raw_input_contents` (what tritonclient sends) or typed `contents`; the output
+always goes back as `raw_output_contents`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent import futures
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import grpc
+import numpy as np
+from pydantic import ValidationError
+
+from maestrale.errors import ConfigError, InvalidInput, MaestraleError
+from maestrale.serving.auth import authorize
+from maestrale.serving.dataplane import Caller, DataPlane, describe_errors
+from maestrale.serving.inference import ENTITY_HEADER
+from maestrale.serving.proto import grpc_predict_v2_pb2 as pb
+from maestrale.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
+from maestrale.serving.v2 import (
+    OUTPUT,
+    InferenceRequest,
+    MetadataTensor,
+    Parameters,
+    RequestInput,
+    RequestOutput,
+    output_array,
+)
+from maestrale.serving.v2_binary import _check_shape, tensor_bytes, tensor_from_bytes
+from maestrale.serving.v2_limits import LIMITS
+
+if TYPE_CHECKING:
+    from maestrale.serving.auth import TokenSource
+    from maestrale.tokens import TokenInfo
+
+log = logging.getLogger("maestrale.serving.grpc")
+T = TypeVar("T")
+STATUS = {
+    400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.FAILED_PRECONDITION, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}  # fmt: skip
+# the typed `contents` field that carries each datatype (FP16 has none: raw only, as the proto says)
+CONTENTS = {
+    "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
+    "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
+    "UINT32": "uint_contents", "UINT64": "uint64_contents", "FP32": "fp32_contents",
+    "FP64": "fp64_contents", "BYTES": "bytes_contents",
+}  # fmt: skip
+SEND_LIMIT = 64 * 1024 * 1024  # a response holds one value per row: 2M FP64 values are 16 MB
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """The six RPCs over `plane`; `tokens` None: auth off."""
+
+    def __init__(self, plane: DataPlane, tokens: TokenSource | None) -> None:
+        self.plane, self.tokens = plane, tokens
+
+    def _run(
+        self, context: grpc.ServicerContext, scope: str | None, call: Callable[[TokenInfo | None], T]
+    ) -> T:
+        """`call(token)` after the scope check; a MaestraleError aborts with its status and message."""
+        try:
+            token = None if scope is None else authorize(self.tokens, _bearer(context), scope)
+            return call(token)
+        except MaestraleError as exc:
+            context.abort(STATUS.get(exc.status_code, grpc.StatusCode.INTERNAL), exc.message)
+        except Exception as exc:  # a bug: logged, and said without a traceback
+            log.exception("gRPC call failed")
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+        raise AssertionError("unreachable: abort raises")
+
+    def ServerLive(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._run(context, None, lambda _: pb.ServerLiveResponse(live=self.plane.live()))
+
+    def ServerReady(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._run(context, None, lambda _: pb.ServerReadyResponse(ready=self.plane.ready()))
+
+    def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def ready(_: TokenInfo | None) -> Any:
+            return pb.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version or None))
+
+        return self._run(context, "read", ready)
+
+    def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def metadata(_: TokenInfo | None) -> Any:
+            meta = self.plane.server_metadata()
+            return pb.ServerMetadataResponse(name=meta.name, version=meta.version, extensions=meta.extensions)
+
+        return self._run(context, "read", metadata)
+
+    def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def metadata(_: TokenInfo | None) -> Any:
+            meta = self.plane.model_metadata(request.name, request.version or None)
+            return pb.ModelMetadataResponse(
+                name=meta.name, versions=meta.versions, platform=meta.platform,
+                inputs=[_tensor_meta(t) for t in meta.inputs],
+                outputs=[_tensor_meta(t) for t in meta.outputs],
+            )  # fmt: skip
+
+        return self._run(context, "read", metadata)
+
+    def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:
+        arrived = datetime.now(UTC)
+
+        def infer(token: TokenInfo | None) -> Any:
+            self.plane.lookup(request.model_name, request.model_version or None)  # NOT_FOUND first
+            req = request_of(request)
+            entity = dict(context.invocation_metadata()).get(ENTITY_HEADER)
+            caller = Caller(str(entity) if entity else None, arrived, token.name if token else None)
+            served, pred = self.plane.infer_predictions(
+                request.model_name, request.model_version or None, req, caller
+            )
+            datatype, arr = output_array(pred)
+            out = pb.ModelInferResponse.InferOutputTensor(name=OUTPUT, datatype=datatype, shape=arr.shape)
+            return pb.ModelInferResponse(
+                model_name=served.name, model_version=str(served.version), id=request.id or str(uuid.uuid4()),
+                outputs=[out], raw_output_contents=[tensor_bytes(datatype, arr)],
+            )  # fmt: skip
+
+        return self._run(context, "predict", infer)
+
+
+def _bearer(context: grpc.ServicerContext) -> str | None:
+    """The token of an `authorization: Bearer <token>` metadata entry (None when there is none)."""
+    value = dict(context.invocation_metadata()).get("authorization")
+    if not isinstance(value, str):
+        return None
+    scheme, _, token = value.partition(" ")
+    return token if scheme.lower() == "bearer" else None
+
+
+def _tensor_meta(t: MetadataTensor) -> Any:
+    return pb.ModelMetadataResponse.TensorMetadata(name=t.name, datatype=t.datatype, shape=t.shape)
+
+
+def _parameters(params: Mapping[str, Any], where: str) -> Parameters | None:
+    """A proto parameter map as V2 `parameters` (bool, int64 or string values)."""
+    if not params:
+        return None
+    values = {k: getattr(v, v.WhichOneof("parameter_choice") or "string_param") for k, v in params.items()}
+    try:
+        return Parameters.model_validate(values)
+    except ValidationError as exc:
+        raise InvalidInput(f"{where}: {describe_errors(exc.errors(include_url=False))}") from None
+
+
+def request_of(msg: Any) -> InferenceRequest:
+    """The V2 request of a `ModelInferRequest`: raw inputs read with `np.frombuffer`, typed ones copied."""
+    raw = msg.raw_input_contents
+    if len(msg.inputs) > LIMITS.max_inputs:
+        raise InvalidInput(f"{len(msg.inputs):,} inputs in one request: at most {LIMITS.max_inputs:,}")
+    if raw and len(raw) != len(msg.inputs):
+        raise InvalidInput(
+            f"raw_input_contents has {len(raw)} tensors for {len(msg.inputs)} inputs: send one per input, "
+            "in the order of the inputs"
+        )
+    if not msg.inputs:
+        raise InvalidInput("no inputs: send one input per feature (or one [n, k] input)")
+    inputs = []
+    for i, t in enumerate(msg.inputs):
+        shape = [int(d) for d in t.shape]
+        name = t.name
+        if raw:
+            if t.HasField("contents"):
+                raise InvalidInput(f"input {name[:40]!r}: has both contents and raw_input_contents; send one")
+            data = tensor_from_bytes(name, t.datatype, shape, raw[i])
+        else:
+            data = _contents(t, shape)
+        inp = RequestInput.model_construct(
+            name=name, shape=shape, datatype=t.datatype, data=cast(list[Any], data),
+            parameters=_parameters(t.parameters, f"input {name[:40]!r}"),
+        )  # fmt: skip
+        inputs.append(inp)
+    outputs = [
+        RequestOutput(name=o.name, parameters=_parameters(o.parameters, f"output {o.name[:40]!r}"))
+        for o in msg.outputs
+    ]
+    return InferenceRequest.model_construct(
+        id=msg.id or None, parameters=_parameters(msg.parameters, "parameters"), inputs=inputs,
+        outputs=outputs or None,
+    )  # fmt: skip
+
+
+def _contents(t: Any, shape: list[int]) -> np.ndarray:
+    """A typed-contents input as a flat array; 400 when the field does not match the datatype or shape."""
+    name = t.name[:40]
+    field = CONTENTS.get(t.datatype)
+    if field is None:
+        raise InvalidInput(
+            f"input {name!r}: datatype {t.datatype[:20]!r} cannot travel in contents; use one of "
+            f"{', '.join(CONTENTS)}, or raw_input_contents (FP16)"
+        )
+    _check_shape(t.name, shape, 0)
+    values = getattr(t.contents, field)
+    count = int(np.prod(shape))
+    if len(values) != count:
+        raise InvalidInput(
+            f"input {name!r}: shape {shape} needs {count} values but contents.{field} has {len(values)}"
+        )
+    if t.datatype != "BYTES":
+        return np.asarray(values)
+    try:
+        return np.asarray([v.decode() for v in values], dtype=object)
+    except UnicodeDecodeError:
+        raise InvalidInput(f"input {name!r}: a BYTES element is not UTF-8 text") from None
+
+
+def start_grpc(
+    plane: DataPlane, tokens: TokenSource | None, *, port: int, host: str = "127.0.0.1",
+    max_message_bytes: int = 32 * 1024 * 1024, workers: int = 8,
+) -> grpc.Server:  # fmt: skip
+    """Serve `inference.GRPCInferenceService` on host:port; ConfigError when the port cannot be bound.
+
+    `max_message_bytes` bounds a request (the REST body limit); workers of `maestrale serve --workers N`
+    each bind the same port (gRPC sets SO_REUSEPORT on Linux) and the kernel spreads connections.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="serve-grpc"),
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", SEND_LIMIT),
+        ],
+    )
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane, tokens), server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise ConfigError(f"cannot listen for gRPC on {address}: is the port in use? (--grpc-port)")
+    server.start()
+    log.info("V2 gRPC on %s", address)
+    return server
