@@ -163,6 +163,20 @@ def test_model_servers_require_tokens() -> None:
     assert serve["args"][-2:] == ["--auth", "off"]
 
 
+def test_model_servers_expose_grpc_when_asked() -> None:
+    servers = [{**SERVERS["modelServers"][0], "grpcPort": 8081}]
+    docs = helm_template(_merge(EXISTING, {"modelServers": servers}))
+    assert validate_documents(docs, external={("Secret", "prod-credentials")}) == []
+    serve = _container(docs, "maestrale-serve-pv-nrel-50")
+    assert serve["args"][-2:] == ["--grpc-port", "8081"]
+    assert {"name": "grpc", "containerPort": 8081, "protocol": "TCP"} in serve["ports"]
+    ports = _by(docs, "Service")["maestrale-serve-pv-nrel-50"]["spec"]["ports"]
+    named = [(p["name"], p["port"], p["targetPort"]) for p in ports]
+    assert named == [("http", 8080, "http"), ("grpc", 8081, "grpc")]
+    default = _container(helm_template(_merge(EXISTING, SERVERS)), "maestrale-serve-pv-nrel-50")
+    assert "--grpc-port" not in default["args"] and len(default["ports"]) == 1
+
+
 def test_every_pod_has_the_renderers_security_settings() -> None:
     docs = helm_template(_merge(CREATED, SERVERS))
     specs = [(where, spec) for d in docs for where, spec in pod_specs(d)]

@@ -55,7 +55,7 @@ def test_one_image_non_root_with_the_extras_the_services_need() -> None:
     assert [a for kind, a in steps if kind == "ENTRYPOINT"] == ['["maestrale"]']
     assert any(f"MAESTRALE_HOME={pod.HOME_DIR}" in a for kind, a in steps if kind == "ENV")
     extras = set(args["EXTRAS"].split(","))
-    assert extras == {"server", "rabbitmq", "postgres", "azure", "lightgbm"}
+    assert extras == {"server", "rabbitmq", "postgres", "azure", "lightgbm", "grpc"}
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert extras <= set(declared)
 

@@ -219,6 +219,11 @@ spec:
             - name: http
               containerPort: {{ .port }}
               protocol: TCP
+            {{- if .grpcPort }}
+            - name: grpc
+              containerPort: {{ .grpcPort }}
+              protocol: TCP
+            {{- end }}
           {{- end }}
           env:
             {{- include "maestrale.env" $root | nindent 12 }}
