@@ -25,7 +25,8 @@ What is in it
   has v20 as ``challenger``. Each logs ~992 hourly predictions with actuals (the NREL year scaled
   per plant, one in 17 with a 30% shortfall in its last 10 days), 1M predictions in all; one
   monitor tick then evaluates every model once (the fleet page's latest nMAE, skill, episodes).
-* a read token (``token_file``) for the UI's sign-in.
+* model tags (site, region, kind, target) on every model, as on MLflow's side; a read token
+  (``token_file``) for the UI's sign-in.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ def ensure_world(
         manifest: dict[str, Any] = json.loads(manifest_path.read_text())
         if all(manifest.get(k) == v for k, v in want.items()) and _versions_in(url) == manifest["versions"]:
             log(f"cached world in {folder} (seeded in {manifest['seed_s']:.0f} s): seeding skipped")
+            if "model_tags_s" not in manifest:  # a cache from before the model tags: add them only
+                manifest["model_tags_s"] = tag_models(url, manifest["storage_url"], n_models)
+                manifest_path.write_text(json.dumps(manifest, indent=1))
             return manifest
         log("cached world does not match (version, size or database): seeding again")
     manifest_path.unlink(missing_ok=True)
@@ -164,6 +168,8 @@ def seed(folder: Path, url: str, database: str, n_models: int) -> dict[str, Any]
     steps["monitor_s"] = time.perf_counter() - t0
     log(f"monitor: {evaluations} evaluations in {steps['monitor_s']:.0f} s")
 
+    model_tags_s = tag_models(url, storage, n_models)
+
     token_file = folder / "reader.token"
     token_file.write_text(
         create_token(url, f"bench-ui-{int(time.time())}", "read", created_by="bench") + "\n"
@@ -179,6 +185,7 @@ def seed(folder: Path, url: str, database: str, n_models: int) -> dict[str, Any]
         "evaluations": evaluations,
         "pages": pages(n_models),
         "seed_s": round(seconds, 1),
+        "model_tags_s": model_tags_s,
         "steps_s": {k: round(v, 1) for k, v in steps.items()},
         "seeded_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -312,6 +319,22 @@ def register_fleet(reg: Any, nrel: dict[str, Any], n_models: int) -> None:
 def plant_scale(i: int) -> float:
     """Plant `i`'s size relative to NREL system 50 (0.5-3x), the same at registration and logging."""
     return 0.5 + 2.5 * ((i * 0.6180339887) % 1.0)
+
+
+def tag_models(url: str, storage: str, n_models: int) -> float:
+    """Model tags (site, region, kind, target) on every model, as MLflow's registered models have."""
+    from maestrale import Registry
+
+    reg = Registry(database_url=url, storage_url=storage, actor="bench-seed")
+    t0 = time.perf_counter()
+    for i in range(n_models):
+        name, site = (MONITORED, "nrel-50") if i == 0 else (fleet_name(i), f"it-{i:04d}")
+        region = "Colorado" if i == 0 else REGIONS[i % len(REGIONS)]
+        for key, value in (("site", site), ("region", region), ("kind", "pv"), ("target", "power_kw")):
+            reg.set_tag(name, key, value)
+    seconds = round(time.perf_counter() - t0, 1)
+    log(f"model tags on {n_models} models in {seconds:.0f} s")
+    return seconds
 
 
 def champion_of(i: int) -> int:
