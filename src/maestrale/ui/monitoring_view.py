@@ -5,7 +5,7 @@ monitor's retraining history: no query here, and every output is bounded (<= `MA
 series, <= `MAX_LINES` lines per chart) whatever the history, so a year of hourly data draws as fast
 as a week. The per-row work is numpy/pandas; Python loops run over the (bounded) output only.
 
->>> spec = forecast_chart(store.scored("pv-nrel-50", start, end))  # doctest: +SKIP
+>>> spec = forecast_chart(store.scored_buckets("pv-nrel-50", start, end, 3600), 3600)  # doctest: +SKIP
 >>> len(spec["x"]) <= MAX_POINTS, [s["label"] for s in spec["series"]]  # doctest: +SKIP
 (True, ['actual', 'forecast v1', 'forecast v2'])
 """
@@ -141,37 +141,29 @@ def bucket_seconds(first: int, last: int, limit: int = MAX_POINTS) -> int:
     return max(BUCKETS_S[-1], math.ceil((span + 1) / limit))
 
 
-def forecast_chart(scored: pd.DataFrame) -> dict[str, Any]:
-    """Forecast (a line per version served) against actual, as bucket means of at most `MAX_POINTS`.
+def forecast_chart(buckets: pd.DataFrame | None, bucket_s: int) -> dict[str, Any]:
+    """Forecast (a line per version that forecast) against actual, from `MonitorStore.scored_buckets`.
 
-    Buckets are an hour, or longer when the range holds more than `MAX_POINTS` hours; the chart's
-    `bucket_s` says which (the page prints it).
+    The database averaged the pairs per `bucket_s` (`bucket_seconds`: an hour, or longer when the
+    range holds more than `MAX_POINTS` hours); the page prints which.
     """
-    spec: dict[str, Any] = {"type": "line", "x": [], "series": [], "y_label": "power", "sync": "forecast"}
-    if scored.empty:
-        return {**spec, "bucket_s": 3600}
-    import pandas as pd
-
-    # seconds since the epoch whatever resolution pandas chose (ns, us) for the column
-    t = scored["target_time"].dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype("int64")
-    size = bucket_seconds(int(t.min()), int(t.max()))
-    key = (t // size) * size
-    frame = pd.DataFrame({
-        "t": key, "version": scored["version"].to_numpy(), "prediction": scored["prediction"].to_numpy(),
-        "actual": scored["actual"].to_numpy(),
-    })  # fmt: skip
-    actual = frame.groupby("t")["actual"].mean()
-    versions = sorted(frame["version"].unique().tolist())[-(MAX_LINES - 1) :]
+    spec: dict[str, Any] = {
+        "type": "line", "x": [], "series": [], "y_label": "power", "sync": "forecast", "bucket_s": bucket_s,
+    }  # fmt: skip
+    if buckets is None or buckets.empty:
+        return spec
+    versions = sorted(int(v) for v in buckets["version"].unique())[-(MAX_LINES - 1) :]
+    # a bucket's actual: the mean over all its pairs, whichever version forecast them
+    weighted = buckets.assign(total=buckets["actual"] * buckets["n"]).groupby("t")[["total", "n"]].sum()
+    actual = weighted["total"] / weighted["n"]
     forecast = (
-        frame[frame["version"].isin(versions)]
-        .groupby(["t", "version"])["prediction"]
-        .mean()
-        .unstack("version")
+        buckets[buckets["version"].isin(versions)]
+        .pivot(index="t", columns="version", values="prediction")
+        .reindex(actual.index)
     )
-    forecast = forecast.reindex(actual.index)
     series = [{"label": "actual", "values": clean(actual.to_numpy()), "width": 2, "color": "#1b1f24"}]
     series += [{"label": f"forecast v{v}", "values": clean(forecast[v].to_numpy())} for v in versions]
-    return {**spec, "x": [int(x) for x in actual.index], "series": series, "bucket_s": size}
+    return {**spec, "x": [int(x) for x in actual.index], "series": series}
 
 
 def drift_windows(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -11,7 +11,7 @@ points), the newest 300 breaches and decisions.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -115,8 +115,7 @@ def monitoring_data(
         window = windows[-1] if windows else None  # the longest: the steadiest figures
     splits, split_total = view.split_keys([r for r in perf_rows if r["window"] == window], by) if (
         by != "overall") else ([], 0)  # fmt: skip
-    scored = store.scored(name, since or datetime(1900, 1, 1, tzinfo=UTC),
-                          (clock or datetime.now(UTC)) + timedelta(microseconds=1))  # fmt: skip
+    forecast, pairs = _forecast(store, name, since, clock)
     drift_rows = store.series(name, kind="drift", since=since)
     drift_windows = view.drift_windows(drift_rows)
     drift_window = drift_windows[-1] if drift_windows else None
@@ -139,10 +138,22 @@ def monitoring_data(
         "range": range_, "ranges": list(RANGES), "by": by, "splits": list(SPLITS), "window": window,
         "windows": windows, "split_keys": splits, "split_total": split_total,
         "perf_charts": view.performance_charts(perf_rows, by=by, window=window),
-        "forecast": view.forecast_chart(scored), "pairs": len(scored),
+        "forecast": forecast, "pairs": pairs,
         "heatmap": heatmap, "drift_window": drift_window, "features": list(columns), "feature": feature,
         "histogram": histogram, "timeline": trail, "latest": _latest(status),
     }  # fmt: skip
+
+
+def _forecast(
+    store: MonitorStore, name: str, since: datetime | None, clock: datetime | None
+) -> tuple[dict[str, Any], int]:
+    """The forecast-vs-actual chart of the range and its number of pairs, averaged by the database."""
+    start = since or store.data_start(name)
+    if start is None or clock is None:
+        return view.forecast_chart(None, 3600), 0
+    bucket = view.bucket_seconds(view.epoch(start), view.epoch(clock))
+    buckets = store.scored_buckets(name, start, clock + timedelta(microseconds=1), bucket)
+    return view.forecast_chart(buckets, bucket), int(buckets["n"].sum())
 
 
 def _latest(status: dict[str, Any]) -> list[dict[str, Any]]:
