@@ -70,3 +70,15 @@ def test_reject_by_hand_keeps_the_champion(tmp_path):
     decide_challenger(monitor, store, "pv-no", "rejected", reason="trained on the faulty week", actor="bob")
     assert store.get_model("pv-no").aliases == {"champion": 1}
     assert monitor.decisions("pv-no")[0]["outcome"] == "rejected"
+
+
+def test_the_audit_trail_names_the_person_who_decided(tmp_path):
+    from maestrale.api.audit import audit_trail
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store, monitor = _world(url, tmp_path, "pv-who")
+    decide_challenger(monitor, store, "pv-who", "rejected", reason="sensor was iced", actor="bob_1")
+    [mine] = audit_trail(store, monitor, url, kinds=("decision",), actor="bob_1")
+    assert mine["actor"] == "bob_1" and mine["details"]["outcome"] == "rejected"
+    assert audit_trail(store, monitor, url, kinds=("decision",), actor="monitor") == []
+    assert audit_trail(store, monitor, url, kinds=("decision",), actor="bob%") == []  # LIKE is escaped

@@ -92,8 +92,8 @@ def audit_trail(
     if registry_kinds:
         out += store.history(kinds=registry_kinds, model=model, actor=actor, **window)
     monitor_kinds = tuple(k for k in wanted if k in MONITOR_KINDS)
-    if monitor_kinds and actor in (None, "monitor"):
-        out += monitor_events(monitor.engine, kinds=monitor_kinds, model=model, **window)
+    if monitor_kinds:  # the monitor's entries, and decisions people made by hand (actor: the person)
+        out += monitor_events(monitor.engine, kinds=monitor_kinds, model=model, actor=actor, **window)
     if "token" in wanted and include_tokens and model is None:
         out += token_events(database_url, actor=actor, **window)
     out.sort(key=lambda e: e["time"], reverse=True)

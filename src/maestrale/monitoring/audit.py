@@ -12,6 +12,7 @@ since a replay or a backfill judges past data today. `actor` is "monitor".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -42,10 +43,24 @@ def _breach(r: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+#: How `maestrale.monitoring.manual` prefixes the reason of a decision a person made.
+BY_HAND = re.compile(r"^by hand \((?P<actor>[^)]{1,128})\): ")
+
+
+def decision_actor(reason: str | None) -> str:
+    """Who decided: the person named by a hand decision's reason, else the monitor.
+
+    >>> decision_actor("by hand (ana): sensor fixed"), decision_actor("nmae 0.031 < 0.035")
+    ('ana', 'monitor')
+    """
+    match = BY_HAND.match(reason or "")
+    return match.group("actor") if match else ACTOR
+
+
 def _decision(r: Any) -> dict[str, Any]:
     return {
         "time": aware(r.decided_at), "kind": "decision", "model": r.model, "version": r.challenger_version,
-        "actor": ACTOR, "reason": r.reason,
+        "actor": decision_actor(r.reason), "reason": r.reason,
         "details": {
             "outcome": r.outcome, "champion_version": r.champion_version,
             "challenger_version": r.challenger_version, "metric": r.metric, "margin": r.margin, "n": r.n,
@@ -81,8 +96,11 @@ def monitor_events(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
+    actor: str | None = None,
 ) -> list[dict[str, Any]]:
     """Breaches, decisions and retraining requests, newest first, `limit` at most in all.
+
+    `actor` "monitor" (or None) lists everything; a person's name lists the decisions they made by hand.
 
     `since` is inclusive, `until` exclusive, both on the recorded (wall-clock) time. Each kind is
     read newest first with `limit` in SQL, so the merge holds at most `len(kinds) * limit` rows.
@@ -94,6 +112,10 @@ def monitor_events(
                 continue
             at = table.c[column]
             q = select(table)
+            if actor not in (None, ACTOR):
+                if kind != "decision":
+                    continue  # only decisions are ever made by a person
+                q = q.where(table.c.reason.like(f"by hand ({_like_escape(actor or '')}): %", escape="\\"))
             if model is not None:
                 q = q.where(table.c.model == model)
             # UTC: SQLite compares the stored text, which is UTC without an offset
@@ -104,4 +126,10 @@ def monitor_events(
             order = [at.desc(), table.c.id.desc()] if "id" in table.c else [at.desc()]
             out += [entry(r) for r in conn.execute(q.order_by(*order).limit(limit))]
     out.sort(key=lambda e: e["time"], reverse=True)
+    if actor == ACTOR:  # the monitor's own entries only, not the decisions people made
+        out = [e for e in out if e["actor"] == ACTOR]
     return out[:limit]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
