@@ -40,7 +40,7 @@ def test_figures_and_timeline_are_the_monitor_stores(page, ui_server):
         overall = row["values"]["overall"]
         assert cells.locator('[data-metric="nmae"]').inner_text() == num(overall["nmae"])
         assert cells.locator('[data-metric="skill"]').inner_text() == num(overall["skill"], 3)
-    timeline = page.locator("#timeline-list")
+    timeline = page.locator("ol.timeline")  # the newest 50, then the older ones folded in <details>
     # the demo's promotions: each a decision with its figures and a retraining that registered it
     for promotion in ui_server.summary["promotions"]:
         v = promotion["version"]
@@ -57,8 +57,8 @@ def test_figures_and_timeline_are_the_monitor_stores(page, ui_server):
     shown = timeline.locator('li[data-kind="breach"]').first
     assert shown.locator("[data-value]").inner_text() == num(newest["value"])
     assert f"window {newest['window']}, n = {num(newest['n'])}" in shown.inner_text()
-    kinds = timeline.locator("li").evaluate_all("els => els.map(e => e.querySelector('time').dateTime)")
-    assert kinds == sorted(kinds, reverse=True)  # newest first
+    times = timeline.locator("li").evaluate_all("els => els.map(e => e.querySelector('time').dateTime)")
+    assert times == sorted(times, reverse=True)  # newest first
 
 
 def test_range_split_and_feature_picker(page, ui_server):

@@ -140,7 +140,7 @@ def monitoring_data(
         "perf_charts": view.performance_charts(perf_rows, by=by, window=window),
         "forecast": forecast, "pairs": pairs,
         "heatmap": heatmap, "drift_window": drift_window, "features": list(columns), "feature": feature,
-        "histogram": histogram, "timeline": trail, "latest": _latest(status),
+        "histogram": histogram, "timeline": trail, "trail_limit": TRAIL, "latest": _latest(status),
     }  # fmt: skip
 
 
