@@ -250,6 +250,11 @@ def test_binary_rest_and_grpc_log_predictions_with_the_token(tmp_path: Path):
             http.infer(NAME, inputs(tritonhttp, X), headers=bearer(token))
             grpc = tritongrpc.InferenceServerClient(f"127.0.0.1:{gport}")
             grpc.infer(NAME, inputs(tritongrpc, X), headers={"authorization": f"Bearer {token}"})
+            with pytest.raises(InferenceServerException):
+                grpc.infer("wind-farm", inputs(tritongrpc, X), headers={"authorization": f"Bearer {token}"})
+            metrics = httpx.get(url + "/metrics").text  # gRPC counted beside REST, names bounded
+            assert f'{{endpoint="grpc:ModelInfer",model="{NAME}",status="200"}} 1.0' in metrics
+            assert '{endpoint="grpc:ModelInfer",model="other",status="404"} 1.0' in metrics
         rows: Counter[str | None] = Counter()
         for batch in logged(world):
             rows[batch.logged_by] += len(batch.records)

@@ -117,7 +117,10 @@ def create_app(
     plane = DataPlane(_version_lookup(repo), repo.ready, logger=logger)
     grpc = None
     if grpc_port is not None:
-        grpc = _grpc_starter(plane, tokens, host, grpc_port, int(settings.serve_max_body_mb * 1024 * 1024))
+        grpc = _grpc_starter(
+            plane, tokens, host, grpc_port, int(settings.serve_max_body_mb * 1024 * 1024), metrics,
+            frozenset(repo.names()),
+        )  # fmt: skip
     app = FastAPI(
         title="Maestrale model server", version=__version__, lifespan=_lifespan(repo, watcher, logger, grpc),
         description="Open Inference Protocol (V2) for models of the Maestrale registry.",
@@ -138,7 +141,10 @@ def create_app(
     return app
 
 
-def _grpc_starter(plane: DataPlane, tokens: Any, host: str, port: int, max_bytes: int) -> Callable[[], Any]:
+def _grpc_starter(
+    plane: DataPlane, tokens: Any, host: str, port: int, max_bytes: int, metrics: ServingMetrics,
+    served: frozenset[str],
+) -> Callable[[], Any]:  # fmt: skip
     """What starts the gRPC server in the lifespan; imported now, so a missing extra fails at once."""
     try:
         from maestrale.serving.grpc_server import start_grpc
@@ -146,7 +152,9 @@ def _grpc_starter(plane: DataPlane, tokens: Any, host: str, port: int, max_bytes
         raise ConfigError(
             f"gRPC serving needs the grpc extra ({exc.name} is missing): pip install 'maestrale[grpc]'"
         ) from None
-    return lambda: start_grpc(plane, tokens, port=port, host=host, max_message_bytes=max_bytes)
+    return lambda: start_grpc(
+        plane, tokens, port=port, host=host, max_message_bytes=max_bytes, metrics=metrics, served=served
+    )
 
 
 def _lifespan(

@@ -23,6 +23,7 @@ always goes back as `raw_output_contents`.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent import futures
@@ -53,6 +54,7 @@ from maestrale.serving.v2_limits import LIMITS
 
 if TYPE_CHECKING:
     from maestrale.serving.auth import TokenSource
+    from maestrale.serving.metrics import ServingMetrics
     from maestrale.tokens import TokenInfo
 
 log = logging.getLogger("maestrale.serving.grpc")
@@ -74,43 +76,60 @@ SEND_LIMIT = 64 * 1024 * 1024  # a response holds one value per row: 2M FP64 val
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    """The six RPCs over `plane`; `tokens` None: auth off."""
+    """The six RPCs over `plane`; `tokens` None: auth off; `metrics` counts them as the REST routes are
+    counted (endpoint `grpc:<RPC>`, status the REST code of the outcome)."""
 
-    def __init__(self, plane: DataPlane, tokens: TokenSource | None) -> None:
-        self.plane, self.tokens = plane, tokens
+    def __init__(
+        self, plane: DataPlane, tokens: TokenSource | None, metrics: ServingMetrics | None = None,
+        served: frozenset[str] = frozenset(),
+    ) -> None:  # fmt: skip
+        self.plane, self.tokens, self.metrics, self.served = plane, tokens, metrics, served
 
     def _run(
-        self, context: grpc.ServicerContext, scope: str | None, call: Callable[[TokenInfo | None], T]
-    ) -> T:
+        self, context: grpc.ServicerContext, scope: str | None, call: Callable[[TokenInfo | None], T],
+        rpc: str, model: str | None = None,
+    ) -> T:  # fmt: skip
         """`call(token)` after the scope check; a MaestraleError aborts with its status and message."""
+        start, status = time.perf_counter(), 500
         try:
             token = None if scope is None else authorize(self.tokens, _bearer(context), scope)
-            return call(token)
+            result = call(token)
+            status = 200
+            return result
         except MaestraleError as exc:
+            status = exc.status_code
             context.abort(STATUS.get(exc.status_code, grpc.StatusCode.INTERNAL), exc.message)
         except Exception as exc:  # a bug: logged, and said without a traceback
             log.exception("gRPC call failed")
             context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+        finally:
+            if self.metrics is not None:
+                # a model label only for names served here: random names cannot grow the label set
+                label = "" if model is None else model if model in self.served else "other"
+                self.metrics.requests.labels(label, f"grpc:{rpc}", str(status)).inc()
+                self.metrics.latency.labels(label, f"grpc:{rpc}").observe(time.perf_counter() - start)
         raise AssertionError("unreachable: abort raises")
 
     def ServerLive(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._run(context, None, lambda _: pb.ServerLiveResponse(live=self.plane.live()))
+        return self._run(context, None, lambda _: pb.ServerLiveResponse(live=self.plane.live()), "ServerLive")
 
     def ServerReady(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._run(context, None, lambda _: pb.ServerReadyResponse(ready=self.plane.ready()))
+        return self._run(
+            context, None, lambda _: pb.ServerReadyResponse(ready=self.plane.ready()), "ServerReady"
+        )
 
     def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:
         def ready(_: TokenInfo | None) -> Any:
             return pb.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version or None))
 
-        return self._run(context, "read", ready)
+        return self._run(context, "read", ready, "ModelReady", request.name)
 
     def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         def metadata(_: TokenInfo | None) -> Any:
             meta = self.plane.server_metadata()
             return pb.ServerMetadataResponse(name=meta.name, version=meta.version, extensions=meta.extensions)
 
-        return self._run(context, "read", metadata)
+        return self._run(context, "read", metadata, "ServerMetadata")
 
     def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         def metadata(_: TokenInfo | None) -> Any:
@@ -121,7 +140,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 outputs=[_tensor_meta(t) for t in meta.outputs],
             )  # fmt: skip
 
-        return self._run(context, "read", metadata)
+        return self._run(context, "read", metadata, "ModelMetadata", request.name)
 
     def ModelInfer(self, request: Any, context: grpc.ServicerContext) -> Any:
         arrived = datetime.now(UTC)
@@ -141,7 +160,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 outputs=[out], raw_output_contents=[tensor_bytes(datatype, arr)],
             )  # fmt: skip
 
-        return self._run(context, "predict", infer)
+        return self._run(context, "predict", infer, "ModelInfer", request.model_name)
 
 
 def _bearer(context: grpc.ServicerContext) -> str | None:
@@ -231,7 +250,8 @@ def _contents(t: Any, shape: list[int]) -> np.ndarray:
 
 def start_grpc(
     plane: DataPlane, tokens: TokenSource | None, *, port: int, host: str = "127.0.0.1",
-    max_message_bytes: int = 32 * 1024 * 1024, workers: int = 8,
+    max_message_bytes: int = 32 * 1024 * 1024, workers: int = 8, metrics: ServingMetrics | None = None,
+    served: frozenset[str] = frozenset(),
 ) -> grpc.Server:  # fmt: skip
     """Serve `inference.GRPCInferenceService` on host:port; ConfigError when the port cannot be bound.
 
@@ -245,7 +265,8 @@ def start_grpc(
             ("grpc.max_send_message_length", SEND_LIMIT),
         ],
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(plane, tokens), server)
+    servicer = InferenceServicer(plane, tokens, metrics, served)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)
