@@ -8,7 +8,9 @@ one request), `repository` (the served models and their atomic swap), `reload` (
 alias poll), `logger` (bounded prediction log buffer flushed to the bus), `metrics` (Prometheus),
 `auth` (bearer tokens), `dataplane` (the V2 data plane: readiness, metadata, decode → predict →
 encode, shared by the FastAPI app and the MLServer runtime), `inference` (the inference routes),
-`app` (the FastAPI application), `mlserver_runtime` (the same data plane inside MLServer). Names are
+`app` (the FastAPI application), `v2_binary` (the binary tensor extension: raw tensors of REST and
+gRPC), `grpc_server` (V2 over gRPC, `maestrale[grpc]`; `proto` holds KServe's .proto and its
+generated modules), `mlserver_runtime` (the same data plane inside MLServer). Names are
 imported on first use, so `maestrale.serving.repository` works without the server extra (FastAPI).
 """
 
