@@ -224,6 +224,9 @@ def test_hostile_binary_bodies_are_400s_naming_the_input(served: Served):
                                ("5", "not valid JSON")):  # fmt: skip
             r = c.post(INFER, content=body, headers={"Inference-Header-Content-Length": value})
             assert r.status_code == 400 and message in r.json()["error"], (value, r.text)
+        bomb = b"[" * 100_000 + b"]" * 100_000  # nested past any parser's stack
+        r = c.post(INFER, content=bomb + tail, headers={"Inference-Header-Content-Length": str(len(bomb))})
+        assert r.status_code == 400 and "recursion limit exceeded" in r.json()["error"], r.text
         body, headers = _binary(
             {"inputs": [{k: v for k, v in ok[0].items() if k != "datatype"}, *ok[1:]]}, tail
         )

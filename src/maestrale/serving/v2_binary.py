@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import numpy as np
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from maestrale.errors import InvalidInput
 from maestrale.serving.dataplane import describe_errors
@@ -61,9 +62,9 @@ def parse_binary_request(body: bytes, header_length: str) -> InferenceRequest:
             f"Inference-Header-Content-Length is {size:,} but the body has {len(body):,} bytes: it must be "
             "the length of the JSON header at the start of the body"
         )
-    try:
-        header = json.loads(body[:size])
-    except (ValueError, UnicodeDecodeError) as exc:
+    try:  # pydantic's parser, as for a JSON body: a nesting bomb is a ValueError, not a RecursionError
+        header = from_json(body[:size])
+    except ValueError as exc:
         raise InvalidInput(f"the JSON header of the binary request is not valid JSON: {exc}") from None
     inputs = header.get("inputs") if isinstance(header, dict) else None
     if not isinstance(inputs, list):
