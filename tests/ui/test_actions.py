@@ -164,7 +164,7 @@ def test_version_model_and_challenger_actions_are_recorded(page, ui_server, own_
     for entry in (["alias", "ui-write", "v2 is better"], ["archive", "ui-write", "superseded"],
                   ["archive", "ui-write", "needed again"], ["archive", "ui-write", "one more look"],
                   ["archive", "ui-write", "test over"],
-                  ["decision", "monitor", "by hand (ui-write): trained on the faulty week"]):  # fmt: skip
+                  ["decision", "ui-write", "by hand (ui-write): trained on the faulty week"]):  # fmt: skip
         assert entry in rows, rows
     assert page.js_errors == []
 
