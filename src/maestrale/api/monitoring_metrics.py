@@ -77,7 +77,7 @@ class MonitorCollector(Collector):
             labels=["model"],
         )
         latest: dict[str, tuple[datetime, datetime]] = {}
-        for row in self.store.latest_evaluations():
+        for row in self.store.latest_evaluations(full=False):  # summaries: what these gauges read
             model, version, window = row["model"], str(row["version"]), row["window"]
             values = row["values"] or {}
             seen = latest.get(model)

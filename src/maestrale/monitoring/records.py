@@ -36,16 +36,19 @@ class MonitorRecords:
 
     def add_evaluation(self, conn: Connection, **row: Any) -> None:
         """Append one evaluation (kind performance|drift) inside the caller's transaction."""
-        res = conn.execute(insert(t.monitor_evaluations).values(evaluated_at=datetime.now(UTC), **row))
+        now = datetime.now(UTC)
+        res = conn.execute(insert(t.monitor_evaluations).values(evaluated_at=now, **row))
         key = res.inserted_primary_key
         assert key is not None
         # the newest stored row is the latest, as before: overwrite the pointer in the same transaction
         latest = t.monitor_latest_evaluations
         pointer = {"model": row["model"], "kind": row["kind"], "window": row["window"]}
-        upsert = _dialect_insert(conn)(latest).values(**pointer, evaluation_id=int(key[0]))
-        conn.execute(
-            upsert.on_conflict_do_update(index_elements=list(pointer), set_={"evaluation_id": int(key[0])})
-        )
+        copy = {
+            "evaluation_id": int(key[0]), "version": row["version"], "as_of": row["as_of"], "n": row["n"],
+            "evaluated_at": now, "summary": summary_of(row.get("values")),
+        }  # fmt: skip
+        upsert = _dialect_insert(conn)(latest).values(**pointer, **copy)
+        conn.execute(upsert.on_conflict_do_update(index_elements=list(pointer), set_=copy))
 
     def add_breach(self, conn: Connection, **row: Any) -> int:
         """Record a breach inside the caller's transaction; returns its id."""
@@ -157,26 +160,35 @@ class MonitorRecords:
 
     # -- read models of the API, the CLI and /metrics ---------------------------------------------
     def latest_evaluations(
-        self, *, kind: str | None = None, model: str | None = None
+        self, *, kind: str | None = None, model: str | None = None, full: bool = True
     ) -> list[dict[str, Any]]:
         """The latest stored evaluation of each (model, kind, window), in one bounded query.
 
         Rows: id, model, version, kind, window, as_of, n, values, evaluated_at (aware datetimes).
+        With `full=False`, `values` is the evaluation's summary (`summary_of`: the overall figures,
+        ratios, training figures, drift status and PSI per feature), read without the evaluations.
 
         >>> rows = store.latest_evaluations(kind="performance")  # doctest: +SKIP
         >>> [(r["model"], r["window"], r["n"]) for r in rows]  # doctest: +SKIP
         [('pv-nrel-50', '3D', 72), ('pv-nrel-50', '7D', 168)]
         """
         e, latest = t.monitor_evaluations, t.monitor_latest_evaluations
-        # the pointers add_evaluation keeps: one indexed lookup per row, however long the history
-        q = select(e).join(latest, e.c.id == latest.c.evaluation_id).order_by(e.c.model, e.c.kind, e.c.window)
+        if full:  # the pointers add_evaluation keeps: one indexed lookup per row, however long the history
+            q = select(e).join(latest, e.c.id == latest.c.evaluation_id)
+        else:
+            q = select(
+                latest.c.evaluation_id.label("id"), latest.c.model, latest.c.version, latest.c.kind,
+                latest.c.window, latest.c.as_of, latest.c.n, latest.c.summary.label("values"),
+                latest.c.evaluated_at,
+            )  # fmt: skip
+        q = q.order_by(latest.c.model, latest.c.kind, latest.c.window)
         if kind is not None:
             q = q.where(latest.c.kind == kind)
         if model is not None:
             q = q.where(latest.c.model == model)
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
-        return [_aware_row(r) for r in rows]
+        return [{**r, "as_of": aware(r["as_of"]), "evaluated_at": aware(r["evaluated_at"])} for r in rows]
 
     def breach_counts(self, model: str | None = None) -> dict[tuple[str, str], int]:
         """Recorded breaches per (model, condition), in one grouped query."""
@@ -228,9 +240,12 @@ class MonitorRecords:
         models = [model] if model is not None else self.models()
         perf: dict[str, dict[str, Any]] = {}
         evaluated: dict[str, datetime] = {}
-        for row in self.latest_evaluations(model=model):
+        drift_status: dict[str, str] = {}
+        for row in self.latest_evaluations(model=model, full=False):  # every kind in one read
             m = row["model"]
             evaluated[m] = max(evaluated.get(m, row["evaluated_at"]), row["evaluated_at"])
+            if row["kind"] == "drift" and (status := (row["values"] or {}).get("status")):
+                drift_status[m] = status
             if row["kind"] == "performance":
                 values = row["values"] or {}
                 perf.setdefault(m, {})[row["window"]] = {
@@ -241,10 +256,6 @@ class MonitorRecords:
                     "ratios": values.get("ratios", {}),
                     "training": values.get("training", {}),
                 }
-        drift_status: dict[str, str] = {}
-        for row in self.latest_evaluations(kind="drift", model=model):
-            if status := (row["values"] or {}).get("status"):
-                drift_status[row["model"]] = status
         s, b, ep = t.monitor_state, t.monitor_breaches, t.monitor_episodes
         episodes_q = select(ep.c.model, ep.c.ended_at.is_(None), func.count()).group_by(
             ep.c.model, ep.c.ended_at.is_(None)
@@ -312,6 +323,25 @@ class MonitorRecords:
                 }
             )
         return out
+
+
+#: What an evaluation's summary keeps of its values: enough for an overview of 1,000 models.
+SUMMARY_KEYS = ("overall", "ratios", "training", "status")
+
+
+def summary_of(values: Any) -> dict[str, Any] | None:
+    """The part of an evaluation's values an overview reads; drift statistics reduced to PSI.
+
+    >>> summary_of({"overall": {"nmae": 0.04}, "by_entity": {}, "stats": {"ghi": {"psi": 0.1, "ks": 0.2}}})
+    {'overall': {'nmae': 0.04}, 'stats': {'ghi': {'psi': 0.1}}}
+    """
+    if not isinstance(values, dict):
+        return None
+    out = {k: values[k] for k in SUMMARY_KEYS if k in values}
+    stats = values.get("stats")
+    if isinstance(stats, dict):
+        out["stats"] = {f: {"psi": s["psi"]} for f, s in stats.items() if isinstance(s, dict) and "psi" in s}
+    return out
 
 
 def _dialect_insert(conn: Connection) -> Any:

@@ -84,6 +84,13 @@ monitor_latest_evaluations = Table(
     Column("kind", String(16), primary_key=True),
     Column("window", String(16), primary_key=True),
     Column("evaluation_id", _BigId, nullable=False),
+    # a copy of the evaluation's header and the figures an overview reads (`records.summary_of`):
+    # 1,000 models' latest rows without parsing their per-entity and per-horizon breakdowns
+    Column("version", Integer, nullable=True),
+    Column("as_of", DateTime(timezone=True), nullable=True),
+    Column("n", Integer, nullable=True),
+    Column("evaluated_at", DateTime(timezone=True), nullable=True),
+    Column("summary", JSON, nullable=True),
 )
 
 monitor_breaches = Table(
