@@ -134,7 +134,8 @@ def test_metadata_health_and_inference_in_both_layouts(world: World):
     with serving(app) as url, httpx.Client(base_url=url) as c:
         assert c.get("/v2/health/live").json() == {"live": True}
         assert c.get("/v2/health/ready").json() == {"ready": True}
-        assert c.get("/v2").json() == {"name": "maestrale", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
+        server = {"name": "maestrale", "version": "0.1.0", "extensions": ["binary_tensor_data"]}
+        assert c.get("/v2").json() == server
         meta = c.get(f"/v2/models/{NAME}").json()
         assert meta["name"] == NAME and meta["versions"] == ["1"] and meta["platform"] == "sklearn"
         assert [(i["name"], i["datatype"], i["shape"]) for i in meta["inputs"]] == [
