@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,6 +83,7 @@ def current_viewer(request: Request) -> Viewer:
     cached = getattr(request.state, "viewer", None)
     if cached is not None:
         return cached
+    request.state.started = time.perf_counter()  # Server-Timing: from the handler's first step
     session = lookup_session(_database(request), request.cookies.get(COOKIE, ""))
     if session is not None and session.token is None and _auth(request):
         session = None  # an anonymous session from before auth was turned on is no sign-in
@@ -163,6 +165,9 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         .render(request=request, viewer=viewer, path=request.url.path, now=datetime.now(UTC), **context)
     )
     response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    started = getattr(request.state, "started", None)
+    if started is not None:  # the browser's devtools and bench/ui.py read the server's share
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     secret = getattr(request.state, "new_session", None)
     if secret:
         set_session_cookie(request, response, secret)
