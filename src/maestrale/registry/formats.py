@@ -17,7 +17,6 @@ not reference external data files. Only `trusted=True` skips these checks.
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import pickle
@@ -188,58 +187,13 @@ def _native(what: str, library: str, build: Any) -> Any:
 
 
 # -- skops -----------------------------------------------------------------------------------------
-def _only_safe_types(obj: object, extra: list[str] | None, limit: int = 200_000) -> bool:
-    """True if every object reachable from `obj` is of an exactly trusted type (`tt.is_trusted`).
-
-    A cheap walk over attributes and containers; when it cannot prove safety (a foreign type, a
-    lambda, a very large graph) the caller falls back to skops' own, slower audit.
-    """
-    import numpy as np
-
-    allowed = tt.caller_types(extra)
-    seen: set[int] = set()
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen or item is None or isinstance(item, str | bytes | int | float | bool | complex):
-            continue
-        seen.add(id(item))
-        if len(seen) > limit:
-            return False
-        if isinstance(item, np.ndarray):
-            if item.dtype == object:
-                stack.extend(item.ravel().tolist())
-            continue
-        if isinstance(item, np.generic | np.dtype):
-            continue
-        if isinstance(item, list | tuple | set | frozenset):
-            stack.extend(item)
-            continue
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-            continue
-        cls = type(item)
-        if cls.__name__ in ("function", "builtin_function_or_method", "ufunc", "method"):
-            name = f"{getattr(item, '__module__', '') or ''}.{getattr(item, '__qualname__', '')}"
-            if not tt.is_trusted(name, allowed):
-                return False
-            continue
-        if not tt.is_trusted(f"{cls.__module__}.{cls.__qualname__}", allowed):
-            return False
-        state = getattr(item, "__dict__", None)
-        if state is not None:
-            stack.extend(state.values())
-        if isinstance(item, functools.partial):  # its function is audited like any other
-            stack.extend((item.func, item.args, item.keywords))
-    return True
-
-
 def _skops_dumps(model: object, trusted_types: list[str] | None) -> bytes:
     import skops.io as sio
 
-    data = sio.dumps(model)
-    if _only_safe_types(model, trusted_types):
+    from maestrale.registry.skops_save import dumps, only_safe_types
+
+    data = dumps(model)
+    if only_safe_types(model, trusted_types):
         return data  # proven safe without re-reading the archive (skops' audit costs as much as the dump)
     # refuse now what could not be loaded safely later, while the user still has the object
     allowed = tt.caller_types(trusted_types)
