@@ -75,6 +75,7 @@ def only_safe_types(obj: object, extra: list[str] | None, limit: int = 200_000) 
 
     allowed = tt.caller_types(extra)
     implicit = _implicit_types()
+    verdicts: dict[str, bool] = {}
     seen: set[int] = set()
     stack = [obj]
     while stack:
@@ -97,7 +98,13 @@ def only_safe_types(obj: object, extra: list[str] | None, limit: int = 200_000) 
             stack.extend(item.keys())
             stack.extend(item.values())
             continue
-        if not _safe_leaf(item, allowed, implicit):
+        name = _judged_name(item)
+        verdict = verdicts.get(name)
+        if verdict is None:  # a 200-tree model repeats a few names hundreds of times
+            verdict = verdicts[name] = (name in implicit and not tt.is_denied(name)) or tt.is_trusted(
+                name, allowed
+            )
+        if not verdict:
             return False
         state = getattr(item, "__dict__", None)
         if state is not None:
@@ -107,16 +114,14 @@ def only_safe_types(obj: object, extra: list[str] | None, limit: int = 200_000) 
     return True
 
 
-def _safe_leaf(item: Any, allowed: frozenset[str], implicit: frozenset[str]) -> bool:
-    """Whether one non-container object may be rebuilt, judged by its exact type name."""
+def _judged_name(item: Any) -> str:
+    """The exact name that decides whether `item` (not a container) may be rebuilt."""
     import numpy as np
 
     cls = type(item)
     if cls.__name__ in ("function", "builtin_function_or_method", "ufunc", "method"):
-        name = f"{getattr(item, '__module__', '') or ''}.{getattr(item, '__qualname__', '')}"
-        return tt.is_trusted(name, allowed)
-    if isinstance(item, np.random.Generator) and cls is np.random.Generator:
+        return f"{getattr(item, '__module__', '') or ''}.{getattr(item, '__qualname__', '')}"
+    if cls is np.random.Generator:
         # skops stores the bit generator by its public name and audits `numpy.random.<name>` on load
-        return tt.is_trusted(f"numpy.random.{type(item.bit_generator).__name__}", allowed)
-    name = f"{cls.__module__}.{cls.__qualname__}"
-    return (name in implicit and not tt.is_denied(name)) or tt.is_trusted(name, allowed)
+        return f"numpy.random.{type(item.bit_generator).__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
