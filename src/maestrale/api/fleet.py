@@ -94,14 +94,17 @@ def fleet_overview(
         token = page.next_page_token
         if token is None:
             break
+    # a model's tags are its own over its champion's (else latest's): a spec's `tags:` land on versions
+    version_tags = store.serving_tags([m.name for m in models]) if hasattr(store, "serving_tags") else {}
+    tags = {m.name: {**_shown(version_tags.get(m.name, {})), **m.tags} for m in models}
     if wanted is not None:
         key, value = wanted
-        models = [m for m in models if key in m.tags and (value is None or m.tags[key] == value)]
+        models = [m for m in models if key in tags[m.name] and (value is None or tags[m.name][key] == value)]
     by_name = {m.name: m for m in models}
     status = {
         s["model"]: s for s in monitor.overview(aliases=lambda n: by_name[n].aliases if n in by_name else {})
     }
-    rows = [_row(m, status.get(m.name)) for m in models]
+    rows = [_row(m, status.get(m.name), tags[m.name]) for m in models]
     # missing figures go last whichever way round; the name breaks ties
     always = sort in ("model", "state")
     present = [r for r in rows if always or getattr(r, sort) is not None]
@@ -113,9 +116,17 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _row(model: Any, status: dict[str, Any] | None) -> FleetRow:
+#: Bookkeeping tags training writes on every version: not what a person filters a fleet by.
+INTERNAL_TAGS = ("request_id", "spec_sha256")
+
+
+def _shown(tags: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if k not in INTERNAL_TAGS}
+
+
+def _row(model: Any, status: dict[str, Any] | None, tags: dict[str, str]) -> FleetRow:
     base = {
-        "model": model.name, "description": model.description, "tags": model.tags,
+        "model": model.name, "description": model.description, "tags": tags,
         "champion": model.aliases.get("champion"), "latest_version": model.latest_version,
         "archived": model.archived, "challenger": model.aliases.get("challenger"),
     }  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from maestrale.errors import BackendUnavailable, ConfigError, InvalidInput, NoHoldout, NotFound
@@ -337,6 +337,31 @@ class SqlStore(AliasOps, ArchiveOps, SearchOps):
     def mark_sent(self, event_ids: Iterable[str]) -> None:
         """Mark outbox events as published (called only after the broker confirmed them)."""
         mark_sent(self.write_engine, event_ids)
+
+    def serving_tags(self, names: list[str]) -> dict[str, dict[str, str]]:
+        """The tags of each named model's champion version (else its latest), in one query: the
+        fleet overview shows them, since a spec's `tags:` land on the versions it trains.
+
+        >>> store.serving_tags(["pv-foggia"])  # doctest: +SKIP
+        {'pv-foggia': {'site': 'foggia', 'request_id': '...'}}
+        """
+        if not names:
+            return {}
+        m, v, t, a = s.models, s.versions, s.version_tags, s.aliases
+        champion = (
+            select(a.c.version).where(a.c.model_id == m.c.id, a.c.alias == "champion").scalar_subquery()
+        )
+        serving = and_(v.c.model_id == m.c.id, v.c.version == func.coalesce(champion, m.c.latest_version))
+        q = (
+            select(m.c.name, t.c.key, t.c.value)
+            .select_from(m.join(v, serving).join(t, t.c.version_id == v.c.id))
+            .where(m.c.name.in_(names))
+        )
+        out: dict[str, dict[str, str]] = {}
+        with self.engine.connect() as conn:
+            for name, key, value in conn.execute(q):
+                out.setdefault(name, {})[key] = value
+        return out
 
     def count_versions(self) -> int:
         """Total versions in the store (for /metrics)."""
