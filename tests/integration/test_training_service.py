@@ -260,3 +260,42 @@ def test_rest_submit_and_follow_a_training(tmp_path):
         assert httpx.get(f"{handle.url}/api/v1/trainings/nope", headers=headers).status_code == 404
     finally:
         handle.stop()
+
+
+def test_a_result_sent_just_before_the_child_exits_is_not_lost(tmp_path, monkeypatch):
+    """The race seen under load: the parent's wait ends, the child sends its result and exits, and the
+    parent then finds it dead ("died with exit code 0"). Forced here: the first wait sees nothing
+    until the child has gone, as a slow parent would."""
+    from maestrale.training import worker
+
+    real = worker._context()
+
+    class LateConnection:
+        def __init__(self, conn, proc_box):
+            self.conn, self.proc_box, self.first = conn, proc_box, True
+
+        def poll(self, timeout=0.0):
+            if self.first and timeout > 0:
+                self.first = False
+                self.proc_box[0].join(120)  # the child sends and exits while "we" were not looking
+                return False
+            return self.conn.poll(timeout)
+
+        def __getattr__(self, name):
+            return getattr(self.conn, name)
+
+    class Context:
+        box: list = []
+
+        def Pipe(self, duplex=True):
+            parent, child = real.Pipe(duplex=duplex)
+            return LateConnection(parent, self.box), child
+
+        def Process(self, *args, **kwargs):
+            proc = real.Process(*args, **kwargs)
+            self.box.append(proc)
+            return proc
+
+    monkeypatch.setattr(worker, "_context", lambda: Context())
+    result = worker.train_in_child(_settings(tmp_path), _spec(name="pv-late"), time_limit_s=300)
+    assert result["version"] == 1

@@ -179,6 +179,11 @@ def train_in_child(
                 status, payload = parent.recv()
                 break
             if not proc.is_alive():
+                # the child may have sent its result and exited between the poll and this check
+                # (seen as "died with exit code 0" under load): read what it left in the pipe first
+                if parent.poll(0):
+                    status, payload = parent.recv()
+                    break
                 raise TrainingInterrupted(f"training process died with exit code {proc.exitcode}")
             if cancelled is not None and time.monotonic() >= next_check:
                 next_check = time.monotonic() + CANCEL_POLL_S
