@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/serving.py
 	$(PY) bench/limits.py
+	$(PY) bench/ui.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .demo test-results
