@@ -80,11 +80,16 @@ def tag(
         say(f"tagged {target} {key}={value}")
 
 
+# archive and unarchive take the same reference and reason
+VersionOrModel = Annotated[
+    str, typer.Argument(metavar="REF", help="NAME:VERSION (one version) or NAME (the whole model).")
+]
+Reason = Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")]
+
+
 def archive(
-    ref: Annotated[
-        str, typer.Argument(metavar="REF", help="NAME:VERSION (one version) or NAME (the whole model).")
-    ],
-    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+    ref: VersionOrModel,
+    reason: Reason = None,
     json_output: JsonFlag = False,
     registry: RegistryUrl = None,
     token: Token = None,
@@ -110,10 +115,8 @@ def archive(
 
 
 def unarchive(
-    ref: Annotated[
-        str, typer.Argument(metavar="REF", help="NAME:VERSION (one version) or NAME (the whole model).")
-    ],
-    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+    ref: VersionOrModel,
+    reason: Reason = None,
     json_output: JsonFlag = False,
     registry: RegistryUrl = None,
     token: Token = None,
