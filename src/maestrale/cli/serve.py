@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -45,7 +44,14 @@ def serve(
     reload_poll: Annotated[
         float, typer.Option("--reload-poll", min=0, help="Seconds between alias checks (0: bus events only).")
     ] = 30.0,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Server processes sharing --port and --grpc-port (SO_REUSEPORT; Linux), 1 to 4 per CPU, "
+            "under a supervisor that restarts a dead one; each loads, reloads and logs on its own.",
+        ),
+    ] = 1,
     grpc_port: Annotated[
         int | None,
         typer.Option(
@@ -95,6 +101,7 @@ def serve(
 
         from maestrale.serving.app import create_app
         from maestrale.serving.auth import describe, resolve_auth, token_source
+        from maestrale.serving.workers import Supervisor, check_workers, ensure_free, worker_env
     except ImportError as exc:
         raise ConfigError(
             f"`maestrale serve` needs the server extra ({exc.name} is missing): "
@@ -102,6 +109,7 @@ def serve(
         ) from None
     from maestrale.config import load_settings
 
+    check_workers(workers)
     # the flags win over MAESTRALE_SERVE_AUTH and MAESTRALE_SERVE_TOKEN_FILE
     settings = load_settings(serve_auth=auth.value if auth else None, serve_token_file=token_file)
     enabled = resolve_auth(settings.serve_auth, host)
@@ -112,6 +120,8 @@ def serve(
             "alias poll only, and logged predictions reach no monitor (set amqp://… to connect both)"
         )
     if workers == 1:
+        if grpc_port is not None:  # grpc binds with SO_REUSEPORT: it would share a port in use, not fail
+            ensure_free(host, grpc_port, "--grpc-port")
         app = create_app(
             settings, refs, log_predictions=log, reload_poll_s=poll, trusted_types=trust_type or None,
             auth=enabled, host=host, grpc_port=grpc_port,
@@ -123,6 +133,9 @@ def serve(
         from maestrale.refs import ModelRef
         from maestrale.registry.client import Registry
 
+        for p, option in ((port, "--port"), (grpc_port, "--grpc-port")):
+            if p is not None:  # SO_REUSEPORT would let the workers join a server already there
+                ensure_free(host, p, option)
         tokens = token_source(settings) if enabled else None  # a missing source fails here, once
         reg = Registry(settings=settings)
         parsed = [ModelRef.parse(r) for r in refs]
@@ -137,22 +150,16 @@ def serve(
         say(f"serving V2 gRPC on {shown}:{grpc_port} (inference.GRPCInferenceService)")
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_level=log_level)
-    else:
-        os.environ["MAESTRALE_SERVE_REFS"] = " ".join(refs)
-        os.environ["MAESTRALE_SERVE_LOG"] = "1" if log else "0"
-        os.environ["MAESTRALE_SERVE_RELOAD_POLL"] = str(reload_poll)
-        os.environ["MAESTRALE_SERVE_TRUST"] = " ".join(trust_type or [])
-        os.environ["MAESTRALE_SERVE_HOST"] = host
-        if grpc_port is not None:  # each worker binds it too (SO_REUSEPORT)
-            os.environ["MAESTRALE_SERVE_GRPC_PORT"] = str(grpc_port)
-        # the workers rebuild their settings from the environment: hand them the decision made here
-        os.environ["MAESTRALE_SERVE_AUTH"] = "on" if enabled else "off"
-        if settings.serve_token_file is not None:
-            os.environ["MAESTRALE_SERVE_TOKEN_FILE"] = str(settings.serve_token_file)
-        uvicorn.run(
-            "maestrale.serving.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-            log_level=log_level,
-        )  # fmt: skip
+        return
+    say(f"{workers} workers share the port(s) (SO_REUSEPORT); each loads, reloads and logs on its own")
+    env = worker_env(
+        refs=refs, host=host, port=port, grpc_port=grpc_port, log=log, reload_poll=reload_poll,
+        trust_types=trust_type or [], auth=enabled, log_level=log_level,
+        token_file=None if settings.serve_token_file is None else str(settings.serve_token_file),
+    )  # fmt: skip
+    code = Supervisor(workers, env, say=note).run()
+    if code:
+        raise typer.Exit(code)
 
 
 def _follows(alias: str | None, version: int) -> str:

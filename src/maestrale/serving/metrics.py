@@ -8,6 +8,7 @@ True
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -52,6 +53,23 @@ class ServingMetrics:
         self.log_queue = Gauge(
             "maestrale_serving_prediction_log_queue", "Prediction records waiting to be published", registry=r
         )
+        self.process = Gauge(
+            "maestrale_serving_process_info",
+            "1, labelled with the pid of the process that answered this scrape and its worker index "
+            "(`maestrale serve --workers N`: each worker exports its own metrics)", ["pid", "worker"],
+            registry=r,
+        )  # fmt: skip
+        self.identify(0)
+
+    def identify(self, worker: int) -> None:
+        """Label the metrics with this process's pid and `worker` index (0..N-1 of `--workers N`).
+
+        >>> m = ServingMetrics(); m.identify(1)
+        >>> b'worker="1"' in m.render()
+        True
+        """
+        self.process.clear()
+        self.process.labels(str(os.getpid()), str(worker)).set(1)
 
     def render(self) -> bytes:
         """The text exposition of every metric."""
