@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -100,7 +100,7 @@ def serve(
         import uvicorn
 
         from maestrale.serving.app import create_app
-        from maestrale.serving.auth import describe, resolve_auth, token_source
+        from maestrale.serving.auth import describe, resolve_auth
         from maestrale.serving.workers import Supervisor, check_workers, ensure_free, worker_env
     except ImportError as exc:
         raise ConfigError(
@@ -130,18 +130,7 @@ def serve(
         served = [app.state.repository.get(n) for n in app.state.repository.names()]
         rows = [[s.name, _follows(s.alias, s.version), s.version, s.sha256[:12]] for s in served]
     else:  # each worker loads its own copy; resolve here only to say what they will serve
-        from maestrale.refs import ModelRef
-        from maestrale.registry.client import Registry
-
-        for p, option in ((port, "--port"), (grpc_port, "--grpc-port")):
-            if p is not None:  # SO_REUSEPORT would let the workers join a server already there
-                ensure_free(host, p, option)
-        tokens = token_source(settings) if enabled else None  # a missing source fails here, once
-        reg = Registry(settings=settings)
-        parsed = [ModelRef.parse(r) for r in refs]
-        metas = [reg.get_version(str(r)) for r in parsed]
-        rows = [[m.name, _follows(r.alias, m.version), m.version, m.artifact.sha256[:12]]
-                for r, m in zip(parsed, metas, strict=True)]  # fmt: skip
+        tokens, rows = _plan_workers(settings, refs, host, (port, grpc_port), enabled)
     table("serving", ["model", "follows", "version", "sha256"], rows)
     say(describe(tokens))
     shown = "localhost" if host in ("0.0.0.0", "::") else host
@@ -160,6 +149,27 @@ def serve(
     code = Supervisor(workers, env, say=note).run()
     if code:
         raise typer.Exit(code)
+
+
+def _plan_workers(
+    settings: Any, refs: list[str], host: str, ports: tuple[int, int | None], enabled: bool
+) -> tuple[Any, list[list[Any]]]:
+    """Before any worker starts: the ports free, the token source readable, the models' rows to show."""
+    from maestrale.refs import ModelRef
+    from maestrale.registry.client import Registry
+    from maestrale.serving.auth import token_source
+    from maestrale.serving.workers import ensure_free
+
+    for p, option in zip(ports, ("--port", "--grpc-port"), strict=True):
+        if p is not None:  # SO_REUSEPORT would let the workers join a server already there
+            ensure_free(host, p, option)
+    tokens = token_source(settings) if enabled else None  # a missing source fails here, once
+    reg = Registry(settings=settings)
+    parsed = [ModelRef.parse(r) for r in refs]
+    metas = [reg.get_version(str(r)) for r in parsed]
+    rows = [[m.name, _follows(r.alias, m.version), m.version, m.artifact.sha256[:12]]
+            for r, m in zip(parsed, metas, strict=True)]  # fmt: skip
+    return tokens, rows
 
 
 def _follows(alias: str | None, version: int) -> str:
