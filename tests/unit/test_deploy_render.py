@@ -348,3 +348,71 @@ def test_cli_render_to_stdout_and_errors() -> None:
     result = runner.invoke(app, ["deploy", "render", "pv@champion", "--target", "seldon", "--no-check"])
     assert result.exit_code == 1
     assert "--storage-uri is required" in result.output
+
+
+@pytest.mark.parametrize("target", ["k8s", "seldon-v1", "kserve"])
+def test_the_grpc_port_is_exposed_when_asked(target: str) -> None:
+    docs = _render(target, grpc_port=8081)
+    assert validate_documents(docs, external=CHART_OBJECTS) == []
+    (container,) = [c for d in docs for c in _containers(d)]
+    assert container["args"][-2:] == ["--grpc-port", "8081"]
+    http = int(container["args"][container["args"].index("--port") + 1])
+    assert container["readinessProbe"]["httpGet"]["port"] in ("http", http)  # probes stay on HTTP
+    if target == "kserve":  # one port per predictor: gRPC's, under Knative's name for HTTP/2 cleartext
+        assert container["ports"] == [{"name": "h2c", "containerPort": 8081, "protocol": "TCP"}]
+        return
+    assert container["ports"][1:] == [{"name": "grpc", "containerPort": 8081, "protocol": "TCP"}]
+    if target == "k8s":
+        service = docs[1]["spec"]["ports"]
+        assert [(p["name"], p["port"], p["targetPort"]) for p in service] == [
+            ("http", 8080, "http"),
+            ("grpc", 8081, "grpc"),
+        ]
+        assert service[1]["appProtocol"] == "kubernetes.io/h2c"
+    else:  # Seldon Core v1: the graph node's endpoint names both ports
+        graph = docs[0]["spec"]["predictors"][0]["graph"]
+        assert graph["endpoint"] == {"type": "REST", "httpPort": 9000, "grpcPort": 8081}
+    # the validator checks the Service against the container: a renamed port is caught
+    if target == "k8s":
+        docs[0]["spec"]["template"]["spec"]["containers"][0]["ports"][1]["name"] = "grcp"
+        assert validate_documents(docs, external=CHART_OBJECTS) == [
+            "Service/pv-nrel-50: targetPort 'grpc' is no container port name"
+        ]
+
+
+@pytest.mark.parametrize("target", ["k8s", "seldon-v1", "kserve"])
+def test_without_a_grpc_port_there_is_none(target: str) -> None:
+    docs = _render(target)
+    text = to_yaml(docs)
+    assert "grpc" not in text.lower() and "h2c" not in text
+
+
+@pytest.mark.parametrize(
+    ("target", "port", "message"),
+    [
+        ("seldon", 8081, "--grpc-port does not apply to --target seldon: Seldon Core v2 serves gRPC"),
+        (
+            "k8s",
+            8080,
+            "--grpc-port 8080 must be a port from 1 to 65535 other than the HTTP port 8080, e.g. 8081",
+        ),
+        ("kserve", 70000, "--grpc-port 70000 must be a port from 1 to 65535"),
+        ("seldon-v1", 9000, "other than the HTTP port 9000"),
+    ],
+)
+def test_a_grpc_port_that_cannot_work_is_refused(target: str, port: int, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message.replace("(", r"\(")):
+        _render(target, grpc_port=port)
+
+
+def test_cli_render_with_grpc_then_validate(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "k8s.yaml"
+    cmd = ["deploy", "render", "pv-nrel-50@champion", "--grpc-port", "8081", "-o", str(out), "--no-check"]
+    result = runner.invoke(app, cmd)
+    assert result.exit_code == 0, result.output
+    assert "appProtocol: kubernetes.io/h2c" in out.read_text()
+    result = runner.invoke(app, ["deploy", "validate", str(out)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [*cmd[:-3], "-t", "seldon", "--storage-uri", "s3://m/pv", "--no-check"])
+    assert result.exit_code == 1 and "--grpc-port does not apply to --target seldon" in result.output

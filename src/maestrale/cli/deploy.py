@@ -65,6 +65,14 @@ def render(
             help="A Secret whose key `tokens` is the token file (default: the registry's token store)."
         ),
     ] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            "--grpc-port",
+            help="Also serve V2 over gRPC on this port, e.g. 8081: a container and Service port named grpc "
+            "(kserve: the predictor's one port, named h2c; seldon-v1: the graph's grpcPort).",
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE, not stdout.")] = None,
     check: Annotated[
         bool,
@@ -108,6 +116,7 @@ def render(
         storage_uri=storage_uri,
         auth=auth,
         token_secret=token_secret,
+        grpc_port=grpc_port,
     )
     text = to_yaml(docs)
     if output is None:

@@ -55,6 +55,7 @@ class RenderOptions:
     storage_uri: str | None = None  # Seldon Core v2: the folder that holds model-settings.json
     auth: bool = True  # bearer tokens on `maestrale serve`; off only behind a gateway that checks them
     token_secret: str | None = None  # a Secret whose key `tokens` is the token file (else the token store)
+    grpc_port: int | None = None  # also V2 over gRPC (`maestrale serve --grpc-port`) on this port, e.g. 8081
 
 
 def resource_name(ref: ModelRef) -> str:
@@ -93,12 +94,17 @@ def serve_container(
     """The container running `maestrale serve REF` on `port`, with probes and a read-only root.
 
     `named_port=False` for Knative (KServe), which only accepts the port names http1 and h2c.
+    With `opts.grpc_port`, the server also serves V2 gRPC there, a second port named `grpc`.
     """
     port_spec: dict[str, Any] = {"containerPort": port, "protocol": "TCP"}
     if named_port:
         port_spec = {"name": "http", **port_spec}
+    ports = [port_spec]
     auth = "on" if opts.auth else "off"
     args = ["serve", str(ref), "--host", "0.0.0.0", "--port", str(port), "--auth", auth]
+    if opts.grpc_port is not None:
+        args += ["--grpc-port", str(opts.grpc_port)]
+        ports.append({"name": "grpc", "containerPort": opts.grpc_port, "protocol": "TCP"})
     mounts = pod.writable_mounts()
     if opts.auth and opts.token_secret:
         args += ["--token-file", f"{TOKEN_DIR}/tokens"]
@@ -108,7 +114,7 @@ def serve_container(
         "image": opts.image,
         "imagePullPolicy": "IfNotPresent",
         "args": args,
-        "ports": [port_spec],
+        "ports": ports,
         "env": pod.base_env(),
         "envFrom": pod.env_from(opts.config_map, opts.secret),
         **pod.serving_probes("http" if named_port else port),
@@ -171,6 +177,9 @@ def render_k8s(ref: ModelRef, opts: RenderOptions) -> list[dict[str, Any]]:
             "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
+    if opts.grpc_port is not None:  # h2c: gRPC in cleartext, so meshes and gateways proxy HTTP/2
+        grpc = {"name": "grpc", "port": opts.grpc_port, "targetPort": "grpc", "protocol": "TCP"}
+        service["spec"]["ports"].append({**grpc, "appProtocol": "kubernetes.io/h2c"})
     return [deployment, service]
 
 
@@ -236,7 +245,7 @@ def render_seldon_v1(ref: ModelRef, opts: RenderOptions) -> list[dict[str, Any]]
                         "graph": {
                             "name": name,  # a graph node is matched to the container of the same name
                             "type": "MODEL",
-                            "endpoint": {"type": "REST", "httpPort": SELDON_V1_PORT},
+                            "endpoint": _seldon_v1_endpoint(opts),
                             "children": [],
                         },
                     }
@@ -244,6 +253,13 @@ def render_seldon_v1(ref: ModelRef, opts: RenderOptions) -> list[dict[str, Any]]
             },
         }
     ]
+
+
+def _seldon_v1_endpoint(opts: RenderOptions) -> dict[str, Any]:
+    endpoint: dict[str, Any] = {"type": "REST", "httpPort": SELDON_V1_PORT}
+    if opts.grpc_port is not None:  # Seldon's executor and Service expose it beside REST
+        endpoint["grpcPort"] = opts.grpc_port
+    return endpoint
 
 
 def render_kserve(ref: ModelRef, opts: RenderOptions) -> list[dict[str, Any]]:
@@ -254,10 +270,17 @@ def render_kserve(ref: ModelRef, opts: RenderOptions) -> list[dict[str, Any]]:
     security settings sit on the container, as the pod-level securityContext needs a flag. The
     /tmp emptyDir needs Knative's `kubernetes.podspec-volumes-emptydir` extension enabled (OpenShift
     Serverless asks for it explicitly), or KServe's RawDeployment mode, which has none of these limits.
+
+    With `opts.grpc_port`, the predictor exposes the gRPC port instead of 8080, named `h2c` (HTTP/2
+    cleartext, Knative's name for gRPC): KServe routes one port per predictor, HTTP or gRPC, not both.
+    The server still answers HTTP on 8080 inside the pod, where the probes go (a probe on another
+    port than the served one needs Knative 1.3 or later, or RawDeployment mode).
     """
     name = resource_name(ref)
     container = serve_container(ref, KSERVE_CONTAINER, pod.SERVE_PORT, opts, named_port=False)
     container["env"] = [{"name": "PROTOCOL", "value": "v2"}, *container["env"]]
+    if opts.grpc_port is not None:
+        container["ports"] = [{"name": "h2c", "containerPort": opts.grpc_port, "protocol": "TCP"}]
     # Knative's pod spec subset has no startupProbe nor terminationGracePeriodSeconds (the
     # revision timeout sets it): a delayed liveness probe gives the model time to load instead.
     del container["startupProbe"]
@@ -295,11 +318,27 @@ def render(ref: str | ModelRef, target: str, **options: Any) -> list[dict[str, A
     opts = replace(RenderOptions(), **{k: v for k, v in options.items() if v is not None})
     if opts.replicas < 0:
         raise InvalidInput(f"--replicas must be 0 or more, not {opts.replicas}")
+    _check_grpc_port(target, opts.grpc_port)
     docs = _RENDERERS[target](parsed, opts)
     for doc in docs:
         if doc["kind"] in _SERVING_KINDS:
             doc["metadata"]["annotations"][REQUIRES] = ",".join(requirements(opts))
     return docs
+
+
+def _check_grpc_port(target: str, port: int | None) -> None:
+    if port is None:
+        return
+    if target == "seldon":
+        raise InvalidInput(
+            "--grpc-port does not apply to --target seldon: Seldon Core v2 serves gRPC through its own "
+            "MLServer and mesh; use it with k8s, seldon-v1 or kserve"
+        )
+    taken = SELDON_V1_PORT if target == "seldon-v1" else pod.SERVE_PORT
+    if not 1 <= port <= 65535 or port == taken:
+        raise InvalidInput(
+            f"--grpc-port {port} must be a port from 1 to 65535 other than the HTTP port {taken}, e.g. 8081"
+        )
 
 
 _SERVING_KINDS = {"Deployment", "SeldonDeployment", "InferenceService"}  # those with a pod template
