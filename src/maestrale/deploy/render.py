@@ -167,7 +167,7 @@ def render_k8s(ref: ModelRef, opts: RenderOptions) -> list[dict[str, Any]]:
             },
         },
     }
-    service = {
+    service: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(ref, name, opts),
