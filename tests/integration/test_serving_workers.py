@@ -196,6 +196,23 @@ def test_a_killed_worker_is_restarted_and_sigterm_stops_all(running: Running):
     assert "2 workers share the port(s)" in text and "stopping" in text
 
 
+def test_workers_die_with_a_supervisor_killed_by_sigkill(running: Running):
+    r = running
+    workers = set(scrape_each(r.url))
+    r.proc.kill()  # no handler runs: the workers' PR_SET_PDEATHSIG stops them
+    r.proc.wait(10)
+
+    def gone(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    wait_for(lambda: all(gone(pid) for pid in workers), 30, "the orphaned workers to exit")
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{r.url}/v2/health/live", timeout=2)
+
+
 def test_a_worker_that_keeps_dying_stops_the_supervisor():
     lines: list[str] = []
     sup = Supervisor(
