@@ -134,7 +134,10 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[Any] | None = N
 
 
 def _group_pids(pgid: int) -> list[int]:
-    pids = []
+    """The processes of group ``pgid`` and their descendants in other groups (the workers of
+    `maestrale serve --workers N` run in process groups of their own)."""
+    parents: dict[int, int] = {}
+    members = set()
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -142,9 +145,15 @@ def _group_pids(pgid: int) -> list[int]:
             fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
+        parents[int(d.name)] = int(fields[1])  # ppid is field 4
         if int(fields[2]) == pgid:  # fields[0] is field 3 (state); pgrp is field 5
-            pids.append(int(d.name))
-    return pids
+            members.add(int(d.name))
+    grown = True
+    while grown:
+        more = {pid for pid, ppid in parents.items() if ppid in members} - members
+        members |= more
+        grown = bool(more)
+    return sorted(members)
 
 
 def group_cpu_s(pgid: int) -> float:
