@@ -173,6 +173,7 @@ def test_model_servers_expose_grpc_when_asked() -> None:
     ports = _by(docs, "Service")["maestrale-serve-pv-nrel-50"]["spec"]["ports"]
     named = [(p["name"], p["port"], p["targetPort"]) for p in ports]
     assert named == [("http", 8080, "http"), ("grpc", 8081, "grpc")]
+    assert ports[1]["appProtocol"] == "kubernetes.io/h2c"  # as `deploy render` writes it
     default = _container(helm_template(_merge(EXISTING, SERVERS)), "maestrale-serve-pv-nrel-50")
     assert "--grpc-port" not in default["args"] and len(default["ports"]) == 1
 
