@@ -73,3 +73,31 @@ def test_a_port_in_use_is_refused_before_any_worker_starts():
         port = busy.getsockname()[1]
         with pytest.raises(ConfigError, match=rf"cannot listen on 127.0.0.1:{port} .*choose another --port"):
             ensure_free("127.0.0.1", port, "--port")
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_server_is_free():
+    """A restarted server finds its port free though the last one's connections linger in TIME_WAIT."""
+    import socket
+    import time
+
+    from maestrale.serving.workers import ensure_free
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first: its end waits in TIME_WAIT
+    time.sleep(0.1)
+    client.close()
+    server.close()
+    with socket.socket() as plain:  # what a probe without SO_REUSEADDR would meet
+        try:
+            plain.bind(("127.0.0.1", port))
+        except OSError:
+            pass
+        else:
+            return  # no TIME_WAIT left on this kernel: nothing to show
+    ensure_free("127.0.0.1", port, "--port")

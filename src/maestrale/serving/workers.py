@@ -91,6 +91,9 @@ def ensure_free(host: str, port: int, option: str) -> None:
     """ConfigError unless host:port can be bound now: SO_REUSEPORT would otherwise let the workers join
     another server already listening there (of the same user) and silently share its traffic."""
     probe = socket.socket(_family(host), socket.SOCK_STREAM)
+    # SO_REUSEADDR as the servers set it: connections of a server just stopped (TIME_WAIT) do not
+    # block the port, a listening socket does (with or without SO_REUSEPORT)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind((host, port))
     except OSError as exc:
