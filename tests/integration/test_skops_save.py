@@ -18,7 +18,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from maestrale.errors import UnsupportedModel
 from maestrale.registry.formats import deserialize, serialize
-from maestrale.registry.skops_save import dumps, only_safe_types
+from maestrale.registry.skops_save import dumps, npy_bytes, only_safe_types, stored_zip
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +54,65 @@ def test_an_untrusted_type_still_falls_back_and_is_refused(hgb):
     with pytest.raises(UnsupportedModel, match="cannot be loaded safely"):
         serialize(model)
     assert dumps(hgb[0])[:2] == b"PK"
+
+
+ARRAYS = [
+    np.arange(5.0),
+    np.zeros((3, 4), order="F"),
+    np.arange(12).reshape(3, 4)[:, ::2],  # neither C- nor F-contiguous: np.save writes C order
+    np.array(3.0),
+    np.zeros((0, 8), dtype="u1"),
+    np.array(["ab", "c"]),
+    np.array([True, False]),
+    np.zeros(4, dtype=[("a", "u1"), ("b", "<f8")]),
+    np.zeros(3, dtype=np.dtype([("a", "u1"), ("b", "<f8")], align=True)),  # padded records
+    np.arange(6, dtype=">i4"),
+    np.ones((2, 3), dtype="c16", order="F"),
+]
+
+
+@pytest.mark.parametrize("array", ARRAYS, ids=lambda a: f"{a.dtype}-{a.shape}")
+def test_npy_bytes_are_np_saves(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    headers: dict = {}
+    assert npy_bytes(array, headers) == buffer.getvalue()
+    assert npy_bytes(array, headers) == buffer.getvalue()  # from the cached header too
+    assert npy_bytes(np.array([{}]), headers) is None  # object arrays: skops' own path
+
+
+def _without_ids(state):
+    # skops numbers objects by id(): ephemeral ones (a dict's key types) differ between two dumps
+    if isinstance(state, dict):
+        return {k: _without_ids(v) for k, v in state.items() if k != "__id__"}
+    if isinstance(state, list):
+        return [_without_ids(v) for v in state]
+    return state
+
+
+def test_the_archive_holds_what_skops_writes(hgb):
+    import skops.io as sio
+
+    model, X = hgb
+    ours, theirs = (zipfile.ZipFile(io.BytesIO(d)) for d in (dumps(model), sio.dumps(model)))
+    assert ours.testzip() is None  # every member's CRC checks out
+    assert ours.namelist() == theirs.namelist()
+    for name in ours.namelist():
+        if name == "schema.json":
+            assert _without_ids(json.loads(ours.read(name))) == _without_ids(json.loads(theirs.read(name)))
+        else:
+            assert ours.read(name) == theirs.read(name), name
+    # skops' own dump is untouched by the fast path, and loads as before
+    theirs_model = sio.loads(sio.dumps(model), trusted=sio.get_untrusted_types(data=sio.dumps(model)))
+    np.testing.assert_array_equal(theirs_model.predict(X), model.predict(X))
+
+
+def test_stored_zip_is_a_zip_for_zipfile(monkeypatch):
+    members = [("schema.json", b"{}"), ("é.npy", b"\x00" * 10), ("empty", b"")]
+    archive = zipfile.ZipFile(io.BytesIO(stored_zip(members)))
+    assert archive.testzip() is None
+    assert [(i.filename, archive.read(i)) for i in archive.infolist()] == members
+    assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_STORED}
+    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 2)  # past it, zipfile writes the archive (ZIP64)
+    archive = zipfile.ZipFile(io.BytesIO(stored_zip(members)))
+    assert [(i.filename, archive.read(i)) for i in archive.infolist()] == members
