@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from maestrale.errors import BackendUnavailable, ConfigError
 
 # Bumped by every new migration; lets start-up skip importing Alembic when the schema is current.
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0013"
 # one Alembic history for the whole schema, whichever component owns a table
 _MIGRATIONS = Path(__file__).parent.parent / "migrations"
 _engines: dict[str, Engine] = {}

@@ -16,11 +16,12 @@ from maestrale.registry.types import AliasChange
 
 
 class AliasOps:
-    """Mixed into `SqlStore`; relies on its `engine`, `write_engine` and `_model_row`."""
+    """Mixed into `SqlStore`; uses its `engine`, `write_engine`, `_model_row` and `_refresh_documents`."""
 
     engine: Any
     write_engine: Any
     _model_row: Any
+    _refresh_documents: Any
 
     # -- aliases ----------------------------------------------------------------------------
     def set_alias(
@@ -72,6 +73,8 @@ class AliasOps:
                     at=now,
                 )
             )
+            # the search documents list their aliases: the version it left and the one it names
+            self._refresh_documents(conn, model.id, (prev, version))
             data = {
                 "name": name,
                 "alias": alias,
@@ -107,6 +110,7 @@ class AliasOps:
                     model_id=model.id, alias=alias, version=None, previous_version=prev, actor=actor, at=now
                 )
             )
+            self._refresh_documents(conn, model.id, (prev,))
             add_event(
                 conn,
                 "maestrale.model.alias_deleted",

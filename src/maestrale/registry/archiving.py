@@ -26,13 +26,15 @@ HISTORY_KINDS = ("alias", "archive")
 
 
 class ArchiveOps:
-    """Mixed into `SqlStore`; relies on its engines, `_model_row`, `resolve` and `get_version`."""
+    """Mixed into `SqlStore`; relies on its engines, `_model_row`, `resolve`, `get_version` and
+    `_refresh_documents`."""
 
     engine: Any
     write_engine: Any
     _model_row: Any
     resolve: Any
     get_version: Any
+    _refresh_documents: Any
 
     @staticmethod
     def _record(
@@ -120,13 +122,13 @@ class ArchiveOps:
             add_event(conn, "maestrale.model.version_unarchived", name, data, source=s.EVENT_SOURCE)
         return self.get_version(f"{name}:{number}")
 
-    @staticmethod
-    def _set_status(conn: Connection, mid: int, number: int, status: str) -> None:
+    def _set_status(self, conn: Connection, mid: int, number: int, status: str) -> None:
         conn.execute(
             update(s.versions)
             .where(s.versions.c.model_id == mid, s.versions.c.version == number)
             .values(status=status)
         )
+        self._refresh_documents(conn, mid, (number,))  # the stored search document shows the status
 
     # -- the audit trail --------------------------------------------------------------------
     def history(

@@ -2,8 +2,12 @@
 
 One query returns each version as a JSON document (params, metrics, tags, aliases and lineage
 aggregated by correlated subqueries); pydantic-core then validates the whole page in one call, and
-the REST API can pass the documents through without parsing them. Searching 100 versions thus costs
-one round trip instead of five, and no per-object Python work.
+the REST API can pass the documents through without parsing them.
+
+A version is immutable except its tags, aliases and status, so its summary document is built once,
+when it is registered, and stored in `versions.search_doc`; the writers of tags, aliases and status
+rewrite it in the same transaction (`refresh_statements`). A search or a listing is then one indexed
+query that hands the stored text through, with no aggregation per hit.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, Row, case, func, literal, literal_column, or_, select
+from sqlalchemy import Connection, Row, bindparam, case, func, literal, literal_column, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from maestrale.platform.clock import aware
@@ -117,12 +121,12 @@ class _Json:
         return col if self.pg else func.replace(col, " ", "T") + "Z"
 
 
-def version_documents(dialect: str, full: bool) -> Any:
-    """SELECT of one JSON text column `doc` per version (join `models`; add WHERE/ORDER as needed)."""
+def _document(dialect: str, full: bool, name: Any) -> Any:
+    """The JSON text of one version (columns of `versions`, `name` its model's name), as SQL."""
     j = _Json(dialect)
     v = s.versions.c
     p, m, t, a, li = s.version_params, s.version_metrics, s.version_tags, s.aliases, s.lineage
-    pairs: list[tuple[str, Any]] = [("name", s.models.c.name)]
+    pairs: list[tuple[str, Any]] = [("name", name)]
     pairs += [(c, j.number(v[c]) if c == "duration_s" else v[c]) for c in _PLAIN]
     pairs += [
         ("created_at", j.timestamp(v.created_at)),
@@ -168,7 +172,38 @@ def version_documents(dialect: str, full: bool) -> Any:
     doc = j.obj(*pairs)
     if j.pg:
         doc = doc.cast(s.versions.c.description.type)  # text, like SQLite's json_object
+    return doc
+
+
+def version_documents(dialect: str, full: bool) -> Any:
+    """SELECT of one JSON text column `doc` per version (join `models`; add WHERE/ORDER as needed).
+
+    Summaries (`full=False`) are also stored, in `versions.search_doc` (see `refresh_documents`):
+    searches and listings read that column instead of this query.
+    """
+    doc = _document(dialect, full, s.models.c.name)
     return select(doc.label("doc")).select_from(s.versions.join(s.models))
+
+
+def refresh_statements(dialect: str) -> dict[str, Any]:
+    """UPDATEs that rewrite `versions.search_doc` from the rows it summarises, built once per store.
+
+    `by_id` takes `vid`; `by_number` takes `mid` and `numbers` (a list: an alias move touches the
+    version it left and the one it points at); `every` rewrites all rows (the 0013 backfill).
+
+    >>> with engine.begin() as conn:  # doctest: +SKIP
+    ...     conn.execute(refresh_statements("sqlite")["by_id"], {"vid": 7})
+    """
+    v = s.versions.c
+    name = select(s.models.c.name).where(s.models.c.id == v.model_id).scalar_subquery()
+    every = update(s.versions).values(search_doc=_document(dialect, False, name))
+    return {
+        "by_id": every.where(v.id == bindparam("vid")),
+        "by_number": every.where(
+            v.model_id == bindparam("mid"), v.version.in_(bindparam("numbers", expanding=True))
+        ),
+        "every": every,
+    }
 
 
 def parse_documents(docs: Sequence[str | bytes]) -> list[ModelVersion]:

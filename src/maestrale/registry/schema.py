@@ -82,9 +82,16 @@ versions = Table(
     # a retried request (redelivered training job, client retry) names itself: the same key never
     # makes a second version
     Column("idempotency_key", String(128), nullable=True),
+    # the version's summary as a search returns it (JSON text, `maestrale.registry.hydrate`): written
+    # at registration, rewritten when its tags, aliases or status change; NULL only inside that
+    # transaction (and before the 0013 backfill)
+    Column("search_doc", Text, nullable=True),
     UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
     UniqueConstraint("model_id", "idempotency_key", name="uq_versions_model_idempotency"),
     Index("ix_versions_sha256", "artifact_sha256"),
+    # a search's default order (newest first) within the ready versions, of one model or of all
+    Index("ix_versions_model_status_created", "model_id", "status", "created_at", "id"),
+    Index("ix_versions_status_created", "status", "created_at", "id"),
 )
 
 version_params = Table(

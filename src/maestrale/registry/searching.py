@@ -78,22 +78,12 @@ class SearchOps:
         hit = self._search_cache.get(key)
         if hit is not None:
             return hit
-        ordering = compile_order(order_by)
-        # pick the page first, then build documents for those rows only
-        inner = select(s.versions.c.id.label("vid"), func.row_number().over(order_by=ordering).label("pos"))
-        inner = inner.select_from(s.versions.join(s.models))
-        cond = compile_filter(filter)
-        if cond is not None:
-            inner = inner.where(cond)
-        if not include_archived:
-            inner = inner.where(s.versions.c.status == "ready")
-        page = inner.order_by(*ordering).limit(bindparam("lim")).offset(bindparam("off")).subquery()
-        doc = self._doc_queries[full].selected_columns[0]
-        stmt = (
-            select(doc)
-            .select_from(s.versions.join(s.models).join(page, page.c.vid == s.versions.c.id))
-            .order_by(page.c.pos)
-        )
+        if full:
+            stmt = _full_search(filter, order_by, include_archived, self._doc_queries[True])
+        else:
+            # summaries are stored with each version: one indexed query hands them through
+            stmt = _filtered(select(s.versions.c.search_doc), filter, include_archived)
+            stmt = stmt.order_by(*compile_order(order_by)).limit(bindparam("lim")).offset(bindparam("off"))
         compiled = stmt.compile(dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
         names = list(compiled.positiontup or []) if compiled.positional else None
         entry = (compiled.string, names, dict(compiled.params))
@@ -101,3 +91,26 @@ class SearchOps:
             self._search_cache.clear()
         self._search_cache[key] = entry
         return entry
+
+
+def _filtered(stmt: Any, filter: str | None, include_archived: bool) -> Any:
+    stmt = stmt.select_from(s.versions.join(s.models))
+    cond = compile_filter(filter)
+    if cond is not None:
+        stmt = stmt.where(cond)
+    if not include_archived:
+        stmt = stmt.where(s.versions.c.status == "ready")
+    return stmt
+
+
+def _full_search(filter: str | None, order_by: str | None, include_archived: bool, docs: Any) -> Any:
+    """Full documents (heavy columns and lineage) are built at query time, for the page's rows only."""
+    ordering = compile_order(order_by)
+    inner = select(s.versions.c.id.label("vid"), func.row_number().over(order_by=ordering).label("pos"))
+    inner = _filtered(inner, filter, include_archived)
+    page = inner.order_by(*ordering).limit(bindparam("lim")).offset(bindparam("off")).subquery()
+    return (
+        select(docs.selected_columns[0])
+        .select_from(s.versions.join(s.models).join(page, page.c.vid == s.versions.c.id))
+        .order_by(page.c.pos)
+    )

@@ -22,7 +22,12 @@ from maestrale.refs import ModelRef, validate_key, validate_name
 from maestrale.registry import schema as s
 from maestrale.registry.aliases import AliasOps
 from maestrale.registry.archiving import ArchiveOps
-from maestrale.registry.hydrate import hydrate_models, parse_documents, version_documents
+from maestrale.registry.hydrate import (
+    hydrate_models,
+    parse_documents,
+    refresh_statements,
+    version_documents,
+)
 from maestrale.registry.rows import INSERT_VERSION, insert_details, version_row
 from maestrale.registry.search import check_like_pattern, decode_token, encode_token
 from maestrale.registry.searching import SearchOps, check_limit
@@ -71,6 +76,7 @@ class SqlStore(AliasOps, ArchiveOps, SearchOps):
         self.dialect = self.engine.dialect.name
         self._upsert_stmt = self._build_upsert()
         self._doc_queries = {full: version_documents(self.dialect, full) for full in (False, True)}
+        self._refresh = refresh_statements(self.dialect)
         self._search_cache: dict[tuple[Any, ...], tuple[str, list[str] | None, dict[str, Any]]] = {}
 
     # -- models -----------------------------------------------------------------------------
@@ -166,6 +172,7 @@ class SqlStore(AliasOps, ArchiveOps, SearchOps):
                 )
             vid = conn.execute(INSERT_VERSION, version_row(mid, number, now, new)).scalar_one()
             insert_details(conn, vid, name, new)
+            conn.execute(self._refresh["by_id"], {"vid": vid})
             add_event(
                 conn,
                 "maestrale.model.registered",
@@ -286,6 +293,12 @@ class SqlStore(AliasOps, ArchiveOps, SearchOps):
     def _version_query(self, full: bool = True) -> Any:
         return self._doc_queries[full]
 
+    def _refresh_documents(self, conn: Connection, mid: int, numbers: Iterable[int | None]) -> None:
+        """Rewrite the stored search documents of these versions of model `mid` (None: skipped)."""
+        wanted = sorted({n for n in numbers if n is not None})
+        if wanted:
+            conn.execute(self._refresh["by_number"], {"mid": mid, "numbers": wanted})
+
     def list_versions(
         self,
         name: str,
@@ -299,7 +312,13 @@ class SqlStore(AliasOps, ArchiveOps, SearchOps):
         offset = decode_token(page_token)
         with self.engine.connect() as conn:
             mid = self._model_row(conn, name).id
-            q = self._version_query(full).where(s.versions.c.model_id == mid)
+            # summaries are stored (`versions.search_doc`); the full documents are built here
+            q = (
+                self._version_query(True)
+                if full
+                else select(s.versions.c.search_doc).select_from(s.versions.join(s.models))
+            )
+            q = q.where(s.versions.c.model_id == mid)
             if not include_archived:
                 q = q.where(s.versions.c.status == "ready")
             rows = (
@@ -323,6 +342,7 @@ class SqlStore(AliasOps, ArchiveOps, SearchOps):
             )
             if value is not None:
                 conn.execute(insert(s.version_tags).values(version_id=vid, key=key, value=_tag_value(value)))
+            conn.execute(self._refresh["by_id"], {"vid": vid})
 
     # -- housekeeping -----------------------------------------------------------------------
     def referenced_keys(self) -> set[str]:
