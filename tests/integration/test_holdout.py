@@ -145,3 +145,13 @@ def test_profile_histograms_for_the_ui() -> None:
     assert sum(hist["ghi"]["counts"]) == 500 and hist["ghi"]["edges"][0] == 0.0
     assert histograms({"schema": "maestrale.profile/1", "columns": {"x": {"histogram": "junk"}}}) == {}
     assert histograms(None) == {} and histograms({"columns": []}) == {}
+
+
+def test_holdout_times_are_spelt_as_strftime_spells_them():
+    from maestrale.training.holdout import _iso_many
+
+    for index in (
+        pd.date_range("2012-06-01", periods=720, freq="h", tz="Europe/Rome").tz_convert("UTC"),
+        pd.DatetimeIndex(["1969-12-31 23:59:59.5", "2200-01-01 00:00:01.999", "2012-03-25 01:30"], tz="UTC"),
+    ):
+        assert _iso_many(index) == list(index.strftime("%Y-%m-%dT%H:%M:%SZ"))

@@ -33,6 +33,17 @@ def _iso(moment: Any) -> str:
     return pd.Timestamp(moment).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _iso_many(index: pd.DatetimeIndex) -> list[str]:
+    """`_iso` of every moment of a UTC index, vectorised (`strftime` took ~1 ms for 720 rows).
+
+    >>> _iso_many(pd.DatetimeIndex(["2012-06-01 10:00:00.7"], tz="UTC"))
+    ['2012-06-01T10:00:00Z']
+    """
+    # seconds floored, as strftime does; numpy prints them as "YYYY-MM-DDTHH:MM:SS"
+    seconds = index.tz_convert(None).to_numpy().astype("datetime64[s]")
+    return [text + "Z" for text in np.datetime_as_string(seconds, unit="s").tolist()]
+
+
 def _by_hour(hours: np.ndarray, residual: np.ndarray) -> list[dict[str, Any]]:
     n = np.bincount(hours, minlength=24)
     total = np.bincount(hours, weights=residual, minlength=24)
@@ -92,7 +103,7 @@ def holdout_series(
         "schema": SCHEMA,
         "rows": n,
         "sampling": "even" if n > max_points else "all",
-        "times": list(picked.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        "times": _iso_many(picked),
         "actual": _seven_digits(y[positions]),
         "forecast": _seven_digits(yhat[positions]),
         "entity": None,  # a training fits one series (a fleet member per plant): no entity column
