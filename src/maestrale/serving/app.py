@@ -50,6 +50,7 @@ from maestrale.config import Settings, load_settings
 from maestrale.errors import ConfigError, MaestraleError, NotFound
 from maestrale.serving.auth import require, resolve_auth, token_source
 from maestrale.serving.dataplane import DataPlane, describe_errors
+from maestrale.serving.fast_route import FastInferMiddleware
 from maestrale.serving.inference import inference_router
 from maestrale.serving.logger import PredictionLogger
 from maestrale.serving.metrics import ServingMetrics, ServingMetricsMiddleware
@@ -127,7 +128,10 @@ def create_app(
     )  # fmt: skip
     app.state.repository, app.state.metrics = repo, metrics
     app.state.logger, app.state.watcher, app.state.auth = logger, watcher, tokens
-    # added first, so the metrics wrap it and count its 413s
+    # the innermost: the V2 infer routes without FastAPI's router (fast_route), inside the body limit
+    # and the metrics, which wrap it and count its answers as the routes' own
+    app.add_middleware(FastInferMiddleware, plane=plane)
+    # added before the metrics, so they wrap it and count its 413s
     limit = BodyLimit.from_mb(settings.serve_max_body_mb, "MAESTRALE_SERVE_MAX_BODY_MB")
     app.add_middleware(
         BodyLimitMiddleware, limit=limit, respond=lambda msg: JSONResponse({"error": msg}, status_code=413)

@@ -162,10 +162,16 @@ class DataPlane:
             ) from None
         if self.logger is not None:
             frame = decoded.frame
-            if not isinstance(frame, pd.DataFrame):
-                frame = pd.DataFrame(frame, columns=[f"f{i}" for i in range(frame.shape[1])])
             who = decoded.extras.get("entity", params.get("entity") or caller.entity or served.name)
             who = who if isinstance(who, np.ndarray) else str(who)
+            if decoded.names is not None:  # the hot path's array: no DataFrame for the logger either
+                self.logger.log_values(
+                    served.name, served.version, decoded.names, frame, pred, entity=who, issued_at=issued_at,
+                    target_time=target_time, logged_by=caller.token,
+                )  # fmt: skip
+                return pred
+            if not isinstance(frame, pd.DataFrame):
+                frame = pd.DataFrame(frame, columns=[f"f{i}" for i in range(frame.shape[1])])
             self.logger.log(
                 served.name, served.version, frame, pred, entity=who, issued_at=issued_at,
                 target_time=target_time, logged_by=caller.token,

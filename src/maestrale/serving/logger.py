@@ -118,25 +118,48 @@ class PredictionLogger:
                 )  # fmt: skip
             entry = _Entry(model, version, n, names, values, predictions, entity, issued_at, target_time,
                            request_id or uuid.uuid4().hex, logged_by)  # fmt: skip
-            with self._cond:
-                refused = (
-                    "stopped" if self._stop else "buffer_full" if self._size + n > self.capacity else None
-                )
-                if refused:
-                    self.dropped += n
-                else:
-                    self._queue.append(entry)
-                    self._size += n
-                    if self._size >= self.batch_size:
-                        self._cond.notify()
-            if refused:
-                self._count_drop(n, refused)
-            elif self.metrics is not None:
-                self.metrics.log_queue.inc(n)
-            return refused is None
+            return self._append(entry)
         except Exception:  # logging must never fail a prediction
             log.exception("prediction logger: could not buffer a request")
             return False
+
+    def log_values(
+        self, model: str, version: int, names: list[str], values: np.ndarray, predictions: Any, *,
+        entity: str | np.ndarray, issued_at: datetime, target_time: Any = None, logged_by: str | None = None,
+    ) -> bool:  # fmt: skip
+        """`log` for a request decoded straight to an array (rows × `names`, numeric): no DataFrame.
+
+        >>> logger.log_values("pv", 3, ["ghi"], np.array([[500.0]]), [0.4], entity="p", issued_at=now)
+        ... # doctest: +SKIP
+        True
+        """
+        try:
+            # a copy, as `log` makes one: the caller's array may be a view of a request buffer
+            floats = np.array(values, dtype=np.float64)
+            entry = _Entry(model, version, len(floats), names, floats, predictions, entity, issued_at,
+                           target_time, uuid.uuid4().hex, logged_by)  # fmt: skip
+            return self._append(entry)
+        except Exception:  # logging must never fail a prediction
+            log.exception("prediction logger: could not buffer a request")
+            return False
+
+    def _append(self, entry: _Entry) -> bool:
+        """Queue `entry` unless stopped or full (then counted as dropped); True when queued."""
+        n = entry.rows
+        with self._cond:
+            refused = "stopped" if self._stop else "buffer_full" if self._size + n > self.capacity else None
+            if refused:
+                self.dropped += n
+            else:
+                self._queue.append(entry)
+                self._size += n
+                if self._size >= self.batch_size:
+                    self._cond.notify()
+        if refused:
+            self._count_drop(n, refused)
+        elif self.metrics is not None:
+            self.metrics.log_queue.inc(n)
+        return refused is None
 
     def _count_drop(self, n: int, reason: str, detail: str = "") -> None:
         if self.metrics is not None:

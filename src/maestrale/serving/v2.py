@@ -144,6 +144,9 @@ class Decoded:
     frame: Any
     rows: int
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # reserved inputs, one value per row
+    # set when `frame` is a 2-D array of these (numeric) features in the schema's order: what the hot
+    # path (`maestrale.serving.fast_infer`) hands a positional model, logged without a DataFrame
+    names: list[str] | None = None
 
 
 # -- decoding ------------------------------------------------------------------------------------------
