@@ -37,11 +37,13 @@ from pydantic import ValidationError
 from maestrale.errors import ConfigError, InvalidInput, MaestraleError
 from maestrale.serving.auth import authorize
 from maestrale.serving.dataplane import Caller, DataPlane, describe_errors
+from maestrale.serving.fast_infer import FAST_PARAMETERS, positional_decode
 from maestrale.serving.inference import ENTITY_HEADER
 from maestrale.serving.proto import grpc_predict_v2_pb2 as pb
 from maestrale.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from maestrale.serving.v2 import (
     OUTPUT,
+    Decoded,
     InferenceRequest,
     MetadataTensor,
     Parameters,
@@ -55,6 +57,7 @@ from maestrale.serving.v2_limits import LIMITS
 if TYPE_CHECKING:
     from maestrale.serving.auth import TokenSource
     from maestrale.serving.metrics import ServingMetrics
+    from maestrale.serving.repository import ServedModel
     from maestrale.tokens import TokenInfo
 
 log = logging.getLogger("maestrale.serving.grpc")
@@ -146,13 +149,17 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         arrived = datetime.now(UTC)
 
         def infer(token: TokenInfo | None) -> Any:
-            self.plane.lookup(request.model_name, request.model_version or None)  # NOT_FOUND first
+            served = self.plane.lookup(request.model_name, request.model_version or None)  # NOT_FOUND first
             req = request_of(request)
             entity = dict(context.invocation_metadata()).get(ENTITY_HEADER)
             caller = Caller(str(entity) if entity else None, arrived, token.name if token else None)
-            served, pred = self.plane.infer_predictions(
-                request.model_name, request.model_version or None, req, caller
-            )
+            fast = _positional(served, req)  # the hot path: the raw tensors straight into one array
+            if fast is not None:
+                pred = self.plane.predict(served, fast[0], fast[1], caller)
+            else:
+                served, pred = self.plane.infer_predictions(
+                    request.model_name, request.model_version or None, req, caller
+                )
             datatype, arr = output_array(pred)
             out = pb.ModelInferResponse.InferOutputTensor(name=OUTPUT, datatype=datatype, shape=arr.shape)
             return pb.ModelInferResponse(
@@ -161,6 +168,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             )  # fmt: skip
 
         return self._run(context, "predict", infer, "ModelInfer", request.model_name)
+
+
+def _positional(served: ServedModel, req: InferenceRequest) -> tuple[Decoded, dict[str, Any]] | None:
+    """(the model's array, the logging parameters) when `maestrale.serving.fast_infer` can decode `req`
+    without the general codec; None otherwise (the general codec decides, with its 400 messages)."""
+    extra = (req.parameters.model_extra or {}) if req.parameters else {}
+    if (req.parameters is not None and req.parameters.headers) or not extra.keys() <= FAST_PARAMETERS:
+        return None
+    if any(o.name != OUTPUT or o.parameters is not None for o in req.outputs or ()):
+        return None
+    inputs = [(i.name, i.shape, i.datatype, i.parameters, i.data) for i in req.inputs]
+    decoded = positional_decode(served, inputs, req.parameters.content_type if req.parameters else None)
+    return None if decoded is None else (decoded, extra)
 
 
 def _bearer(context: grpc.ServicerContext) -> str | None:
