@@ -190,15 +190,25 @@ _PREDICTION_COLUMNS = ("model", "version", *CHECKED_FIELDS, "logged_at")
 
 
 def _prediction_data(
-    conn: Connection, model: str, version: int, checked: list[tuple[Any, ...]], logged_at: datetime
+    conn: Connection,
+    model: str,
+    version: int,
+    checked: list[tuple[Any, ...]],
+    logged_at: datetime,
+    *,
+    features_text: bool = False,
 ) -> list[list[Any]]:
-    """Rows of `_PREDICTION_COLUMNS` for `_bulk`, from `checked_predictions` (the hot loop of ingest)."""
+    """Rows of `_PREDICTION_COLUMNS` for `_bulk`, from `checked_predictions` (the hot loop of ingest).
+
+    `features_text`: the features are JSON text already (the column-wise path), sent as they are.
+    """
     fmt = dict(zip(_PREDICTION_COLUMNS, _formats(conn, t.predictions, _PREDICTION_COLUMNS), strict=True))
     if any(fmt[k] is not None for k in ("model", "version", "record_id", "entity", "horizon_s")):
         raise AssertionError("unexpected bind processor for a text or integer column")
     stamp = fmt["issued_at"] or (lambda v: v)
     number = fmt["prediction"] or (lambda v: v)
     logged = stamp(logged_at)
+    features_json = str if features_text else _json_text
     return [
         [
             model,
@@ -210,7 +220,7 @@ def _prediction_data(
             horizon_s,
             number(point),
             "null" if output is None else _json_text(output),
-            _json_text(features),
+            features_json(features),
             logged,
         ]
         for record_id, entity, issued_at, target_time, horizon_s, point, output, features in checked

@@ -158,36 +158,89 @@ CHECKED_FIELDS = (
 )  # fmt: skip
 
 
+#: Longest record id and entity name the `predictions` and `actuals` tables hold (String(128)).
+MAX_TEXT = 128
+
+
+def text_problem(value: str, name: str) -> str | None:
+    """Why PostgreSQL would refuse `value` as a key column of the monitor's tables, or None.
+
+    >>> text_problem("p" * 200, "entity")
+    'entity is 200 characters long: the monitor keeps at most 128 (use a shorter id)'
+    """
+    if len(value) > MAX_TEXT:
+        return (
+            f"{name} is {len(value)} characters long: the monitor keeps at most {MAX_TEXT} (use a shorter id)"
+        )
+    if "\x00" in value:
+        return f"{name} contains a NUL character (\\u0000), which SQL text cannot hold: remove it"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return f"{name} is not valid Unicode (a lone surrogate such as \\ud800): send UTF-8 text"
+    return None
+
+
 def checked_predictions(records: Sequence[Any]) -> tuple[list[tuple[Any, ...]], list[Rejection]]:
     """`validate_predictions` as tuples of `CHECKED_FIELDS` (times in UTC), for the store's bulk path."""
+    columns = getattr(records, "checked", None)
+    if columns is not None:  # a batch decoded column-wise from an event (`monitoring._columns`)
+        return columns()
     typed: Sequence[Any] = records
     if not all(isinstance(r, PredictionRecord) for r in records):
         # One call for the whole batch; a batch with a bad record is redone record by record below.
         with contextlib.suppress(ValidationError):
             typed = _prediction_list_adapter().validate_python(records)
     adapter = _prediction_adapter()
-    out: list[tuple[Any, ...]] = []
-    rejected: list[Rejection] = []
-    seen: set[str] = set()
-    isfinite = math.isfinite
-    # Records of a batch share their issue and target times: each distinct time is converted to UTC
-    # once (astimezone on pydantic's parsed times is the costliest step of this loop otherwise).
-    in_utc: dict[datetime, datetime] = {}
+    checker = RecordChecker()
     for i, raw in enumerate(typed):
         # Typed records (the monitor's consumer parsed the event into them) were validated already.
         if isinstance(raw, PredictionRecord):
-            rec = raw
-        else:
-            try:
-                rec = adapter.validate_python(raw)
-            except ValidationError as exc:
-                rid = raw.get("record_id") if isinstance(raw, dict) else getattr(raw, "record_id", None)
-                rejected.append(Rejection(i, _reason(exc), rid if isinstance(rid, str) else None))
-                continue
-        record_id = rec.record_id
-        if record_id in seen:
-            rejected.append(Rejection(i, "record_id repeats an earlier record of this batch", record_id))
+            checker.check(i, raw)
             continue
+        try:
+            rec = adapter.validate_python(raw)
+        except ValidationError as exc:
+            rid = raw.get("record_id") if isinstance(raw, dict) else getattr(raw, "record_id", None)
+            checker.rejected.append(Rejection(i, _reason(exc), rid if isinstance(rid, str) else None))
+            continue
+        checker.check(i, rec)
+    return checker.out, checker.rejected
+
+
+class RecordChecker:
+    """The per-record rules beyond the types, in batch order: accepted tuples in `out`, others `rejected`.
+
+    Shared by `checked_predictions` and the column-wise path (`monitoring._columns`), so both name the
+    same records with the same reasons.
+
+    >>> c = RecordChecker()
+    >>> c.check(0, _prediction_adapter().validate_python({"record_id": "r", "entity": "e",
+    ...     "issued_at": "2026-01-01T00:00Z", "target_time": "2026-01-01T01:00Z", "prediction": 1.0}))
+    >>> c.out[0][4], c.rejected
+    (3600, [])
+    """
+
+    __slots__ = ("in_utc", "out", "rejected", "seen")
+
+    def __init__(self) -> None:
+        self.out: list[tuple[Any, ...]] = []
+        self.rejected: list[Rejection] = []
+        self.seen: set[str] = set()
+        # Records of a batch share their issue and target times: each distinct time is converted to
+        # UTC once (astimezone on pydantic's parsed times is the costliest step of the loop otherwise).
+        self.in_utc: dict[datetime, datetime] = {}
+
+    def check(self, i: int, rec: PredictionRecord) -> None:
+        """Accept or reject record `i` of the batch (already valid against `PredictionRecord`)."""
+        record_id = rec.record_id
+        problem = text_problem(record_id, "record_id") or text_problem(rec.entity, "entity")
+        if problem is not None:
+            self.rejected.append(Rejection(i, problem, record_id if "record_id" not in problem else None))
+            return
+        if record_id in self.seen:
+            self.rejected.append(Rejection(i, "record_id repeats an earlier record of this batch", record_id))
+            return
         prediction = rec.prediction
         point: float | None
         if type(prediction) is float:  # the common case, as `_point` would return it
@@ -196,15 +249,15 @@ def checked_predictions(records: Sequence[Any]) -> tuple[list[tuple[Any, ...]], 
             try:
                 point, output = _point(prediction)
             except ValueError as exc:
-                rejected.append(Rejection(i, str(exc), record_id))
-                continue
-        if point is not None and not isfinite(point):
-            rejected.append(Rejection(i, f"prediction is {point}: send a finite number", record_id))
-            continue
+                self.rejected.append(Rejection(i, str(exc), record_id))
+                return
+        if point is not None and not math.isfinite(point):
+            self.rejected.append(Rejection(i, f"prediction is {point}: send a finite number", record_id))
+            return
         issued_at, target_time = rec.issued_at, rec.target_time
         lead = (target_time - issued_at).total_seconds()
         if rec.horizon is not None and abs(rec.horizon.total_seconds() - lead) > 1:
-            rejected.append(
+            self.rejected.append(
                 Rejection(
                     i,
                     f"horizon {rec.horizon} disagrees with target_time - issued_at = {lead:.0f} s: "
@@ -212,21 +265,21 @@ def checked_predictions(records: Sequence[Any]) -> tuple[list[tuple[Any, ...]], 
                     record_id,
                 )
             )
-            continue
-        seen.add(record_id)
+            return
+        self.seen.add(record_id)
+        in_utc = self.in_utc
         issued_utc = in_utc.get(issued_at)
         if issued_utc is None:
             issued_utc = in_utc[issued_at] = issued_at.astimezone(UTC)
         target_utc = in_utc.get(target_time)
         if target_utc is None:
             target_utc = in_utc[target_time] = target_time.astimezone(UTC)
-        out.append(
+        self.out.append(
             (
                 record_id, rec.entity, issued_utc, target_utc, round(lead), point, output,
                 _clean_features(rec.features),
             )
         )  # fmt: skip
-    return out, rejected
 
 
 def validate_actuals(
@@ -248,6 +301,10 @@ def validate_actuals(
             rec = raw if isinstance(raw, ActualRecord) else adapter.validate_python(raw)
         except ValidationError as exc:
             rejected.append(Rejection(i, _reason(exc)))
+            continue
+        problem = text_problem(rec.entity, "entity")
+        if problem is not None:
+            rejected.append(Rejection(i, problem))
             continue
         if not math.isfinite(rec.value):
             rejected.append(Rejection(i, f"value is {rec.value}: leave a missing actual out of the batch"))

@@ -13,9 +13,11 @@ monitor's finished retraining requests on the settings' schedule (`retraining.pr
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +39,14 @@ OUTCOME_TYPES = ("maestrale.train.completed", "maestrale.train.failed")
 
 
 def lenient_parse(raw: bytes) -> CloudEvent:
-    """`parse_event`, except that a prediction/actual batch with bad records is kept for per-record checks."""
+    """`parse_event`, except that a prediction/actual batch with bad records is kept for per-record checks.
+
+    A `prediction.logged` body goes the column-wise way first (`monitoring._columns`: msgspec, no
+    pydantic per record); a body that way does not take whole is parsed here as before.
+    """
+    fast = _fast_decoder()
+    if fast is not None and (event := fast(raw)) is not None:
+        return event
     try:
         return parse_event(raw)
     except MalformedEvent:
@@ -45,6 +54,15 @@ def lenient_parse(raw: bytes) -> CloudEvent:
         if event.type in INGEST_TYPES and isinstance(event.data.get("records"), list):
             return event
         raise
+
+
+@functools.cache
+def _fast_decoder() -> Callable[[bytes], CloudEvent | None] | None:
+    try:
+        from maestrale.monitoring._columns import decode_prediction_event
+    except ImportError:  # msgspec missing (it comes with the rabbitmq extra): the reference path only
+        return None
+    return decode_prediction_event
 
 
 @dataclass

@@ -13,6 +13,7 @@ time on (entity, target_time), the actuals' primary key.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,9 +91,13 @@ class MonitorStore(MonitorRecords):
             self._register_model(model)
         with self._writer.begin() as conn:
             if _bulk_path(conn, t.predictions, _PREDICTION_COLUMNS):
-                data = _prediction_data(conn, model, version, checked, logged_at)
+                # a column-wise batch (`monitoring._columns`) carries its features as JSON text already
+                text = hasattr(records, "checked")
+                data = _prediction_data(conn, model, version, checked, logged_at, features_text=text)
                 new = _bulk(conn, t.predictions, _PREDICTION_COLUMNS, data, "ON CONFLICT DO NOTHING")
             else:
+                if hasattr(records, "checked"):  # features as JSON text: SQLAlchemy's JSON type wants values
+                    checked = [(*c[:-1], json.loads(c[-1])) for c in checked]
                 rows = [
                     dict(zip(_PREDICTION_COLUMNS, (model, version, *c, logged_at), strict=True))
                     for c in checked
