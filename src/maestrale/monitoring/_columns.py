@@ -31,7 +31,7 @@ from pydantic import AwareDatetime, TypeAdapter, ValidationError
 from maestrale.bus.events import _WIRE, CloudEvent
 from maestrale.bus.schemas import PredictionLogged
 from maestrale.monitoring._bulk import _json_text
-from maestrale.monitoring.ingest import MAX_TEXT, RecordChecker, Rejection, _prediction_adapter, _reason
+from maestrale.monitoring.ingest import RecordChecker, Rejection, _prediction_adapter, _reason, flag_text
 
 _NULL, _EMPTY = msgspec.Raw(b"null"), msgspec.Raw(b"{}")
 
@@ -192,7 +192,7 @@ class PredictionColumns(Sequence[dict[str, Any]]):
                 issued, target, round((target - issued).total_seconds())
             )  # fmt: skip
         span = [spans[(r.issued_at, r.target_time)] for r in recs]
-        flagged = _flag_text(ids) | _flag_text(entities)
+        flagged = flag_text(ids) | flag_text(entities)
         flagged.update(
             i for i, (r, f, s) in enumerate(zip(recs, features, span, strict=True))
             # the per-record rules see: a label or quantiles, an empty id, a horizon, features that
@@ -239,18 +239,3 @@ def _times(strings: set[str]) -> dict[str, datetime | None]:
         except ValidationError:
             out[s] = None
     return out
-
-
-def _flag_text(values: list[str]) -> set[int]:
-    """Indexes of the values `ingest.text_problem` would refuse (empty ones too: checked per record)."""
-    joined = "".join(values)
-    try:
-        joined.encode()
-        clean = "\x00" not in joined and max(map(len, values)) <= MAX_TEXT
-    except UnicodeEncodeError:
-        clean = False
-    if clean:
-        return set()
-    from maestrale.monitoring.ingest import text_problem
-
-    return {i for i, v in enumerate(values) if text_problem(v, "value") is not None}

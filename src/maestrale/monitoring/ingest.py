@@ -181,6 +181,23 @@ def text_problem(value: str, name: str) -> str | None:
     return None
 
 
+def flag_text(values: list[str]) -> set[int]:
+    """Indexes of the values `text_problem` refuses, checked as one joined string first.
+
+    >>> flag_text(["ok", "a" * 129])
+    {1}
+    """
+    joined = "".join(values)
+    try:
+        joined.encode()
+        clean = "\x00" not in joined and max(map(len, values), default=0) <= MAX_TEXT
+    except UnicodeEncodeError:
+        clean = False
+    if clean:
+        return set()
+    return {i for i, v in enumerate(values) if text_problem(v, "value") is not None}
+
+
 def checked_predictions(records: Sequence[Any]) -> tuple[list[tuple[Any, ...]], list[Rejection]]:
     """`validate_predictions` as tuples of `CHECKED_FIELDS` (times in UTC), for the store's bulk path."""
     columns = getattr(records, "checked", None)
@@ -193,6 +210,11 @@ def checked_predictions(records: Sequence[Any]) -> tuple[list[tuple[Any, ...]], 
             typed = _prediction_list_adapter().validate_python(records)
     adapter = _prediction_adapter()
     checker = RecordChecker()
+    if all(isinstance(r, PredictionRecord) for r in typed):
+        # ids and entities checked as two joined strings, not two calls per record
+        checker.texts_clean = not (
+            flag_text([r.record_id for r in typed]) or flag_text([r.entity for r in typed])
+        )
     for i, raw in enumerate(typed):
         # Typed records (the monitor's consumer parsed the event into them) were validated already.
         if isinstance(raw, PredictionRecord):
@@ -221,7 +243,7 @@ class RecordChecker:
     (3600, [])
     """
 
-    __slots__ = ("in_utc", "out", "rejected", "seen")
+    __slots__ = ("in_utc", "out", "rejected", "seen", "texts_clean")
 
     def __init__(self) -> None:
         self.out: list[tuple[Any, ...]] = []
@@ -230,11 +252,14 @@ class RecordChecker:
         # Records of a batch share their issue and target times: each distinct time is converted to
         # UTC once (astimezone on pydantic's parsed times is the costliest step of the loop otherwise).
         self.in_utc: dict[datetime, datetime] = {}
+        self.texts_clean = False  # True: the caller checked every id and entity (`flag_text`)
 
     def check(self, i: int, rec: PredictionRecord) -> None:
         """Accept or reject record `i` of the batch (already valid against `PredictionRecord`)."""
         record_id = rec.record_id
-        problem = text_problem(record_id, "record_id") or text_problem(rec.entity, "entity")
+        problem = None
+        if not self.texts_clean:
+            problem = text_problem(record_id, "record_id") or text_problem(rec.entity, "entity")
         if problem is not None:
             self.rejected.append(Rejection(i, problem, record_id if "record_id" not in problem else None))
             return
