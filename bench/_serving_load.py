@@ -229,3 +229,71 @@ def run_load(
             expect=expect,
         )
     )
+
+
+async def _open_loop(
+    host: str, port: int, request: bytes, expect: bytes, rate: float, duration: float, res: LoadResult
+) -> None:
+    """Poisson arrivals at `rate`/s; latency from each request's scheduled time (no coordinated omission)."""
+    import random
+
+    rng = random.Random(0)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def one(scheduled: float) -> None:
+        conn = idle.pop() if idle else await asyncio.open_connection(host, port)
+        try:
+            conn[1].write(request)
+            status, body = await _read_response(conn[0])
+            idle.append(conn)
+        except (
+            OSError,
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            ValueError,
+            IndexError,
+            _Closed,
+        ) as exc:
+            conn[1].close()
+            status, body = 0, repr(exc).encode()
+        res.latencies_s.append(time.perf_counter() - scheduled)
+        res.requests += 1
+        if not _ok(status, body, expect):
+            res.errors += 1
+            if len(res.error_samples) < 3:
+                res.error_samples.append(f"{status}: {body[:200]!r}")
+
+    start = time.perf_counter()
+    scheduled, tasks = start, []
+    while scheduled < start + duration:
+        scheduled += rng.expovariate(rate)
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    for _, writer in idle:
+        writer.close()
+
+
+def run_open_loop(
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    *,
+    rate: float,
+    duration: float,
+    expect: bytes = b'"predict"',
+) -> LoadResult:
+    """Send ``body`` at Poisson arrivals of mean ``rate`` per second for ``duration`` s (open loop):
+    a slow answer does not slow the arrivals, so p99 shows the queueing a real rate meets."""
+
+    async def go() -> LoadResult:
+        res = LoadResult()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        await _open_loop(host, port, encode_request(host, port, path, body), expect, rate, duration, res)
+        res.wall_s, res.client_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+        return res
+
+    return asyncio.run(go())

@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 from _bench_common import free_port, group_cpu_s, group_rss_mb, stop, wait_http, wait_quiet
-from _serving_load import run_load
+from _serving_load import run_load, run_open_loop
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -100,6 +100,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-pin", action="store_true", help="do not pin server and client to CPUs")
     p.add_argument("--workdir", type=Path, help="keep scratch files and server logs here")
     p.add_argument("--check", action="store_true", help="exit 2 if a target is missed")
+    p.add_argument(
+        "--open-rate", type=float, default=300.0,
+        help="open-loop Poisson req/s after the closed loop (per server core; 0: skip)",
+    )  # fmt: skip
     args = p.parse_args()
     if args.quick:
         args.duration, args.warmup = 5.0, 1.0
@@ -329,6 +333,17 @@ def measure(name: str, workdir: Path, prep: dict[str, Any], args: argparse.Names
         # CPU per request: what the server costs whatever else the machine runs (req/s is not)
         info["cpu_ms_per_req"] = round(1000 * server_cpu_s / res.requests, 3) if res.requests else None
         info["rss_mb"], _ = group_rss_mb(proc.pid)
+        if args.open_rate > 0:  # the latency a steady rate meets, not the saturation queue
+            if client_cpus:
+                os.sched_setaffinity(0, client_cpus)
+            try:
+                opened = run_open_loop("127.0.0.1", port, path, prep["body"], rate=args.open_rate,
+                                       duration=args.duration)  # fmt: skip
+            finally:
+                os.sched_setaffinity(0, all_cpus)
+            o = opened.summary()
+            info["open_loop"] = {"rate": args.open_rate, "achieved_rps": o["rps"], "p50_ms": o["p50_ms"],
+                                 "p99_ms": o["p99_ms"], "errors": o["errors"]}  # fmt: skip
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited {proc.returncode} during the load")
     finally:
@@ -396,6 +411,13 @@ def print_table(rep: dict[str, Any]) -> None:
         )
     for name, msg in rep.get("errors", {}).items():
         log(f"{name:<18}FAILED: {msg.splitlines()[0]}")
+    for name, v in rep["servers"].items():
+        if "open_loop" in v:
+            o = v["open_loop"]
+            log(
+                f"{name:<18}open loop, Poisson {o['rate']:g} req/s: achieved {o['achieved_rps']}, "
+                f"p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms, {o['errors']} errors (target p99 <= 5 ms)"
+            )
     anchor = rep["anchor"] or "(no MLServer result)"
     log(f"ratio = req/s / req/s of {anchor}; CPU ratio = its server CPU ms per request / this one's")
     log("targets:")
