@@ -105,6 +105,16 @@ class _Closed(Exception):
         self.status, self.body = status, body
 
 
+def _record(res: Any, latency_s: float, status: int, body: bytes, expect: Any) -> None:
+    """Count one answered request in `res` (closed and open loop alike), keeping 3 error samples."""
+    res.latencies_s.append(latency_s)
+    res.requests += 1
+    if not _ok(status, body, expect):
+        res.errors += 1
+        if len(res.error_samples) < 3:
+            res.error_samples.append(f"{status}: {body[:200]!r}")
+
+
 def _ok(status: int, body: bytes, expect: bytes) -> bool:
     return status == 200 and expect in body
 
@@ -126,12 +136,7 @@ async def _raw_worker(
                 status, body = closed.status, closed.body
                 writer.close()
                 writer = None
-            res.latencies_s.append(time.perf_counter() - t0)
-            res.requests += 1
-            if not _ok(status, body, expect):
-                res.errors += 1
-                if len(res.error_samples) < 3:
-                    res.error_samples.append(f"{status}: {body[:200]!r}")
+            _record(res, time.perf_counter() - t0, status, body, expect)
         except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
             res.requests += 1
             res.errors += 1
@@ -256,12 +261,7 @@ async def _open_loop(
         ) as exc:
             conn[1].close()
             status, body = 0, repr(exc).encode()
-        res.latencies_s.append(time.perf_counter() - scheduled)
-        res.requests += 1
-        if not _ok(status, body, expect):
-            res.errors += 1
-            if len(res.error_samples) < 3:
-                res.error_samples.append(f"{status}: {body[:200]!r}")
+        _record(res, time.perf_counter() - scheduled, status, body, expect)
 
     start = time.perf_counter()
     scheduled, tasks = start, []
