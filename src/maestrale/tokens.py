@@ -129,14 +129,23 @@ class TokenCache:
         self._entries: dict[str, tuple[float, TokenInfo | None]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, token: str) -> tuple[bool, TokenInfo | None]:
+        """(True, info) when the cache still holds this token's answer, else (False, None); no SQL.
+
+        >>> TokenCache("sqlite://").cached("mst_x")
+        (False, None)
+        """
+        hit = self._entries.get(hash_token(token))  # one dict read: atomic under the GIL
+        if hit and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
     def get(self, token: str) -> TokenInfo | None:
         """The token's info, or None if unknown/revoked."""
-        key = hash_token(token)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._entries.get(key)
-        if hit and hit[0] > now:
-            return hit[1]
+        known, info = self.cached(token)
+        if known:
+            return info
+        key, now = hash_token(token), time.monotonic()
         info = lookup_token(self.database_url, token)
         with self._lock:
             if len(self._entries) > 10_000:  # bound memory against token-guessing floods
