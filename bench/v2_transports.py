@@ -11,24 +11,26 @@ process, and sends the same `--rows`-row batch (the features tiled) as: JSON ten
 body encoded once, the answer parsed), and with tritonclient.http and tritonclient.grpc with their
 defaults (binary tensors in and out; raw contents). Each answer is checked against the JSON one
 (1e-12); it prints the median and best wall time per request, client included, and rows per second.
+The calls are ``_serving_batch.py``'s, shared with ``bench/serving.py``'s batch section (which also
+runs them against MLServer, with logging on, and reports the server's CPU per request).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _serving_batch import CLIENTS, calls, run_batch, tile_rows
 
 
 def _free_port() -> int:
@@ -56,28 +58,14 @@ def _register(home: Path) -> dict[str, str]:
     return env
 
 
-def _timed(call: Callable[[], np.ndarray], repeat: int) -> list[float]:
-    call()  # warm-up: connection, first request
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    import tritonclient.grpc as tgrpc
-    import tritonclient.http as thttp
-
     home = Path(tempfile.mkdtemp(prefix="v2-transports-"))
     env = _register(home)
-    X = pd.read_parquet(home / "X.parquet")
-    X = pd.concat([X] * (args.rows // len(X) + 1), ignore_index=True).iloc[: args.rows]
+    X = tile_rows(pd.read_parquet(home / "X.parquet"), args.rows)
     port, gport = _free_port(), _free_port()
     exe = str(Path(sys.executable).parent / "maestrale")
     cmd = [exe, "serve", "pv-nrel-50@champion", "--port", str(port), "--grpc-port", str(gport), "--no-log",
@@ -91,41 +79,15 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        inputs = [
-            {"name": c, "shape": [len(X)], "datatype": "FP64", "data": X[c].tolist()} for c in X.columns
-        ]
-        body = json.dumps({"inputs": inputs}).encode()
-        rest = httpx.Client(base_url=url, timeout=60)
-        http = thttp.InferenceServerClient(f"127.0.0.1:{port}", network_timeout=60)
-        grpc = tgrpc.InferenceServerClient(f"127.0.0.1:{gport}")
-
-        def triton(module, client) -> np.ndarray:
-            tensors = []
-            for c in X.columns:
-                t = module.InferInput(c, [len(X)], "FP64")
-                t.set_data_from_numpy(X[c].to_numpy(np.float64))
-                tensors.append(t)
-            return client.infer("pv-nrel-50", tensors).as_numpy("predict")
-
-        def rest_json() -> np.ndarray:
-            r = rest.post(
-                "/v2/models/pv-nrel-50/infer", content=body, headers={"content-type": "application/json"}
-            )
-            return np.asarray(r.json()["outputs"][0]["data"])
-
-        calls = {
-            "REST JSON (httpx)": rest_json,
-            "REST binary (tritonclient.http)": lambda: triton(thttp, http),
-            "gRPC (tritonclient.grpc)": lambda: triton(tgrpc, grpc),
-        }
-        expected = rest_json()
+        transports = calls(X, port, gport, content_type=None)
+        expected = transports["REST JSON"]()
         print(f"{len(X):,} rows x {X.shape[1]} FP64 features per request, {args.repeat} requests each")
-        for name, call in calls.items():
-            assert np.allclose(call(), expected, rtol=0, atol=1e-12), name
-            times = _timed(call, args.repeat)
-            median = float(np.median(times))
-            print(f"{name:34s} {median * 1e3:8.1f} ms median ({min(times) * 1e3:.1f} best)  "
-                  f"{len(X) / median:>12,.0f} rows/s")  # fmt: skip
+        for name, res in run_batch(transports, expected, args.repeat).items():
+            if "error" in res:
+                print(f"{name} ({CLIENTS[name]}): FAILED {res['error']}")
+                continue
+            print(f"{name + ' (' + CLIENTS[name] + ')':50s} {res['median_ms']:8.1f} ms median "
+                  f"({res['best_ms']:.1f} best)  {res['rows_per_s']:>12,} rows/s")  # fmt: skip
     finally:
         server.terminate()
         server.wait(20)
