@@ -50,6 +50,7 @@ from _bench_common import (
     summary,
     timed,
 )
+from _search_floor import search_floors
 
 SEARCH_PAGE = 100
 
@@ -149,6 +150,14 @@ def run_mode(mode: str, make_registry: Any, args: Any) -> dict[str, Any]:
     n_all = len(versions) + n_extra
     med = out["search"]["median"]
     log(f"[maestrale/{mode}] search ({hits} hits of {n_all}) x{len(st)}: median {med:.2f} ms")
+    if mode == "direct":  # the floor of any search over the same documents (see _search_floor.py)
+        db = Path(reg._meta.engine.url.database)
+        out["search_floor"] = search_floors(reg._meta, db, flt, args.n_search)
+        fl = out["search_floor"]
+        log(
+            f"[maestrale/{mode}] search floor: bare sqlite3 + orjson {fl['direct']['median']:.3f} ms; "
+            f"+ bare HTTP round trip of the {fl['body_bytes']:,} bytes {fl['rest_median']:.3f} ms"
+        )
     return out
 
 

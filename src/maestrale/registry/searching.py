@@ -64,9 +64,19 @@ class SearchOps:
         sql, names, params = self._search_sql(filter, order_by, include_archived, full)
         values = {**params, "lim": limit + 1, "off": offset}
         args: Any = tuple(values[n] for n in names) if names is not None else values
-        with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(sql, args).scalars().all()
-        docs = [r if isinstance(r, str) else json.dumps(r) for r in rows[:limit]]
+        # the pool's DBAPI connection, without SQLAlchemy's Connection and Result wrappers: for a
+        # query compiled once and one text column, they cost as much as SQLite's work (0.15 ms a page)
+        conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, args)
+                rows = cur.fetchmany(limit + 1)
+            finally:
+                cur.close()
+        finally:
+            conn.close()  # back to the pool, which rolls the read transaction back
+        docs = [r[0] if isinstance(r[0], str) else json.dumps(r[0]) for r in rows[:limit]]
         return docs, encode_token(offset + limit) if len(rows) > limit else None
 
     def _search_sql(
