@@ -2,7 +2,7 @@
 
 ::
 
-    rep = build_report(results, errors, batch)
+    rep = build_report(results, errors, batch, model_call_ms, floor, grpc_floor)
     print_table(rep)          # on stderr
     print(json.dumps(rep))    # the JSON line
 """
@@ -19,11 +19,15 @@ TARGET_CPU_MS = 0.5  # server CPU ms per request
 TARGET_CPU_RATIO = 5.0  # the cheaper MLServer's CPU ms per request over maestrale's
 TARGET_OPEN_P99_MS = 5.0  # open loop, Poisson, 300 req/s per server core (every maestrale* server)
 TARGET_W2_RATIO = 1.8  # `--workers 2` req/s over one worker's
+TARGET_GRPC_CPU_MS = 0.5  # server CPU ms per 1-row request over gRPC (maestrale)
+TARGET_GRPC_CPU_RATIO = 3.0  # the cheaper MLServer's gRPC CPU ms per request over maestrale's
 TARGETS = {
     "cpu_ms_per_req": f"<= {TARGET_CPU_MS:g} ms server CPU per 1-row request (maestrale, REST JSON)",
     "cpu_ratio": f">= {TARGET_CPU_RATIO:g}x: the cheaper MLServer's CPU ms/request over maestrale's",
     "open_loop_p99_ms": f"<= {TARGET_OPEN_P99_MS:g} ms p99, open loop at the rate per core (maestrale*)",
     "workers2_rps_ratio": f">= {TARGET_W2_RATIO:g}x req/s, maestrale-w2 over maestrale",
+    "grpc_cpu_ms_per_req": f"<= {TARGET_GRPC_CPU_MS:g} ms server CPU per 1-row request (maestrale, gRPC)",
+    "grpc_cpu_ratio": f">= {TARGET_GRPC_CPU_RATIO:g}x: the cheaper MLServer's gRPC CPU/req over maestrale's",
 }
 
 
@@ -35,15 +39,29 @@ def _at_least(x: float | None, limit: float) -> bool | None:
     return None if x is None else x >= limit
 
 
+def grpc_ratios(results: dict[str, dict[str, Any]], floor: float | None) -> str | None:
+    """Each server's gRPC ``cpu_ratio_vs_mlserver`` (the cheaper MLServer gRPC's CPU ms/req over its
+    own) and ``x_floor`` (its CPU ms/req over the gRPC floor), set in place; returns the anchor's name."""
+    grpc = {k: v["grpc"] for k, v in results.items() if v.get("grpc", {}).get("cpu_ms_per_req")}
+    cpus = [(grpc[k]["cpu_ms_per_req"], k) for k in MLSERVERS if k in grpc]
+    anchor_cpu, anchor = min(cpus) if cpus else (None, None)
+    for g in grpc.values():
+        cpu = g["cpu_ms_per_req"]
+        g["cpu_ratio_vs_mlserver"] = round(anchor_cpu / cpu, 2) if anchor_cpu else None
+        g["x_floor"] = round(cpu / floor, 2) if floor else None
+    return anchor
+
+
 def build_report(
     results: dict[str, dict[str, Any]],
     errors: dict[str, str],
     batch: dict[str, Any] | None = None,
     model_call_ms: dict[str, float] | None = None,
     floor: float | None = None,
+    grpc_floor: float | None = None,
 ) -> dict[str, Any]:
-    """Ratios to the MLServer anchors and to the in-process floor, the logging cost, the `--workers 2`
-    ratio and the targets."""
+    """Ratios to the MLServer anchors and to the in-process floors (REST and gRPC), the logging cost,
+    the `--workers 2` ratio and the targets."""
     # floor: the physical limit of any server for the 1-row request (decode + predict, in-process)
     rps = {k: v.get("rps") for k, v in results.items()}
     anchors = [(rps[k], k) for k in MLSERVERS if rps.get(k)]
@@ -68,17 +86,23 @@ def build_report(
     w2 = results.get("maestrale-w2", {}).get("rps")
     # the load generator shares the 2 cores with the 2 workers: a lower bound of what 2 workers give
     w2_ratio = round(w2 / ma["rps"], 2) if w2 and ma.get("rps") else None
+    grpc_anchor = grpc_ratios(results, grpc_floor)
+    ma_grpc = ma.get("grpc", {})
     values = {
         "cpu_ms_per_req": ma.get("cpu_ms_per_req"),
         "cpu_ratio": ma.get("cpu_ratio_vs_mlserver"),
         "open_loop_p99_ms": max(open_p99.values()) if open_p99 else None,
         "workers2_rps_ratio": w2_ratio,
+        "grpc_cpu_ms_per_req": ma_grpc.get("cpu_ms_per_req"),
+        "grpc_cpu_ratio": ma_grpc.get("cpu_ratio_vs_mlserver"),
     }
     met = {
         "cpu_ms_per_req": _at_most(values["cpu_ms_per_req"], TARGET_CPU_MS),
         "cpu_ratio": _at_least(values["cpu_ratio"], TARGET_CPU_RATIO),
         "open_loop_p99_ms": _at_most(values["open_loop_p99_ms"], TARGET_OPEN_P99_MS),
         "workers2_rps_ratio": _at_least(w2_ratio, TARGET_W2_RATIO),
+        "grpc_cpu_ms_per_req": _at_most(values["grpc_cpu_ms_per_req"], TARGET_GRPC_CPU_MS),
+        "grpc_cpu_ratio": _at_least(values["grpc_cpu_ratio"], TARGET_GRPC_CPU_RATIO),
     }
     return {
         "servers": results,
@@ -86,6 +110,8 @@ def build_report(
         "cpu_anchor": cpu_anchor,
         "maestrale_rps_ratio_vs_mlserver": ma.get("ratio_vs_mlserver"),
         "maestrale_cpu_ratio_vs_mlserver": ma.get("cpu_ratio_vs_mlserver"),
+        "grpc_cpu_anchor": grpc_anchor,
+        "maestrale_grpc_cpu_ratio_vs_mlserver": ma_grpc.get("cpu_ratio_vs_mlserver"),
         "maestrale_p99_ms": {  # closed loop at saturation: reported, not targeted
             k: results[k].get("p99_ms") for k in ("maestrale", "maestrale-nolog") if k in results
         },
@@ -95,6 +121,7 @@ def build_report(
         "batch": batch or {},
         "model_call_ms": model_call_ms,
         "floor_ms": floor,
+        "grpc_floor_ms": grpc_floor,
         "targets": TARGETS,
         "target_values": values,
         "met": met,
@@ -107,7 +134,8 @@ def _fmt(x: Any, fmt: str) -> str:
 
 
 def print_table(rep: dict[str, Any]) -> None:
-    """The closed-loop table, the open-loop lines, the batch table and the targets, on stderr."""
+    """The closed-loop table, the open-loop lines, the floor, the gRPC block, the batch table and the
+    targets, on stderr."""
     log("")
     log(
         f"{'server':<18}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}{'ratio':>7}"
@@ -123,7 +151,7 @@ def print_table(rep: dict[str, Any]) -> None:
             f"{_fmt(v.get('server_cpu_pct'), '.0f') + '%':>8}{_fmt(v.get('client_cpu_pct'), '.0f') + '%':>8}"
         )
     for name, msg in rep.get("errors", {}).items():
-        log(f"{name:<18}FAILED: {msg.splitlines()[0]}")
+        log(f"{name + ' ':<18}FAILED: {msg.splitlines()[0]}")
     for name, v in rep["servers"].items():
         if "open_loop" in v:
             o = v["open_loop"]
@@ -145,12 +173,42 @@ def print_table(rep: dict[str, Any]) -> None:
             f"model.predict(DataFrame) {mc['predict_dataframe']:.3f} ms (on an ndarray "
             f"{mc['predict_ndarray']:.3f} ms), wall medians"
         )
+    print_grpc(rep)
     print_batch(rep["batch"])
     log("targets (issue 13):")
     for key, text in rep["targets"].items():
         ok, val = rep["met"][key], rep["target_values"][key]
         mark = "-" if ok is None else ("ok" if ok else "MISSED")
         log(f"  {key:<20}{'-' if val is None else val!s:>8}  {text}: {mark}")
+
+
+def print_grpc(rep: dict[str, Any]) -> None:
+    """The 1-row gRPC block: one line per server measured over gRPC, its REST CPU ms/req beside."""
+    rows = {k: v for k, v in rep["servers"].items() if v.get("grpc")}
+    if not rows:
+        return
+    log("")
+    log(
+        f"{'server (gRPC)':<18}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'CPU ms/req':>11}{'CPU ratio':>10}"
+        f"{'x floor':>8}{'srv CPU':>8}{'cli CPU':>8}{'REST CPU':>9}{'REST ratio':>11}"
+    )
+    for name, v in rows.items():
+        g, rest_ratio = v["grpc"], _fmt(v.get("cpu_ratio_vs_mlserver"), ".2f") + "x"
+        log(
+            f"{name:<18}{g['rps']:>8.0f}{g['p50_ms']:>8.2f}{g['p99_ms']:>8.2f}{g['cpu_ms_per_req']:>11.3f}"
+            f"{_fmt(g.get('cpu_ratio_vs_mlserver'), '.2f') + 'x':>10}{_fmt(g.get('x_floor'), '.2f') + 'x':>8}"
+            f"{_fmt(g.get('server_cpu_pct'), '.0f') + '%':>8}{_fmt(g.get('client_cpu_pct'), '.0f') + '%':>8}"
+            f"{_fmt(v.get('cpu_ms_per_req'), '.3f'):>9}{rest_ratio:>11}"
+        )
+    log(
+        f"gRPC CPU ratio = gRPC CPU ms/req of {rep.get('grpc_cpu_anchor') or '(none)'} / this server's; "
+        "REST CPU and REST ratio: the same server's closed-loop REST JSON figures above"
+    )
+    if rep.get("grpc_floor_ms"):
+        log(
+            f"gRPC floor: {rep['grpc_floor_ms']:.3f} ms CPU per 1-row request in-process, without grpcio "
+            "(raw tensors decoded to an array, model.predict); x floor = gRPC CPU ms/req / gRPC floor"
+        )
 
 
 def print_batch(batch: dict[str, Any]) -> None:

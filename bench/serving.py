@@ -4,7 +4,7 @@ Run with the project's interpreter::
 
     /work/main/.venv/bin/python bench/serving.py            # 20 s per server (~5 min in all)
     /work/main/.venv/bin/python bench/serving.py --quick    # 5 s per server (~2-3 min)
-    /work/main/.venv/bin/python bench/serving.py --quick --only maestrale --no-batch
+    /work/main/.venv/bin/python bench/serving.py --quick --only maestrale --no-batch --no-grpc
 
 What it does
 ------------
@@ -35,6 +35,11 @@ What it does
    ``--concurrency`` keep-alive connections, one request in flight each (``_serving_load.py``).
    Then ``--duration`` s open loop: Poisson arrivals at ``--open-rate`` req/s per server core,
    latency from each request's scheduled send (what a steady rate meets, not a saturation queue).
+   Then gRPC (``--no-grpc`` skips it), for ``maestrale`` and both MLServers, on the same server
+   process (started with ``--grpc-port``; MLServer always serves gRPC): the same row as a
+   ``ModelInferRequest`` (one FP64 ``[1]`` raw tensor per feature, ``content_type`` pd), checked
+   against ``model.predict``; ``--warmup`` s then ``--duration`` s closed loop, ``--concurrency``
+   blocking calls on one channel from a child process on the client CPU (``_serving_grpc_load.py``).
 5. Batch (``--no-batch`` skips it): ``maestrale`` and ``maestrale-nolog`` (with ``--grpc-port``)
    and ``mlserver-runtime`` started again, each sent ``--batch-rows`` rows (10,000) per request,
    ``--batch-repeat`` requests per transport: REST JSON (httpx), REST binary tensors
@@ -52,19 +57,27 @@ cheaper MLServer's CPU ms/req over this server's; ``x floor`` its CPU ms/req ove
 one open-loop line per server, then the floor: the CPU of Maestrale's hot path for the 1-row
 request in-process, without an HTTP server (JSON parse, decode to an array, ``model.predict``;
 best of 3 x 1000 calls), the physical limit of any server (for context, the general path's
-DataFrame build and ``model.predict(DataFrame)``, wall medians, follow it). Batch, one row per
-server and transport: ms per request (median, best; client included), ``rows/s`` (rows over the
-median), ``srv CPU ms`` per request and ``rows/CPU s`` (rows per second of server CPU). MLServer
-1.7.1's REST does not take binary tensors (it answers 422): that cell prints FAILED.
+DataFrame build and ``model.predict(DataFrame)``, wall medians, follow it). The gRPC block, one row
+per server beside its REST figures: ``req/s``, ``p50``/``p99 ms``, ``CPU ms/req`` (server CPU per
+gRPC request, /proc, as for REST), ``CPU ratio`` the cheaper MLServer's gRPC CPU ms/req over this
+server's, ``x floor`` over the gRPC floor (the raw tensors decoded to an array and ``model.predict``,
+in-process, without grpcio), then ``REST CPU``/``REST ratio`` (the closed-loop figures); in the JSON
+as ``servers.<name>.grpc`` and ``grpc_floor_ms``. Batch, one row per server and transport: ms per
+request (median, best; client included), ``rows/s`` (rows over the median), ``srv CPU ms`` per
+request and ``rows/CPU s`` (rows per second of server CPU). MLServer 1.7.1's REST does not take
+binary tensors (it answers 422): that cell prints FAILED.
 
-Targets (issue 13; ``maestrale``, logging on, REST JSON, 1 row; ``--check`` exits 2 if one is missed)
--------------------------------------------------------------------------------------------------------
-* ``cpu_ms_per_req`` <= 0.5 ms server CPU per request;
+Targets (issue 13; ``maestrale``, logging on, 1 row; ``--check`` exits 2 if one is missed)
+-------------------------------------------------------------------------------------------
+* ``cpu_ms_per_req`` <= 0.5 ms server CPU per request (REST JSON);
 * ``cpu_ratio`` >= 5x: the cheaper MLServer's CPU ms/request over maestrale's;
 * ``open_loop_p99_ms`` <= 5 ms p99 at 300 req/s per core, open loop (every ``maestrale*`` server);
-* ``workers2_rps_ratio`` >= 1.8x: ``maestrale-w2`` req/s over ``maestrale``'s.
+* ``workers2_rps_ratio`` >= 1.8x: ``maestrale-w2`` req/s over ``maestrale``'s;
+* ``grpc_cpu_ms_per_req`` <= 0.5 ms server CPU per 1-row gRPC request (``maestrale``);
+* ``grpc_cpu_ratio`` >= 3x: the cheaper MLServer's gRPC CPU ms/request over maestrale's.
 
-The gRPC side of the first two (<= 0.5 ms, >= 3x MLServer's gRPC) is ``bench/serving_grpc.py``.
+A target not measured (``--only``, ``--no-grpc``, ``--open-rate 0``) prints ``-`` and counts as missed
+for ``--check``. ``bench/serving_grpc.py`` runs the gRPC load alone (with ``maestrale-nolog``).
 Logging's cost (``maestrale`` against ``maestrale-nolog``, % of req/s) is reported, not targeted.
 """
 
@@ -84,10 +97,9 @@ from typing import Any
 
 from _bench_common import group_cpu_s, group_rss_mb
 from _serving_batch import calls, run_batch, tile_rows
+from _serving_grpc_load import grpc_floor_ms, measure_grpc
 from _serving_load import run_load, run_open_loop
 from _serving_report import build_report, print_table
-
-# re-exported: bench/serving_grpc.py reaches these as `serving.<name>`
 from _serving_servers import (
     MLSERVERS,
     NAME,
@@ -98,15 +110,14 @@ from _serving_servers import (
     pinned_client,
     prepare,
     running,
-    server_command,
-    server_env,
 )
 
-__all__ = ["ensure_mlserver", "prepare", "server_command", "server_env"]
 SERVERS = ("maestrale", "maestrale-nolog", "mlserver-runtime", "mlserver-sklearn", "fastapi", "maestrale-w2")
 # maestrale-nolog beside maestrale: logging 10,000 records per request is most of a batch's cost;
 # MLServer with Maestrale's runtime: the same model code behind MLServer's decode and transports
 BATCH_SERVERS = ("maestrale", "maestrale-nolog", "mlserver-runtime")
+# the 1-row gRPC load runs against these while their REST figures are taken (one start each)
+GRPC_SERVERS = ("maestrale", "mlserver-runtime", "mlserver-sklearn")
 
 
 def parse_args() -> argparse.Namespace:
@@ -126,6 +137,7 @@ def parse_args() -> argparse.Namespace:
         "--open-rate", type=float, default=300.0,
         help="open-loop Poisson req/s after the closed loop (per server core; 0: skip)",
     )  # fmt: skip
+    p.add_argument("--no-grpc", action="store_true", help="skip the 1-row gRPC load")
     p.add_argument("--no-batch", action="store_true", help="skip the many-rows-per-request section")
     p.add_argument("--batch-rows", type=int, default=10_000, help="rows per batch request")
     p.add_argument("--batch-repeat", type=int, default=15, help="timed batch requests per transport")
@@ -147,7 +159,8 @@ def measure(name: str, workdir: Path, prep: dict[str, Any], args: argparse.Names
     """Closed loop then open loop against one server: ``measure("maestrale", wd, prep, args)["rps"]``."""
     server_cpus, client_cpus = cpu_split(args, name)
     path = f"/v2/models/{NAME}/infer"
-    with running(name, workdir, prep, args, server_cpus) as srv:
+    grpc = not args.no_grpc and name in GRPC_SERVERS
+    with running(name, workdir, prep, args, server_cpus, grpc=grpc) as srv:
         proc, info = srv.proc, srv.info
         info["check"] = check_answer(srv.port, prep, name)
         info["idle_rss_mb"], info["processes"] = group_rss_mb(proc.pid)
@@ -171,6 +184,13 @@ def measure(name: str, workdir: Path, prep: dict[str, Any], args: argparse.Names
                                   duration=args.duration).summary()  # fmt: skip
             info["open_loop"] = {"rate": rate, "achieved_rps": o["rps"], "p50_ms": o["p50_ms"],
                                  "p99_ms": o["p99_ms"], "errors": o["errors"]}  # fmt: skip
+        if grpc and srv.grpc_port is not None:  # the same server process, now over its gRPC port
+            try:
+                info["grpc"] = measure_grpc(proc.pid, srv.grpc_port, prep, client_cpus,
+                                            duration=args.duration, warmup=args.warmup,
+                                            concurrency=args.concurrency)  # fmt: skip
+            except Exception as exc:  # the REST figures stand; run_servers moves this to the errors
+                info["grpc"] = {"error": f"{type(exc).__name__}: {exc}"}
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited {proc.returncode} during the load")
     return info
@@ -203,12 +223,18 @@ def run_servers(
             errors[name] = f"{type(exc).__name__}: {exc}"
             log(f"[{name}] FAILED: {errors[name]}")
             continue
+        if "error" in res.get("grpc", {}):
+            errors[f"{name}-grpc"] = res.pop("grpc")["error"]
+            log(f"[{name}] gRPC FAILED: {errors[name + '-grpc']}")
         results[name] = res
         log(
             f"[{name}] {res['rps']:.0f} req/s, p50 {res['p50_ms']:.2f} ms, p99 {res['p99_ms']:.2f} ms, "
             f"{res['errors']} errors, {res['cpu_ms_per_req']} ms CPU/req "
             f"(started in {res['startup_s']:.1f} s)"
         )
+        if g := res.get("grpc"):
+            log(f"[{name}] gRPC {g['rps']:.0f} req/s, p50 {g['p50_ms']:.2f} ms, p99 {g['p99_ms']:.2f} ms, "
+                f"{g['cpu_ms_per_req']} ms CPU/req")  # fmt: skip
     batch: dict[str, Any] = {}
     if not args.no_batch:
         batch = {"rows": args.batch_rows, "features": prep["X"].shape[1], "repeat": args.batch_repeat,
@@ -291,6 +317,8 @@ def main() -> int:
     try:
         prep = prepare(workdir, args.model)
         prep["floor_ms"] = floor_ms(prep)
+        if not args.no_grpc and any(n in GRPC_SERVERS for n in names):
+            prep["grpc_floor_ms"] = grpc_floor_ms(prep)
         log(
             f"model {args.model} registered as {NAME}:{prep['version']} (champion); "
             f"{args.duration:g} s per server after {args.warmup:g} s warm-up, "
@@ -300,7 +328,9 @@ def main() -> int:
     finally:
         if tmp:
             shutil.rmtree(workdir, ignore_errors=True)
-    rep = build_report(results, errors, batch, prep.get("model_call_ms"), prep.get("floor_ms"))
+    rep = build_report(
+        results, errors, batch, prep.get("model_call_ms"), prep.get("floor_ms"), prep.get("grpc_floor_ms")
+    )
     rep.update(context(args, mls_info, load_start))
     rep["runtime_s"] = round(time.perf_counter() - t_start, 1)
     print_table(rep)
