@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import text
+from starlette.middleware import Middleware
 
 from maestrale import __version__
 from maestrale.api import audit as audit_routes
@@ -25,6 +26,7 @@ from maestrale.api import tokens as token_routes
 from maestrale.api import trainings as training_routes
 from maestrale.api.errors import install_error_handlers, reject_nul
 from maestrale.api.monitoring_metrics import metrics_registry
+from maestrale.api.search_lane import SearchLane
 from maestrale.api.telemetry import REGISTRY, MetricsMiddleware
 from maestrale.asgi import BodyLimit, BodyLimitMiddleware
 from maestrale.config import Settings, load_settings
@@ -100,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware)
 
     install_error_handlers(app)
+    # innermost, inside the 500 envelope and the metrics: the search's fast lane (api/search_lane.py)
+    app.user_middleware.append(Middleware(SearchLane))
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

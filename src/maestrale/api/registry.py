@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from maestrale.api.auth import Read, Write
+from maestrale.api.search_lane import page_body
 from maestrale.errors import InvalidInput, NoHoldout, PayloadTooLarge
 from maestrale.limits import MAX_VERSION
 from maestrale.refs import validate_name
@@ -304,6 +304,8 @@ def alias_history(request: Request, name: str, alias: str | None = None) -> list
     return _store(request).alias_history(name, alias)
 
 
+# Well-formed, authorised searches are answered by `api.search_lane.SearchLane` before routing; this
+# route answers the rest (its errors) and describes the endpoint in the OpenAPI document.
 @router.get("/versions", response_model=Page[ModelVersion], dependencies=[Read])
 def search_versions(
     request: Request,
@@ -324,8 +326,7 @@ def search_versions(
         full=full,
     )
     # the database already wrote each version as JSON: pass it through untouched
-    body = '{"items":[' + ",".join(docs) + '],"next_page_token":' + json.dumps(token) + ',"total":null}'
-    return Response(body, media_type="application/json")
+    return Response(page_body(docs, token), media_type="application/json")
 
 
 @router.post("/artifacts", response_model=StoredArtifact, status_code=201, dependencies=[Write])
