@@ -1,8 +1,8 @@
 """Ingest benchmark: prediction records per second through RabbitMQ into the monitor's SQL store.
 
-    .venv/bin/python bench/ingest.py            # 200,000 records, ~1 min on 2 cores
-    .venv/bin/python bench/ingest.py --quick    # 50,000 records
-    .venv/bin/python bench/ingest.py --check    # exit 2 when end-to-end on PostgreSQL misses the target
+    .venv/bin/python bench/ingest.py            # 200,000 records, 3 paired rounds, ~1.5 min on 2 cores
+    .venv/bin/python bench/ingest.py --quick    # 50,000 records, 2 rounds
+    .venv/bin/python bench/ingest.py --check    # exit 2 when end to end < 0.8x the raw COPY anchor
 
 The records are realistic PV forecasts: model `pv-bench`, 20 plants, day-ahead forecasts issued at
 18:00Z for each hour of the next day, 8 float features (irradiance, temperature, wind, cloud cover,
@@ -30,6 +30,11 @@ Anchors (the upper bounds, measured in the same run):
   are timed) into an equivalent table (`LIKE predictions INCLUDING ALL`: same columns, unique key,
   indexes and id default), one transaction per 1,000 rows.
 
+Target (issue 13): end to end on PostgreSQL >= 0.8x raw COPY. PostgreSQL's speed drifts within a
+run (checkpoints, autovacuum; two COPY runs in a row have differed by 1.5x), so the end-to-end run
+on PostgreSQL is repeated `--rounds` times, each between two COPY runs, and the figure is the median
+of the per-round ratios (end to end over the mean of the two COPY runs around it).
+
 Then correctness: exactly N rows stored, no duplicate (model, record_id), and re-publishing the first
 10 events stores nothing new. Prints a table, then one JSON line.
 """
@@ -39,8 +44,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -52,7 +57,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import pika
 import sqlalchemy as sa
 from pydantic_core import to_json
 
@@ -60,7 +64,10 @@ from maestrale.bus.events import CloudEvent
 from maestrale.bus.schemas import PredictionLogged
 from maestrale.bus.transports.rabbitmq import RabbitTransport
 
-TARGET = 50_000  # records/s, end to end on PostgreSQL
+from _ingest_parts import Child, Postgres, count, run_bare_consumer, run_service, truncate  # isort: skip
+
+TARGET = 50_000  # records/s, end to end on PostgreSQL (the first round's target, kept as context)
+COPY_RATIO = 0.8  # end to end on PostgreSQL over the raw binary COPY anchor of the same rounds
 MODEL, VERSION = "pv-bench", 1
 PLANTS = 20
 FLUSH = 10  # events per publish call
@@ -130,108 +137,6 @@ def events_of(batches: list[list[dict[str, Any]]]) -> list[CloudEvent]:
 def publish(bus: RabbitTransport, batches: list[list[dict[str, Any]]]) -> None:
     for i in range(0, len(batches), FLUSH):
         bus.publish_events(events_of(batches[i : i + FLUSH]))
-
-
-# -- child processes ---------------------------------------------------------------------------------------
-def run_service(
-    db_url: str, amqp: str, namespace: str, home: str, counts: Any, ready: Any, stop: Any
-) -> None:
-    """Child: a real MonitorService (no evaluation loop, no relay); its ingest counters go to `counts`."""
-    from maestrale.config import load_settings
-    from maestrale.monitoring.service import MonitorService
-
-    settings = load_settings(home=home, database_url=db_url, broker_url=amqp, bus_namespace=namespace)
-    svc = MonitorService(settings, interval=None, relay=False).start()
-    ready.set()
-    while not stop.wait(0.01):
-        s = svc.stats
-        counts[0], counts[1], counts[2] = s.predictions, s.duplicates, s.rejected
-    svc.stop()
-    svc.transport.close()
-
-
-def run_bare_consumer(amqp: str, queue: str, per_event: int, counts: Any, ready: Any, stop: Any) -> None:
-    """Child: plain pika, ack every message and count it, nothing else (the bus's upper bound)."""
-    conn = pika.BlockingConnection(pika.URLParameters(amqp))
-    ch = conn.channel()
-    ch.basic_qos(prefetch_count=64)
-
-    def on_message(ch: Any, method: Any, _props: Any, _body: bytes) -> None:
-        ch.basic_ack(method.delivery_tag)
-        counts[0] += per_event
-
-    ch.basic_consume(queue, on_message)
-    ready.set()
-    while not stop.is_set():
-        conn.process_data_events(time_limit=0.05)
-    conn.close()
-
-
-class Child:
-    """A child process (spawned, its own GIL) with shared counters: [stored, duplicates, rejected]."""
-
-    def __init__(self, target: Callable[..., None], *args: Any) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.counts = ctx.Array("q", 3, lock=False)
-        self.ready, self.stop = ctx.Event(), ctx.Event()
-        self.proc = ctx.Process(target=target, args=(*args, self.counts, self.ready, self.stop), daemon=True)
-        self.proc.start()
-        deadline = time.monotonic() + 120
-        while not self.ready.wait(0.05):
-            if not self.proc.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{target.__name__} did not start (exit code {self.proc.exitcode})")
-
-    def wait_for(self, index: int, n: int, timeout: float = 600) -> None:
-        deadline = time.monotonic() + timeout
-        while self.counts[index] < n:
-            if time.monotonic() > deadline or not self.proc.is_alive():
-                raise TimeoutError(f"only {self.counts[index]}/{n} arrived")
-            time.sleep(0.001)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.proc.join(60)
-        if self.proc.is_alive():
-            self.proc.terminate()
-
-
-# -- databases ---------------------------------------------------------------------------------------------
-class Postgres:
-    """A fresh database on the server of `admin_url`, dropped by `drop()`."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        self.name = f"maestrale_bench_{uuid.uuid4().hex[:12]}"
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
-        self.url = admin_url.rsplit("/", 1)[0] + f"/{self.name}"
-
-    def drop(self) -> None:
-        from maestrale.platform.db import _engines
-
-        engine = _engines.pop(self.url, None)
-        if engine is not None:
-            engine.dispose()
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        self.admin.dispose()
-
-
-def count(engine: sa.Engine, table: str = "predictions") -> tuple[int, int]:
-    """(rows, distinct (model, record_id)) of `table`."""
-    with engine.connect() as conn:
-        return tuple(  # type: ignore[return-value]
-            conn.execute(
-                sa.text(f"SELECT count(*), count(DISTINCT model || '|' || record_id) FROM {table}")
-            ).one()
-        )
-
-
-def truncate(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text("DELETE FROM predictions" if engine.dialect.name == "sqlite" else "TRUNCATE predictions")
-        )
 
 
 # -- measurements ------------------------------------------------------------------------------------------
@@ -381,23 +286,83 @@ def end_to_end(
 
 
 # -- report ------------------------------------------------------------------------------------------------
+def paired(e2e: list[dict[str, Any]], copies: list[float]) -> dict[str, Any]:
+    """Round i's end to end over the mean of the COPY anchors run just before and just after it.
+
+    PostgreSQL's speed drifts within a run (checkpoints, autovacuum, the page cache): the same COPY
+    measured twice in a row has differed by 1.5x here. Each end-to-end run is therefore bracketed by
+    two anchor runs, and the median of the per-round ratios is the figure.
+    """
+    ratios = [r["records_per_s"] / ((copies[i] + copies[i + 1]) / 2) for i, r in enumerate(e2e)]
+    return {"ratios": [round(x, 3) for x in ratios], "median": round(statistics.median(ratios), 3)}
+
+
 def table(results: dict[str, Any]) -> str:
     bus_anchor, copy_anchor = results["anchor_raw_bus"], results["anchor_raw_copy"]
+    e2e_pg = results["e2e_postgresql"]["records_per_s"]
     lines = [
-        ("end to end, PostgreSQL", results["e2e_postgresql"]["records_per_s"], "raw COPY", copy_anchor),
-        ("  same, vs the bus", results["e2e_postgresql"]["records_per_s"], "raw bus", bus_anchor),
+        ("end to end, PostgreSQL (median)", e2e_pg, "raw COPY", copy_anchor),
+        ("  same, vs the bus", e2e_pg, "raw bus", bus_anchor),
         ("end to end, SQLite", results["e2e_sqlite"]["records_per_s"], "raw bus", bus_anchor),
         ("publish only (RabbitMQ, confirmed)", results["publish_only"], "raw bus", bus_anchor),
         ("store only, PostgreSQL", results["store_postgresql"], "raw COPY", copy_anchor),
         ("store only, SQLite", results["store_sqlite"], None, None),
         ("anchor: raw bus (publish + bare ack)", bus_anchor, None, None),
-        ("anchor: raw COPY (psycopg, PostgreSQL)", copy_anchor, None, None),
+        ("anchor: raw COPY (median of the rounds)", copy_anchor, None, None),
     ]
-    out = [f"{'path':40s} {'records/s':>11s} {'vs target 50k':>14s}   vs anchor"]
+    out = [f"{'path':42s} {'records/s':>11s} {'vs 50k':>7s}   vs anchor"]
     for name, rate, anchor, value in lines:
         versus = f"{rate / value:5.2f}x {anchor}" if value else "-"
-        out.append(f"{name:40s} {rate:11,.0f} {rate / TARGET:13.2f}x   {versus}")
+        out.append(f"{name:42s} {rate:11,.0f} {rate / TARGET:6.2f}x   {versus}")
+    rounds = results["rounds"]
+    per = ", ".join(
+        f"{e:,.0f} / {(c0 + c1) / 2:,.0f} = {r:.2f}x"
+        for e, c0, c1, r in zip(
+            rounds["e2e"], rounds["copy"], rounds["copy"][1:], rounds["paired"]["ratios"], strict=False
+        )
+    )
+    out.append(f"rounds (end to end / mean of the COPY runs around it): {per}")
+    met = rounds["paired"]["median"] >= COPY_RATIO
+    out.append(
+        f"end to end over raw COPY, median of the paired rounds: {rounds['paired']['median']:.2f}x "
+        f"(target >= {COPY_RATIO}x: {'met' if met else 'MISSED'})"
+    )
     return "\n".join(out)
+
+
+def measure_all(
+    args: argparse.Namespace, pg: Postgres, bus: RabbitTransport, batches: Any, tmp: str
+) -> dict[str, Any]:
+    """Every path, each once; then `--rounds` rounds of (raw COPY, end to end on PostgreSQL), raw COPY."""
+    results: dict[str, Any] = {}
+    sqlite_url = f"sqlite:///{tmp}/monitor.db"
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("anchor_raw_bus", lambda: raw_bus(args, bus, batches)),
+        ("publish_only", lambda: publish_only(bus, batches)),
+        ("store_postgresql", lambda: store_only(pg.url, batches)),
+        ("store_sqlite", lambda: store_only(sqlite_url, batches)),
+        ("e2e_sqlite", lambda: end_to_end(args, sqlite_url, bus, batches, Path(tmp) / "home-sqlite")),
+    ]
+    for i in range(args.rounds):
+        steps.append((f"copy_{i}", lambda: raw_copy(pg.url, batches)))
+        steps.append(
+            (f"e2e_pg_{i}", lambda i=i: end_to_end(args, pg.url, bus, batches, Path(tmp) / f"pg{i}"))
+        )
+    steps.append((f"copy_{args.rounds}", lambda: raw_copy(pg.url, batches)))
+    for key, step in steps:
+        t = time.perf_counter()
+        results[key] = step()
+        rate = results[key]["records_per_s"] if isinstance(results[key], dict) else results[key]
+        log(f"  {key:18s} {rate:10,.0f} records/s ({time.perf_counter() - t:.1f} s)")
+    e2e = [results.pop(f"e2e_pg_{i}") for i in range(args.rounds)]
+    copies = [results.pop(f"copy_{i}") for i in range(args.rounds + 1)]
+    results["rounds"] = {
+        "e2e": [r["records_per_s"] for r in e2e], "copy": copies, "paired": paired(e2e, copies),
+    }  # fmt: skip
+    by_rate = sorted(e2e, key=lambda r: r["records_per_s"])
+    results["e2e_postgresql"] = {**by_rate[len(by_rate) // 2], "correct": all(r["correct"] for r in e2e)}
+    results["anchor_raw_copy"] = statistics.median(copies)
+    return results
 
 
 def main() -> int:
@@ -409,34 +374,24 @@ def main() -> int:
     )  # fmt: skip
     p.add_argument("-n", "--records", type=int, default=None, help="records per path (default 200,000)")
     p.add_argument("--per-event", type=int, default=1000, help="records per prediction.logged event")
-    p.add_argument("--quick", action="store_true", help="50,000 records")
-    p.add_argument("--check", action="store_true", help="exit 2 when end to end on PostgreSQL misses 50k/s")
+    p.add_argument("--rounds", type=int, default=3, help="end-to-end PostgreSQL runs, each between COPY runs")
+    p.add_argument("--quick", action="store_true", help="50,000 records, 2 rounds")
+    p.add_argument(
+        "--check", action="store_true", help=f"exit 2 when end to end misses {COPY_RATIO}x raw COPY"
+    )
     args = p.parse_args()
     n = args.records or (50_000 if args.quick else 200_000)
+    if args.quick and args.rounds == 3:
+        args.rounds = 2
 
     recs = records(n)
     batches = [recs[i : i + args.per_event] for i in range(0, n, args.per_event)]
     log(f"{n:,} records in {len(batches)} events of {args.per_event}")
     pg = Postgres(args.pg)
     bus = RabbitTransport(args.url, namespace=f"bench-ingest-{uuid.uuid4().hex[:8]}")
-    results: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="maestrale-bench-ingest-") as tmp:
-            sqlite_url = f"sqlite:///{tmp}/monitor.db"
-            steps: list[tuple[str, Callable[[], Any]]] = [
-                ("anchor_raw_bus", lambda: raw_bus(args, bus, batches)),
-                ("publish_only", lambda: publish_only(bus, batches)),
-                ("store_postgresql", lambda: store_only(pg.url, batches)),
-                ("store_sqlite", lambda: store_only(sqlite_url, batches)),
-                ("e2e_postgresql", lambda: end_to_end(args, pg.url, bus, batches, Path(tmp) / "home-pg")),
-                ("e2e_sqlite", lambda: end_to_end(args, sqlite_url, bus, batches, Path(tmp) / "home-sqlite")),
-                ("anchor_raw_copy", lambda: raw_copy(pg.url, batches)),
-            ]
-            for key, step in steps:
-                t = time.perf_counter()
-                results[key] = step()
-                rate = results[key]["records_per_s"] if isinstance(results[key], dict) else results[key]
-                log(f"  {key:18s} {rate:10,.0f} records/s ({time.perf_counter() - t:.1f} s)")
+            results = measure_all(args, pg, bus, batches, tmp)
     finally:
         bus.delete()
         bus.close()
@@ -450,10 +405,11 @@ def main() -> int:
             f"{r['rows_after_republish']:,} after re-publishing 10 events (service: {r['service']}); "
             f"published in {r['publish_s']} s of {r['total_s']} s -> {'OK' if r['correct'] else 'WRONG'}"
         )
-    met = results["e2e_postgresql"]["records_per_s"] >= TARGET
-    config = {"records": n, "per_event": args.per_event, "events_per_publish": FLUSH, "plants": PLANTS}
-    print(json.dumps({"bench": "ingest", "config": config, "target": TARGET, "met": met, "correct": correct,
-                      "results": results}, default=str))  # fmt: skip
+    met = results["rounds"]["paired"]["median"] >= COPY_RATIO
+    config = {"records": n, "per_event": args.per_event, "events_per_publish": FLUSH, "plants": PLANTS,
+              "rounds": args.rounds}  # fmt: skip
+    print(json.dumps({"bench": "ingest", "config": config, "target": f">= {COPY_RATIO}x raw COPY", "met": met,
+                      "correct": correct, "results": results}, default=str))  # fmt: skip
     if not correct:
         return 1
     return 2 if args.check and not met else 0
