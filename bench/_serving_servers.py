@@ -232,8 +232,9 @@ def server_env(name: str, prep: dict[str, Any], args: argparse.Namespace) -> dic
     }
     env.update(THREAD_ENV)
     env.update({"DO_NOT_TRACK": "1", "MAESTRALE_HOME": str(prep["home"]), "MAESTRALE_ACTOR": "bench"})
-    if name == "maestrale" and getattr(args, "broker_url", None):
+    if name.startswith("maestrale") and getattr(args, "broker_url", None):
         env["MAESTRALE_BROKER_URL"] = args.broker_url
+        env["MAESTRALE_BUS_NAMESPACE"] = args.bus_namespace
     return env
 
 

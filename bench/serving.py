@@ -17,8 +17,11 @@ What it does
    pinned to CPU 0 while the load generator runs on CPU 1:
 
    * ``maestrale`` -- ``maestrale serve pv-nrel-50@champion``: prediction logging on (the
-     default; to ``MAESTRALE_BROKER_URL``, ``memory://`` unless ``--broker-url``: nothing consumes
-     the records, so this measures what logging costs the server);
+     default), published to RabbitMQ (``--broker-url``, this machine's broker by default) under a
+     bus namespace of the run's own, as a serving pod publishes in production; nothing consumes
+     them during the run, and the namespace is deleted at the end. ``--broker-url memory://``
+     measures the embedded mode instead: with no broker, the records are stored by the server
+     process itself in the monitor's store (SQLite here);
    * ``maestrale-nolog`` -- the same with ``--no-log``;
    * ``mlserver-runtime`` -- ``mlserver start`` with ``maestrale.serving.mlserver_runtime.MaestraleRuntime``
      loading ``pv-nrel-50@champion`` from the same registry;
@@ -92,6 +95,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +116,7 @@ from _serving_servers import (
     running,
 )
 
+DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"  # the test and CI broker of this machine
 SERVERS = ("maestrale", "maestrale-nolog", "mlserver-runtime", "mlserver-sklearn", "fastapi", "maestrale-w2")
 # maestrale-nolog beside maestrale: logging 10,000 records per request is most of a batch's cost;
 # MLServer with Maestrale's runtime: the same model code behind MLServer's decode and transports
@@ -129,7 +134,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", choices=["ridge", "hgb"], default="ridge")
     p.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator")
     p.add_argument("--only", help=f"comma-separated subset of {','.join(SERVERS)}")
-    p.add_argument("--broker-url", help="MAESTRALE_BROKER_URL for `maestrale` (default memory://)")
+    p.add_argument(
+        "--broker-url", default=DEFAULT_BROKER,
+        help="where the logging servers publish their predictions (RabbitMQ, as in production; "
+        "memory:// stores them in the server process's embedded monitor store instead)",
+    )  # fmt: skip
     p.add_argument("--no-pin", action="store_true", help="do not pin server and client to CPUs")
     p.add_argument("--workdir", type=Path, help="keep scratch files and server logs here")
     p.add_argument("--check", action="store_true", help="exit 2 if a target is missed")
@@ -267,6 +276,25 @@ def select(args: argparse.Namespace, errors: dict[str, str]) -> tuple[list[str],
     return names, mls_info
 
 
+def drop_namespace(url: str, namespace: str) -> None:
+    """Delete what the logging servers declared under `namespace` on the broker (nothing on memory://)."""
+    if not url.startswith("amqp"):
+        return
+    from maestrale.bus.transports.rabbitmq import RabbitTransport
+    from maestrale.monitoring.service import INGEST_TYPES, QUEUE
+
+    bus = RabbitTransport(url, namespace=namespace)
+    try:
+        # declared here too (as the servers' publishes declared it, with its retry queues), so that
+        # delete() knows every queue of the namespace, then drops them and the exchange
+        bus.declare(QUEUE, INGEST_TYPES)
+        bus.delete()
+    except Exception as exc:  # a benchmark's cleanup: say so, do not hide the figures
+        log(f"could not delete the bus namespace {namespace}: {exc}")
+    finally:
+        bus.close()
+
+
 def context(
     args: argparse.Namespace, mls_info: dict[str, str], load_start: tuple[float, ...]
 ) -> dict[str, Any]:
@@ -284,7 +312,8 @@ def context(
             "model": args.model,
             "client": args.client,
             "pinned": cpu_split(args)[0] is not None,
-            "broker_url": args.broker_url or "memory://",
+            "broker_url": args.broker_url,
+            "bus_namespace": args.bus_namespace,
             "request": "one FP64 [1] input per feature (8), request content_type pd",
             "open_rate_per_core": args.open_rate,
         },
@@ -314,6 +343,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="maestrale-serving-")) if tmp else args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     prep: dict[str, Any] = {}
+    # the logging servers publish under a namespace of their own: nothing consumes it, and it is
+    # deleted at the end (queues and exchanges), as a test's would be
+    args.bus_namespace = f"bench-serving-{uuid.uuid4().hex[:8]}"
     try:
         prep = prepare(workdir, args.model)
         prep["floor_ms"] = floor_ms(prep)
@@ -328,6 +360,7 @@ def main() -> int:
     finally:
         if tmp:
             shutil.rmtree(workdir, ignore_errors=True)
+        drop_namespace(args.broker_url, args.bus_namespace)
     rep = build_report(
         results, errors, batch, prep.get("model_call_ms"), prep.get("floor_ms"), prep.get("grpc_floor_ms")
     )
