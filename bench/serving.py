@@ -55,14 +55,15 @@ Closed loop, one row per server: ``req/s``; ``p50``/``p99 ms`` latency at satura
 not targeted); ``ratio`` req/s over the faster MLServer's; ``CPU ms/req`` the server's CPU (user +
 system of its process group, /proc) per request over the window: the figure that holds when other
 work shares the machine (req/s and latency do not: see ``srv CPU``, the share of a core the server
-got, ``cli CPU`` the load generator's, and the load averages in the JSON); ``CPU ratio`` the
-cheaper MLServer's CPU ms/req over this server's; ``x floor`` its CPU ms/req over the floor. Then
+got, ``cli CPU`` the load generator's, and the load averages in the JSON); ``CPU ratio``
+MLServer's CPU ms/req (its sklearn runtime, as shipped; else the cheaper MLServer run) over this
+server's; ``x floor`` its CPU ms/req over the floor. Then
 one open-loop line per server, then the floor: the CPU of Maestrale's hot path for the 1-row
 request in-process, without an HTTP server (JSON parse, decode to an array, ``model.predict``;
 best of 3 x 1000 calls), the physical limit of any server (for context, the general path's
 DataFrame build and ``model.predict(DataFrame)``, wall medians, follow it). The gRPC block, one row
 per server beside its REST figures: ``req/s``, ``p50``/``p99 ms``, ``CPU ms/req`` (server CPU per
-gRPC request, /proc, as for REST), ``CPU ratio`` the cheaper MLServer's gRPC CPU ms/req over this
+gRPC request, /proc, as for REST), ``CPU ratio`` MLServer's (sklearn runtime) gRPC CPU ms/req over this
 server's, ``x floor`` over the gRPC floor (the raw tensors decoded to an array and ``model.predict``,
 in-process, without grpcio), then ``REST CPU``/``REST ratio`` (the closed-loop figures); in the JSON
 as ``servers.<name>.grpc`` and ``grpc_floor_ms``. Batch, one row per server and transport: ms per
@@ -73,11 +74,12 @@ binary tensors (it answers 422): that cell prints FAILED.
 Targets (issue 13; ``maestrale``, logging on, 1 row; ``--check`` exits 2 if one is missed)
 -------------------------------------------------------------------------------------------
 * ``cpu_ms_per_req`` <= 0.5 ms server CPU per request (REST JSON);
-* ``cpu_ratio`` >= 5x: the cheaper MLServer's CPU ms/request over maestrale's;
+* ``cpu_ratio`` >= 5x: MLServer's CPU ms/request (its sklearn runtime) over maestrale's; the ratio
+  to MLServer hosting Maestrale's runtime (Maestrale's codec in MLServer's server) is printed beside it;
 * ``open_loop_p99_ms`` <= 5 ms p99 at 300 req/s per core, open loop (every ``maestrale*`` server);
 * ``workers2_rps_ratio`` >= 1.8x: ``maestrale-w2`` req/s over ``maestrale``'s;
 * ``grpc_cpu_ms_per_req`` <= 0.5 ms server CPU per 1-row gRPC request (``maestrale``);
-* ``grpc_cpu_ratio`` >= 3x: the cheaper MLServer's gRPC CPU ms/request over maestrale's.
+* ``grpc_cpu_ratio`` >= 3x: MLServer's (sklearn runtime) gRPC CPU ms/request over maestrale's.
 
 A target not measured (``--only``, ``--no-grpc``, ``--open-rate 0``) prints ``-`` and counts as missed
 for ``--check``. ``bench/serving_grpc.py`` runs the gRPC load alone (with ``maestrale-nolog``).
