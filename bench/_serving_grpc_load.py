@@ -110,6 +110,31 @@ def measure_grpc(
     return res
 
 
+def grpcio_noop_ms(
+    prep: dict[str, Any], server_cpus: set[int] | None, client_cpus: set[int] | None, *,
+    duration: float, warmup: float, concurrency: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The same load against a grpcio server that answers a prebuilt response (``_grpc_noop_server.py``):
+    grpcio's own CPU per call, the part of a gRPC server's cost no servicer code can remove."""
+    from _bench_common import free_port, stop
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(BENCH / "_grpc_noop_server.py"), str(port), repr(float(prep["expected"]))],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+        start_new_session=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, server_cpus)) if server_cpus else None,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the no-op gRPC server did not start (exit {proc.poll()})")
+        return measure_grpc(proc.pid, port, prep, client_cpus, duration=duration, warmup=warmup,
+                            concurrency=concurrency)  # fmt: skip
+    finally:
+        stop(proc)
+
+
 def grpc_floor_ms(prep: dict[str, Any], n: int = 1000, rounds: int = 3) -> float:
     """CPU ms of decode (raw tensors -> array) + ``model.predict`` for the gRPC request, in-process,
     without grpcio around it: the physical limit of any gRPC server (best of ``rounds`` x ``n``)."""

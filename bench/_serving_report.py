@@ -230,6 +230,17 @@ def print_grpc(rep: dict[str, Any]) -> None:
             f"gRPC floor: {rep['grpc_floor_ms']:.3f} ms CPU per 1-row request in-process, without grpcio "
             "(raw tensors decoded to an array, model.predict); x floor = gRPC CPU ms/req / gRPC floor"
         )
+    noop = rep.get("grpcio_noop") or {}
+    if noop.get("cpu_ms_per_req") and rep.get("grpc_floor_ms"):
+        floor = noop["cpu_ms_per_req"] + rep["grpc_floor_ms"]
+        ma = rep["servers"].get("maestrale", {}).get("grpc", {}).get("cpu_ms_per_req")
+        versus = f"; maestrale's {ma:.3f} ms is {ma / floor:.2f}x it" if ma else ""
+        log(
+            f"grpcio's own cost: {noop['cpu_ms_per_req']:.3f} ms CPU per call ({noop['rps']:.0f} req/s), a "
+            "servicer answering a prebuilt response under the same load (_grpc_noop_server.py); with the "
+            f"decode + predict floor, {floor:.3f} ms is the floor of any grpcio server for this request"
+            f"{versus}"
+        )
 
 
 def print_batch(batch: dict[str, Any]) -> None:

@@ -103,7 +103,7 @@ from typing import Any
 
 from _bench_common import group_cpu_s, group_rss_mb
 from _serving_batch import calls, run_batch, tile_rows
-from _serving_grpc_load import grpc_floor_ms, measure_grpc
+from _serving_grpc_load import grpc_floor_ms, grpcio_noop_ms, measure_grpc
 from _serving_load import run_load, run_open_loop
 from _serving_report import build_report, print_table
 from _serving_servers import (
@@ -359,6 +359,16 @@ def main() -> int:
             f"concurrency {args.concurrency}, client {args.client}"
         )
         results, batch = run_servers(names, workdir, prep, args, errors)
+        if not args.no_grpc and "maestrale" in results:
+            server_cpus, client_cpus = cpu_split(args, "maestrale")
+            log("[grpcio-noop] ...")
+            try:
+                prep["grpcio_noop"] = grpcio_noop_ms(
+                    prep, server_cpus, client_cpus,
+                    duration=args.duration, warmup=args.warmup, concurrency=args.concurrency,
+                )  # fmt: skip
+            except Exception as exc:
+                errors["grpcio-noop"] = f"{type(exc).__name__}: {exc}"
     finally:
         if tmp:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -366,6 +376,7 @@ def main() -> int:
     rep = build_report(
         results, errors, batch, prep.get("model_call_ms"), prep.get("floor_ms"), prep.get("grpc_floor_ms")
     )
+    rep["grpcio_noop"] = prep.get("grpcio_noop")
     rep.update(context(args, mls_info, load_start))
     rep["runtime_s"] = round(time.perf_counter() - t_start, 1)
     print_table(rep)
