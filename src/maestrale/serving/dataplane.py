@@ -15,7 +15,6 @@ request with the same predictions and the same 400 message.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from maestrale import __version__
 from maestrale.errors import InvalidInput, MaestraleError
+from maestrale.serving.ids import new_id
 from maestrale.serving.v2 import (
     OUTPUT,
     Decoded,
@@ -115,7 +115,7 @@ class DataPlane:
         """V2 inference: decode, predict (and log), encode. `InvalidInput` (400) names any mistake."""
         served, pred = self.infer_predictions(name, version, req, caller)
         return InferenceResponse(
-            model_name=served.name, model_version=str(served.version), id=req.id or str(uuid.uuid4()),
+            model_name=served.name, model_version=str(served.version), id=req.id or new_id(),
             outputs=[encode_output(pred)],
         )  # fmt: skip
 

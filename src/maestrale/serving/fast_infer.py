@@ -19,13 +19,13 @@ Both transports use it: the REST middleware (`FastInferMiddleware` in
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import orjson
 
+from maestrale.serving.ids import new_id
 from maestrale.serving.v2 import DATATYPES, OUTPUT, RESERVED_INPUTS, Decoded, _kind, output_array
 from maestrale.serving.v2_limits import LIMITS
 
@@ -207,6 +207,6 @@ def json_response(served: ServedModel, request_id: str | None, pred: Any) -> byt
     }  # fmt: skip
     document = {
         "model_name": served.name, "model_version": str(served.version),
-        "id": request_id or str(uuid.uuid4()), "outputs": [output],
+        "id": request_id or new_id(), "outputs": [output],
     }  # fmt: skip
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)

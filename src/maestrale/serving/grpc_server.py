@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ from maestrale.errors import ConfigError, InvalidInput, MaestraleError
 from maestrale.serving.auth import authorize
 from maestrale.serving.dataplane import Caller, DataPlane, describe_errors
 from maestrale.serving.fast_infer import FAST_PARAMETERS, positional_decode
+from maestrale.serving.ids import new_id
 from maestrale.serving.inference import ENTITY_HEADER
 from maestrale.serving.proto import grpc_predict_v2_pb2 as pb
 from maestrale.serving.proto import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -163,7 +163,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             datatype, arr = output_array(pred)
             out = pb.ModelInferResponse.InferOutputTensor(name=OUTPUT, datatype=datatype, shape=arr.shape)
             return pb.ModelInferResponse(
-                model_name=served.name, model_version=str(served.version), id=request.id or str(uuid.uuid4()),
+                model_name=served.name, model_version=str(served.version), id=request.id or new_id(),
                 outputs=[out], raw_output_contents=[tensor_bytes(datatype, arr)],
             )  # fmt: skip
 

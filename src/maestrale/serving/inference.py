@@ -9,7 +9,6 @@ the MLServer runtime.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from maestrale.serving.dataplane import Caller, DataPlane, parse_body
+from maestrale.serving.ids import new_id
 from maestrale.serving.v2 import OUTPUT, InferenceRequest, output_array
 from maestrale.serving.v2_binary import binary_response, parse_binary_request, wants_binary
 from maestrale.tokens import TokenInfo
@@ -130,7 +130,7 @@ def v2_infer(
     served, pred = plane.infer_predictions(name, version, req, caller)
     datatype, arr = output_array(pred)
     header = {
-        "model_name": served.name, "model_version": str(served.version), "id": req.id or str(uuid.uuid4()),
+        "model_name": served.name, "model_version": str(served.version), "id": req.id or new_id(),
         "outputs": [{"name": OUTPUT, "datatype": datatype, "shape": list(arr.shape)}],
     }  # fmt: skip
     return binary_response(header, datatype, arr)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from maestrale.serving.ids import new_id
 
 if TYPE_CHECKING:
     from maestrale.bus.transport import Transport
@@ -117,7 +118,7 @@ class PredictionLogger:
                     frame.iloc[:, keep].to_numpy(dtype="float64")
                 )  # fmt: skip
             entry = _Entry(model, version, n, names, values, predictions, entity, issued_at, target_time,
-                           request_id or uuid.uuid4().hex, logged_by)  # fmt: skip
+                           request_id or new_id(), logged_by)  # fmt: skip
             return self._append(entry)
         except Exception:  # logging must never fail a prediction
             log.exception("prediction logger: could not buffer a request")
@@ -137,7 +138,7 @@ class PredictionLogger:
             # a copy, as `log` makes one: the caller's array may be a view of a request buffer
             floats = np.array(values, dtype=np.float64)
             entry = _Entry(model, version, len(floats), names, floats, predictions, entity, issued_at,
-                           target_time, uuid.uuid4().hex, logged_by)  # fmt: skip
+                           target_time, new_id(), logged_by)  # fmt: skip
             return self._append(entry)
         except Exception:  # logging must never fail a prediction
             log.exception("prediction logger: could not buffer a request")
