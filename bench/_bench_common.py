@@ -85,6 +85,56 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
+def wall_samples(fn: Callable[[], Any], n: int) -> list[float]:
+    """Wall seconds of ``n`` calls of ``fn``, after one discarded (caches, connections, first call)."""
+    fn()
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def best_cpu_ms(fn: Callable[[], Any], n: int = 1000, rounds: int = 3) -> float:
+    """CPU ms of one call of ``fn``: the best of ``rounds`` rounds of ``n`` calls (a floor's method)."""
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.process_time()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.process_time() - t0) / n)
+    return round(1000 * best, 4)
+
+
+class FreshDatabase:
+    """A new PostgreSQL database next to ``admin_url`` (name ``<prefix>_<random>``), dropped by ``drop()``."""
+
+    def __init__(self, admin_url: str, prefix: str = "maestrale_bench") -> None:
+        import uuid
+
+        import sqlalchemy as sa
+
+        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
+        self.url = admin_url.rsplit("/", 1)[0] + f"/{self.name}"
+
+    def drop(self) -> None:
+        """Dispose of Maestrale's pooled engine on it, then drop it (forcibly: stray sessions too)."""
+        import sqlalchemy as sa
+
+        from maestrale.platform.db import _engines
+
+        engine = _engines.pop(self.url, None)
+        if engine is not None:
+            engine.dispose()
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
 def import_time(python: str, stmt: str, reps: int, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Import cost of ``stmt`` in fresh interpreters.
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pika
 import sqlalchemy as sa
+from _bench_common import FreshDatabase
 
 
 # -- child processes ---------------------------------------------------------------------------------------
@@ -76,25 +76,7 @@ class Child:
 
 
 # -- databases ---------------------------------------------------------------------------------------------
-class Postgres:
-    """A fresh database on the server of `admin_url`, dropped by `drop()`."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        self.name = f"maestrale_bench_{uuid.uuid4().hex[:12]}"
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
-        self.url = admin_url.rsplit("/", 1)[0] + f"/{self.name}"
-
-    def drop(self) -> None:
-        from maestrale.platform.db import _engines
-
-        engine = _engines.pop(self.url, None)
-        if engine is not None:
-            engine.dispose()
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        self.admin.dispose()
+Postgres = FreshDatabase  # a fresh database next to the admin URL, dropped by drop()
 
 
 def count(engine: sa.Engine, table: str = "predictions") -> tuple[int, int]:

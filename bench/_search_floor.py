@@ -24,13 +24,12 @@ import asyncio
 import http.client
 import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-from _bench_common import free_port, summary
+from _bench_common import free_port, summary, wall_samples
 
 
 def direct_floor(db: Path, sql: str, args: Sequence[Any] | dict[str, Any], n: int) -> dict[str, Any]:
@@ -42,12 +41,7 @@ def direct_floor(db: Path, sql: str, args: Sequence[Any] | dict[str, Any], n: in
             rows = con.execute(sql, args).fetchall()
             return len([orjson.loads(r[0]) for r in rows])
 
-        once()  # warm-up: page cache, statement cache
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            once()
-            times.append(time.perf_counter() - t0)
+        times = wall_samples(once, n)  # after a warm-up: page cache, statement cache
     finally:
         con.close()
     return summary(times)
@@ -90,11 +84,7 @@ def http_round_trip(body: bytes, n: int) -> dict[str, Any]:
             return conn.getresponse().read()
 
         assert once() == body
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            once()
-            times.append(time.perf_counter() - t0)
+        times = wall_samples(once, n)
     finally:
         conn.close()
         loop.call_soon_threadsafe(loop.stop)

@@ -16,13 +16,12 @@ it is good to ~2 ms per request, finer with more repeats::
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from _bench_common import group_cpu_s
+from _bench_common import group_cpu_s, wall_samples
 
 MODEL = "pv-nrel-50"
 TRANSPORTS = ("REST JSON", "REST binary", "gRPC")
@@ -84,13 +83,7 @@ def calls(
 
 def timed(call: Callable[[], np.ndarray], repeat: int) -> list[float]:
     """Wall seconds of ``repeat`` calls, after one discarded (connection, first request)."""
-    call()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return times
+    return wall_samples(call, repeat)
 
 
 def run_batch(

@@ -138,6 +138,8 @@ def grpcio_noop_ms(
 def grpc_floor_ms(prep: dict[str, Any], n: int = 1000, rounds: int = 3) -> float:
     """CPU ms of decode (raw tensors -> array) + ``model.predict`` for the gRPC request, in-process,
     without grpcio around it: the physical limit of any gRPC server (best of ``rounds`` x ``n``)."""
+    from _bench_common import best_cpu_ms
+
     from maestrale import Registry
     from maestrale.serving.fast_infer import positional_decode
     from maestrale.serving.grpc_server import request_of
@@ -156,13 +158,7 @@ def grpc_floor_ms(prep: dict[str, Any], n: int = 1000, rounds: int = 3) -> float
         return served.predict(decoded.frame)
 
     assert np.isclose(float(np.asarray(once()).reshape(-1)[0]), prep["expected"], rtol=1e-12)
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.process_time()
-        for _ in range(n):
-            once()
-        best = min(best, (time.process_time() - t0) / n)
-    return round(1000 * best, 4)
+    return best_cpu_ms(once, n, rounds)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:

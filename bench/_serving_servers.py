@@ -16,14 +16,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _bench_common import free_port, stop, wait_http, wait_quiet
+from _bench_common import best_cpu_ms, free_port, stop, wait_http, wait_quiet, wall_samples
 
 BENCH = Path(__file__).resolve().parent
 MLS_VENV = BENCH / ".venv-mlserver"
@@ -139,13 +138,7 @@ def model_call_ms(model: Any, row: Any, n: int = 500) -> dict[str, float]:
         return pd.DataFrame({c: np.asarray(values[c], dtype=np.float64) for c in cols}, columns=cols)
 
     def median_ms(fn: Callable[[], Any]) -> float:
-        fn()
-        samples = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - t0)
-        return round(1000 * statistics.median(samples), 3)
+        return round(1000 * statistics.median(wall_samples(fn, n)), 3)
 
     frame, matrix = build(), row.to_numpy()
     with warnings.catch_warnings():
@@ -181,13 +174,7 @@ def floor_ms(prep: dict[str, Any], n: int = 1000, rounds: int = 3) -> float | No
     first = once()
     if first is None or not np.isclose(float(np.asarray(first).reshape(-1)[0]), prep["expected"], rtol=1e-12):
         return None
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.process_time()
-        for _ in range(n):
-            once()
-        best = min(best, (time.process_time() - t0) / n)
-    return round(1000 * best, 4)
+    return best_cpu_ms(once, n, rounds)
 
 
 # -- servers ---------------------------------------------------------------------------------------

@@ -57,6 +57,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _bench_common import FreshDatabase
+
 TARGET = 1.7  # speed-up of 2 single-threaded workers over 1 on this 2-core machine
 AMQP_URL = os.environ.get("MAESTRALE_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
 PG_ADMIN = os.environ.get("MAESTRALE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -147,31 +149,6 @@ def bare_fit_s(folder: Path, plants: list[str], threads: int) -> float:
     return statistics.median(times)
 
 
-class FreshDatabase:
-    """A new PostgreSQL database next to `admin_url`, dropped (forcibly) by `drop()`."""
-
-    def __init__(self, admin_url: str) -> None:
-        import sqlalchemy as sa
-
-        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        self.name = f"bench_fleet_{uuid.uuid4().hex[:10]}"
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{self.name}"'))
-        self.url = admin_url.rsplit("/", 1)[0] + f"/{self.name}"
-
-    def drop(self) -> None:
-        import sqlalchemy as sa
-
-        from maestrale.platform.db import _engines
-
-        engine = _engines.pop(self.url, None)
-        if engine is not None:
-            engine.dispose()
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
-        self.admin.dispose()
-
-
 class Worker:
     """A `maestrale worker` process, ready (consuming); its output drained in a thread (a full pipe
     would block it): the models it trained, their budgets, and its last lines for an error message."""
@@ -222,7 +199,7 @@ def _stop(workers: list[Worker]) -> None:
 def _database(kind: str, run_dir: Path) -> tuple[str, FreshDatabase | None]:
     if kind == "sqlite":  # the embedded default: one file, WAL, every worker writing to it
         return f"sqlite:///{run_dir}/registry.db", None
-    db = FreshDatabase(PG_ADMIN)
+    db = FreshDatabase(PG_ADMIN, prefix="bench_fleet")
     return db.url, db
 
 
