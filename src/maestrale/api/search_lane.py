@@ -35,7 +35,7 @@ def search_arguments(query: bytes) -> dict[str, Any] | None:
 
     >>> search_arguments(b"filter=metrics.nmae+%3C+0.08&limit=10")
     {'filter': 'metrics.nmae < 0.08', 'limit': 10}
-    >>> search_arguments(b"limit=0") is None  # out of range: the route's 422 says so
+    >>> search_arguments(b"limit=0") is None  # out of range: the route's 400 says so
     True
     """
     if len(query) > 16_384:
@@ -114,9 +114,7 @@ class SearchLane:
             docs, token = await run_in_threadpool(state.store.search_documents, **args)
         except MaestraleError:  # the route raises it again, answered with its 4xx envelope
             return None
-        return (
-            '{"items":[' + ",".join(docs) + '],"next_page_token":' + json.dumps(token) + ',"total":null}'
-        ).encode()
+        return page_body(docs, token)
 
     @staticmethod
     def _allowed(state: Any, scope: Scope) -> bool:

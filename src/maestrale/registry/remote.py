@@ -114,7 +114,6 @@ class RemoteSession:
             # forked: the pool's keep-alive sockets are the parent's; a fresh pool (the old one is
             # left alone: closing it would shut the parent's connections down)
             self.client = self._connect()
-            self.reads = ReadPool(self.base_url, self._headers, self._timeout)
         try:
             if method == "GET" and kwargs.keys() <= {"params"}:
                 resp: httpx.Response | Reply = self.reads.get(path, kwargs.get("params"))
