@@ -23,6 +23,7 @@ always goes back as `raw_output_contents`.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from concurrent import futures
@@ -36,7 +37,7 @@ from pydantic import ValidationError
 from maestrale.errors import ConfigError, InvalidInput, MaestraleError
 from maestrale.serving.auth import authorize
 from maestrale.serving.dataplane import Caller, DataPlane, describe_errors
-from maestrale.serving.fast_infer import FAST_PARAMETERS, positional_decode
+from maestrale.serving.fast_infer import FAST_PARAMETERS, positional_decode, schema_dtype
 from maestrale.serving.ids import new_id
 from maestrale.serving.inference import ENTITY_HEADER
 from maestrale.serving.proto import grpc_predict_v2_pb2 as pb
@@ -51,7 +52,7 @@ from maestrale.serving.v2 import (
     RequestOutput,
     output_array,
 )
-from maestrale.serving.v2_binary import _check_shape, tensor_bytes, tensor_from_bytes
+from maestrale.serving.v2_binary import RAW_DTYPES, _check_shape, tensor_bytes, tensor_from_bytes
 from maestrale.serving.v2_limits import LIMITS
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ CONTENTS = {
     "UINT32": "uint_contents", "UINT64": "uint64_contents", "FP32": "fp32_contents",
     "FP64": "fp64_contents", "BYTES": "bytes_contents",
 }  # fmt: skip
+# the raw datatypes the hot path reads (BOOL and BYTES need checks only the general codec makes)
+_RAW_NUMERIC = {k: np.dtype(v) for k, v in RAW_DTYPES.items() if k not in ("BOOL", "BYTES")}
 SEND_LIMIT = 64 * 1024 * 1024  # a response holds one value per row: 2M FP64 values are 16 MB
 
 
@@ -150,13 +153,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
         def infer(token: TokenInfo | None) -> Any:
             served = self.plane.lookup(request.model_name, request.model_version or None)  # NOT_FOUND first
-            req = request_of(request)
             entity = dict(context.invocation_metadata()).get(ENTITY_HEADER)
             caller = Caller(str(entity) if entity else None, arrived, token.name if token else None)
-            fast = _positional(served, req)  # the hot path: the raw tensors straight into one array
+            # the hot path: the raw tensors straight into the model's array, without the V2 request model
+            fast = _raw_positional(served, request)
             if fast is not None:
                 pred = self.plane.predict(served, fast[0], fast[1], caller)
             else:
+                req = request_of(request)  # the general codec: it accepts the request or says why not
                 served, pred = self.plane.infer_predictions(
                     request.model_name, request.model_version or None, req, caller
                 )
@@ -170,17 +174,66 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return self._run(context, "predict", infer, "ModelInfer", request.model_name)
 
 
-def _positional(served: ServedModel, req: InferenceRequest) -> tuple[Decoded, dict[str, Any]] | None:
-    """(the model's array, the logging parameters) when `maestrale.serving.fast_infer` can decode `req`
-    without the general codec; None otherwise (the general codec decides, with its 400 messages)."""
-    extra = (req.parameters.model_extra or {}) if req.parameters else {}
-    if (req.parameters is not None and req.parameters.headers) or not extra.keys() <= FAST_PARAMETERS:
+def _raw_positional(served: ServedModel, msg: Any) -> tuple[Decoded, dict[str, Any]] | None:
+    """(the model's array, the logging parameters) of a `ModelInferRequest` whose every input is a
+    numeric raw tensor of exactly its shape's size, decoded by `maestrale.serving.fast_infer`; None for
+    anything else (typed contents, BYTES or BOOL, a parameter the hot path does not read, a size that
+    does not match…): `request_of` and the general codec then accept it or say why not, in their words.
+    """
+    raw, inputs = msg.raw_input_contents, msg.inputs
+    if not inputs or len(raw) != len(inputs) or len(inputs) > LIMITS.max_inputs:
         return None
-    if any(o.name != OUTPUT or o.parameters is not None for o in req.outputs or ()):
+    if any(o.name != OUTPUT or o.parameters for o in msg.outputs):
         return None
-    inputs = [(i.name, i.shape, i.datatype, i.parameters, i.data) for i in req.inputs]
-    decoded = positional_decode(served, inputs, req.parameters.content_type if req.parameters else None)
-    return None if decoded is None else (decoded, extra)
+    params: dict[str, Any] = {}
+    for key, value in msg.parameters.items():  # the logging ones, as strings, as the general path reads
+        if key not in FAST_PARAMETERS or value.WhichOneof("parameter_choice") != "string_param":
+            return None
+        params[key] = value.string_param
+    content_type = params.pop("content_type", None)
+    block = _raw_block(served, inputs, raw, content_type)
+    if block is not None:
+        return block, params
+    found = []
+    for t, buf in zip(inputs, raw, strict=True):
+        dtype = _RAW_NUMERIC.get(t.datatype)
+        shape = list(t.shape)
+        if dtype is None or t.parameters or t.HasField("contents") or not shape or min(shape) < 0:
+            return None
+        count = math.prod(shape)
+        if count > LIMITS.max_elements or count * dtype.itemsize != len(buf):
+            return None
+        found.append((t.name, shape, t.datatype, None, np.frombuffer(buf, dtype=dtype, count=count)))
+    decoded = positional_decode(served, found, content_type)
+    return None if decoded is None else (decoded, params)
+
+
+def _raw_block(served: ServedModel, inputs: Any, raw: Any, content_type: Any) -> Decoded | None:
+    """The commonest request (what tritonclient sends for a metadata-driven call): one `[n]` raw tensor
+    per feature, in the schema's order, all of one numeric datatype. Its bytes, joined, are the
+    transposed (n, k) block: read once, instead of column by column (`positional_decode` builds the
+    same column-major block, to the bit). None for anything else."""
+    dtype = schema_dtype(served)
+    names = [c.name for c in served.columns or ()]
+    if dtype is None or len(inputs) != len(names) or (len(names) == 1 and content_type == "np"):
+        return None
+    if content_type not in (None, "pd", "np"):
+        return None
+    first = inputs[0]
+    raw_dtype = _RAW_NUMERIC.get(first.datatype)
+    if raw_dtype is None or len(first.shape) != 1:
+        return None
+    rows = first.shape[0]
+    if rows < 0 or rows * len(names) > LIMITS.max_elements:
+        return None
+    size = rows * raw_dtype.itemsize
+    for t, buf, name in zip(inputs, raw, names, strict=True):
+        if t.name != name or t.datatype != first.datatype or t.shape != first.shape or len(buf) != size:
+            return None
+        if t.parameters or t.HasField("contents"):
+            return None
+    flat = np.frombuffer(b"".join(raw), dtype=raw_dtype).reshape(len(names), rows)
+    return Decoded(np.array(flat.T, dtype=dtype, order="F"), rows, names=names)
 
 
 def _bearer(context: grpc.ServicerContext) -> str | None:
