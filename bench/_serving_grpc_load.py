@@ -141,8 +141,7 @@ def grpc_floor_ms(prep: dict[str, Any], n: int = 1000, rounds: int = 3) -> float
     from _bench_common import best_cpu_ms
 
     from maestrale import Registry
-    from maestrale.serving.fast_infer import positional_decode
-    from maestrale.serving.grpc_server import request_of
+    from maestrale.serving.grpc_server import _raw_positional
     from maestrale.serving.repository import load_served
 
     home = prep["home"]
@@ -151,11 +150,9 @@ def grpc_floor_ms(prep: dict[str, Any], n: int = 1000, rounds: int = 3) -> float
     msg = grpc_request(json.loads(prep["body"]))
 
     def once() -> Any:
-        req = request_of(msg)
-        inputs = [(i.name, i.shape, i.datatype, i.parameters, i.data) for i in req.inputs]
-        decoded = positional_decode(served, inputs, "pd")
+        decoded = _raw_positional(served, msg)  # the server's own decoder: protobuf -> the model's array
         assert decoded is not None
-        return served.predict(decoded.frame)
+        return served.predict(decoded[0].frame)
 
     assert np.isclose(float(np.asarray(once()).reshape(-1)[0]), prep["expected"], rtol=1e-12)
     return best_cpu_ms(once, n, rounds)

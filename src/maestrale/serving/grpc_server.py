@@ -112,8 +112,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             if self.metrics is not None:
                 # a model label only for names served here: random names cannot grow the label set
                 label = "" if model is None else model if model in self.served else "other"
-                self.metrics.requests.labels(label, f"grpc:{rpc}", str(status)).inc()
-                self.metrics.latency.labels(label, f"grpc:{rpc}").observe(time.perf_counter() - start)
+                self.metrics.count(label, f"grpc:{rpc}", status, time.perf_counter() - start)
         raise AssertionError("unreachable: abort raises")
 
     def ServerLive(self, request: Any, context: grpc.ServicerContext) -> Any:
