@@ -77,7 +77,9 @@ Targets (issue 13; ``maestrale``, logging on, 1 row; ``--check`` exits 2 if one 
 * ``cpu_ratio`` >= 5x: MLServer's CPU ms/request (its sklearn runtime) over maestrale's; the ratio
   to MLServer hosting Maestrale's runtime (Maestrale's codec in MLServer's server) is printed beside it;
 * ``open_loop_p99_ms`` <= 5 ms p99 at 300 req/s per core, open loop (every ``maestrale*`` server);
-* ``workers2_rps_ratio`` >= 1.8x: ``maestrale-w2`` req/s over ``maestrale``'s;
+* ``workers2_rps_ratio`` >= 1.8x: ``maestrale-w2`` req/s over ``maestrale``'s, both measured again
+  under wrk (``_serving_wrk.py``, C, a few µs of CPU per request: on 2 cores the load generator's
+  CPU comes off the workers' share; ``--no-wrk``, or no wrk: the asyncio client's ratio instead);
 * ``grpc_cpu_ms_per_req`` <= 0.5 ms server CPU per 1-row gRPC request (``maestrale``);
 * ``grpc_cpu_ratio`` >= 3x: MLServer's (sklearn runtime) gRPC CPU ms/request over maestrale's.
 
@@ -117,8 +119,10 @@ from _serving_servers import (
     prepare,
     running,
 )
+from _serving_wrk import run_wrk
 
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"  # the test and CI broker of this machine
+SCALING = ("maestrale", "maestrale-w2")  # the --workers 2 ratio's two servers, measured again under wrk
 SERVERS = ("maestrale", "maestrale-nolog", "mlserver-runtime", "mlserver-sklearn", "fastapi", "maestrale-w2")
 # maestrale-nolog beside maestrale: logging 10,000 records per request is most of a batch's cost;
 # MLServer with Maestrale's runtime: the same model code behind MLServer's decode and transports
@@ -149,6 +153,7 @@ def parse_args() -> argparse.Namespace:
         help="open-loop Poisson req/s after the closed loop (per server core; 0: skip)",
     )  # fmt: skip
     p.add_argument("--no-grpc", action="store_true", help="skip the 1-row gRPC load")
+    p.add_argument("--no-wrk", action="store_true", help="no wrk run for the --workers 2 ratio")
     p.add_argument("--no-batch", action="store_true", help="skip the many-rows-per-request section")
     p.add_argument("--batch-rows", type=int, default=10_000, help="rows per batch request")
     p.add_argument("--batch-repeat", type=int, default=15, help="timed batch requests per transport")
@@ -188,6 +193,14 @@ def measure(name: str, workdir: Path, prep: dict[str, Any], args: argparse.Names
         # CPU per request: what the server costs whatever else the machine runs (req/s is not)
         info["cpu_ms_per_req"] = round(1000 * server_cpu_s / res.requests, 3) if res.requests else None
         info["rss_mb"], _ = group_rss_mb(proc.pid)
+        if name in SCALING and not args.no_wrk:  # the --workers 2 ratio, under a load generator in C
+            with pinned_client(client_cpus):
+                cpu0 = group_cpu_s(proc.pid)
+                info["wrk"] = run_wrk("127.0.0.1", srv.port, path, prep["body"], expect=b"\"predict\"",
+                                      duration=args.duration, concurrency=args.concurrency)  # fmt: skip
+                info["wrk"]["cpu_ms_per_req"] = round(
+                    1000 * (group_cpu_s(proc.pid) - cpu0) / max(info["wrk"]["requests"], 1), 3
+                )
         if args.open_rate > 0:  # the latency a steady rate meets, not the saturation queue
             rate = args.open_rate * (2 if name == "maestrale-w2" else 1)  # per server core
             with pinned_client(client_cpus):

@@ -1,0 +1,110 @@
+"""wrk (C, Debian's ``wrk`` package) as the closed-loop load generator of ``bench/serving.py``'s
+``--workers 2`` scaling: ``run_wrk("127.0.0.1", 8000, path, body, expect=b"...", duration=10)``.
+
+On a 2-core machine the load generator shares the cores with the two server processes, so what it
+costs per request comes off their throughput. The asyncio client of ``_serving_load.py`` costs tens
+of microseconds per request; wrk a few. Both runs of the ratio (one worker, two workers) use it.
+Every response is checked in wrk's Lua ``response`` hook: status 200 and the expected prediction in
+the body, else it is counted as an error (``bad``), as the asyncio client counts them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = {body}
+local expect = {expect}
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0; sample = "" end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, expect, 1, true) then
+    bad = bad + 1
+    if sample == "" then sample = status .. ": " .. string.sub(body, 1, 200) end
+  end
+end
+function done(summary, latency, requests)
+  local total, first = 0, ""
+  for _, t in ipairs(threads) do
+    total = total + t:get("bad")
+    if first == "" then first = t:get("sample") end
+  end
+  io.write(string.format("MAESTRALE %d %d %.1f %.1f %.1f %q\\n", summary.requests, total,
+    latency:percentile(50), latency:percentile(99), summary.duration, first))
+end
+"""
+RESULT = re.compile(r'^MAESTRALE (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) (".*")$', re.M)
+
+
+def wrk_path() -> str | None:
+    """The wrk binary, installed with apt-get when missing (as root or with sudo); None if it cannot be."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    sudo = [] if _is_root() else ["sudo", "-n"]
+    for cmd in ([*sudo, "apt-get", "install", "-y", "wrk"], [*sudo, "apt-get", "update"],
+                [*sudo, "apt-get", "install", "-y", "wrk"]):  # fmt: skip
+        subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr, check=False)
+        if shutil.which("wrk"):
+            break
+    return shutil.which("wrk")
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _lua(text: str) -> str:
+    """A Lua string literal of ASCII `text` (JSON bodies are ASCII here)."""
+    return json.dumps(text, ensure_ascii=True)
+
+
+def run_wrk(
+    host: str, port: int, path: str, body: bytes, *, expect: bytes, duration: float, concurrency: int
+) -> dict[str, Any]:
+    """``concurrency`` keep-alive connections on one wrk thread for ``duration`` s: req/s, p50/p99 ms,
+    errors (non-200 or a body without ``expect``), wrk's own CPU share (user + system, %)."""
+    exe = wrk_path()
+    if exe is None:
+        raise RuntimeError("wrk is not installed and apt-get could not install it: apt-get install wrk")
+    with tempfile.TemporaryDirectory(prefix="maestrale-wrk-") as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(SCRIPT.format(body=_lua(body.decode("ascii")), expect=_lua(expect.decode("ascii"))))
+        cmd = [exe, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "-s", str(script),
+               f"http://{host}:{port}{path}"]  # fmt: skip
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        out = proc.stdout.read()  # wrk exits after -d seconds
+        _, status, usage = os.wait4(proc.pid, 0)  # reaped here: its own CPU, not all children's
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    found = RESULT.search(out)
+    if proc.returncode != 0 or found is None:
+        raise RuntimeError(f"wrk failed (exit {proc.returncode}): {out[-500:]}")
+    requests, bad, p50_us, p99_us, duration_us, sample = found.groups()
+    seconds = float(duration_us) / 1e6
+    return {
+        "client": "wrk",
+        "requests": int(requests),
+        "errors": int(bad),
+        "rps": round(int(requests) / seconds, 1),
+        "p50_ms": round(float(p50_us) / 1000, 3),
+        "p99_ms": round(float(p99_us) / 1000, 3),
+        "wall_s": round(seconds, 2),
+        "client_cpu_pct": round(100 * (usage.ru_utime + usage.ru_stime) / wall, 1),
+        "error_samples": [sample[1:-1]] if int(bad) else [],
+    }
+
