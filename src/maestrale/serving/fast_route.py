@@ -15,8 +15,8 @@ innermost of the model server's, answers the two V2 `infer` routes itself:
 - the same data plane call (prediction logging, hot reload: the model is read once per request) and
   the same response, encoded by orjson;
 - a request of at most `INLINE_BYTES` is decoded and predicted on the event loop: for a small batch
-  the hop to a worker thread costs more than the work. A bigger one, or a model whose inline calls
-  average more than `SLOW_INLINE_S`, goes to the thread pool so the loop keeps serving;
+  the hop to a worker thread costs more than the work. A bigger one, or a model whose small requests
+  average more than `SLOW_INLINE_S` of CPU, goes to the thread pool so the loop keeps serving;
 - errors in the app's envelope (`{"error": ...}`, 401 with `WWW-Authenticate: Bearer`), and the
   route template and `name` left in the scope for `ServingMetricsMiddleware`.
 
@@ -47,7 +47,7 @@ from maestrale.serving.v2_binary import parse_binary_request
 
 INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 INLINE_BYTES = 64 * 1024  # ~4,000 JSON numbers: well under a millisecond of decoding
-SLOW_INLINE_S = 0.002  # a model whose inline answers average more than this goes to the thread pool
+SLOW_INLINE_S = 0.002  # a model whose small answers average more CPU than this goes to the thread pool
 JSON = b"application/json"
 OCTETS = b"application/octet-stream"
 BINARY_HEADER = b"inference-header-content-length"
@@ -68,7 +68,8 @@ class FastInferMiddleware:
 
     def __init__(self, app: ASGIApp, plane: DataPlane) -> None:
         self.app, self.plane = app, plane
-        self._inline_s: dict[tuple[str, int], float] = {}  # moving average of inline answers, per version
+        # moving average of the CPU seconds of a small request's answer, per model version
+        self._cpu_s: dict[tuple[str, int], float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = None
@@ -106,14 +107,29 @@ class FastInferMiddleware:
         served = self.plane.lookup(name, version)  # read once: this request uses this model to its end
         body = await _read_body(receive)
         binary = headers.get(BINARY_HEADER)
+        if len(body) > INLINE_BYTES or self._cpu_s.get((served.name, served.version), 0.0) > SLOW_INLINE_S:
+            return await run_in_threadpool(self._timed_answer, served, version, body, binary, caller)
+        return self._timed_answer(served, version, body, binary, caller)
+
+    def _timed_answer(
+        self, served: ServedModel, version: str | None, body: bytes, binary: bytes | None, caller: Caller
+    ) -> tuple[bytes, int | None]:
+        """`_answer`, its CPU time folded into the model's moving average, on the loop or in a worker.
+
+        CPU time of this thread, not wall time: a wait for the GIL (the prediction logger's flush
+        holds it for milliseconds) or a preemption is not the model's cost, and would send a 0.3 ms
+        model to the thread pool. Answers in the pool update the average too, so a model that was
+        slow for a while (cold caches) comes back to the loop. A prediction does no I/O: artifacts
+        are data (skops, native formats), never code that calls out.
+        """
         key = (served.name, served.version)
-        if len(body) > INLINE_BYTES or self._inline_s.get(key, 0.0) > SLOW_INLINE_S:
-            return await run_in_threadpool(self._answer, served, version, body, binary, caller)
-        start = time.perf_counter()
+        start = time.thread_time()
         try:
             return self._answer(served, version, body, binary, caller)
         finally:
-            self._inline_s[key] = 0.9 * self._inline_s.get(key, 0.0) + 0.1 * (time.perf_counter() - start)
+            if len(body) <= INLINE_BYTES:  # the average is of the requests that may run on the loop
+                spent = time.thread_time() - start
+                self._cpu_s[key] = 0.9 * self._cpu_s.get(key, 0.0) + 0.1 * spent
 
     def _answer(
         self, served: ServedModel, version: str | None, body: bytes, binary: bytes | None, caller: Caller
