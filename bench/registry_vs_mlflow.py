@@ -25,7 +25,8 @@ What it does
    * search with 1000 versions present (100 hits of ``name = .. and tags.site = 's7'``),
      median of 30 queries after a warm-up; beside it the floor of any search over the same
      documents (``_search_floor.py``: the store's SQL on a bare sqlite3 connection + orjson per
-     document; REST adds a bare asyncio HTTP round trip of the same bytes): MLflow's time over the
+     document; REST adds a bare asyncio HTTP round trip of the same bytes; the typed floors add
+     pydantic's validation of the page into ``ModelVersion`` objects): MLflow's time over the
      floor is the largest ratio any implementation could reach in that run;
    * package import time: ``perf_counter`` around ``import <pkg>`` inside 7 fresh
      subprocesses (median, after a discarded warm-up).
@@ -185,6 +186,13 @@ def build_report(ma: dict[str, Any] | None, ml: dict[str, Any] | None) -> dict[s
     rep["search_rest_floor_ms"] = pair(
         dig(ma, "direct", "search_floor", "rest_median"), dig(ml, "rest", "search", "median")
     )
+    # the same with the page validated into typed ModelVersion objects, as a search returns them
+    rep["search_typed_floor_ms"] = pair(
+        dig(ma, "direct", "search_floor", "direct_typed_median"), dig(ml, "direct", "search", "median")
+    )
+    rep["search_rest_typed_floor_ms"] = pair(
+        dig(ma, "direct", "search_floor", "rest_typed_median"), dig(ml, "rest", "search", "median")
+    )
     rep["import_s"] = pair(dig(ma, "import", "median_s"), dig(ml, "import", "median_s"))
     rep["mlflow_default_register_ms"] = pair(
         dig(ma, "direct", "register", "median"), dig(ml, "direct", "register_default", "median")
@@ -229,7 +237,7 @@ def build_report(ma: dict[str, Any] | None, ml: dict[str, Any] | None) -> dict[s
 def print_table(rep: dict[str, Any]) -> None:
     log("")
     log(f"{'metric (median)':<28}{'maestrale':>12}{'mlflow':>12}{'ratio':>9}  target")
-    floors = ("search_floor_ms", "search_rest_floor_ms")
+    floors = [f"search{rest}{typed}_floor_ms" for typed in ("", "_typed") for rest in ("", "_rest")]
     for key in (*TARGETS, *floors, "import_s", "mlflow_default_register_ms"):
         row = rep[key]
 
