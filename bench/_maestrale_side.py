@@ -157,8 +157,9 @@ def run_mode(mode: str, make_registry: Any, args: Any) -> dict[str, Any]:
         log(
             f"[maestrale/{mode}] search floor: bare sqlite3 + orjson {fl['direct']['median']:.3f} ms; "
             f"+ bare HTTP round trip of the {fl['body_bytes']:,} bytes {fl['rest_median']:.3f} ms; "
-            f"typed (+ pydantic validation of the page, {fl['hydrate']['median']:.3f} ms): direct "
-            f"{fl['direct_typed_median']:.3f} ms, REST {fl['rest_typed_median']:.3f} ms"
+            f"typed (rows fetched {fl['fetch']['median']:.3f} ms + the page validated by pydantic-core "
+            f"{fl['hydrate']['median']:.3f} ms): direct {fl['direct_typed_median']:.3f} ms, REST (+ the "
+            f"round trip) {fl['rest_typed_median']:.3f} ms"
         )
     return out
 
