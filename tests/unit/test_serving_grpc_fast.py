@@ -146,6 +146,13 @@ def test_a_shape_past_the_element_bound_is_never_read() -> None:
         request_of(msg)
 
 
+def test_a_shape_of_many_dims_is_left_to_the_general_path() -> None:
+    msg = pb.ModelInferRequest(model_name="m")
+    msg.inputs.add(name="input-0", datatype="FP64", shape=[1] * 100_000)  # 1 value, 100,000 dims
+    msg.raw_input_contents.append(np.float64(1.0).tobytes())
+    assert _raw_positional(served_model(), msg) is None
+
+
 def test_models_off_the_hot_path_are_left_to_the_general_codec() -> None:
     assert _raw_positional(served_model(positional=False), message()) is None
     assert _raw_positional(served_model(dtype="int64"), message()) is None

@@ -196,8 +196,11 @@ def _raw_positional(served: ServedModel, msg: Any) -> tuple[Decoded, dict[str, A
     found = []
     for t, buf in zip(inputs, raw, strict=True):
         dtype = _RAW_NUMERIC.get(t.datatype)
+        # the hot path takes [n] or [n, k] only: a claimed shape of many dims is not even copied
+        if dtype is None or not 0 < len(t.shape) <= 2 or t.parameters or t.HasField("contents"):
+            return None
         shape = list(t.shape)
-        if dtype is None or t.parameters or t.HasField("contents") or not shape or min(shape) < 0:
+        if min(shape) < 0:
             return None
         count = math.prod(shape)
         if count > LIMITS.max_elements or count * dtype.itemsize != len(buf):
