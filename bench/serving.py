@@ -196,8 +196,8 @@ def measure(name: str, workdir: Path, prep: dict[str, Any], args: argparse.Names
         if name in SCALING and not args.no_wrk:  # the --workers 2 ratio, under a load generator in C
             with pinned_client(client_cpus):
                 cpu0 = group_cpu_s(proc.pid)
-                info["wrk"] = run_wrk("127.0.0.1", srv.port, path, prep["body"], expect=b"\"predict\"",
-                                      duration=args.duration, concurrency=args.concurrency)  # fmt: skip
+                info["wrk"] = run_wrk("127.0.0.1", srv.port, path, prep["body"], duration=args.duration,
+                                      concurrency=args.concurrency)  # fmt: skip
                 info["wrk"]["cpu_ms_per_req"] = round(
                     1000 * (group_cpu_s(proc.pid) - cpu0) / max(info["wrk"]["requests"], 1), 3
                 )
